@@ -1,0 +1,137 @@
+"""KI-Post: correspondence and event invitations for the Kommunale Integrationszentren."""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy.exc import OperationalError
+
+from . import config as default_config
+from .extensions import babel, csrf, db, limiter, login_manager, mail, migrate
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
+ENV_PREFIX = "KI_POST_"
+
+log = logging.getLogger(__name__)
+
+
+def create_app(overrides: dict[str, Any] | None = None, instance_path: str | None = None) -> Flask:
+    """Build the app. ``overrides`` (tests) win over every configuration layer."""
+    instance_path = instance_path or os.environ.get(f"{ENV_PREFIX}INSTANCE_PATH") or str(PROJECT_DIR / "instance")
+    app = Flask(
+        __name__,
+        instance_path=os.path.abspath(instance_path),
+        instance_relative_config=True,
+        template_folder="templates",
+        static_folder="static",
+    )
+    os.makedirs(app.instance_path, exist_ok=True)
+    load_config(app, overrides or {})
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
+    mail.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+
+    from . import sqlite_pragmas  # noqa: F401  (registers the connect hook)
+    from .core import register_core
+
+    register_core(app)
+    _register_domains(app)
+
+    if app.config["AUTO_MIGRATE"]:
+        _upgrade_schema(app)
+    return app
+
+
+def load_config(app: Flask, overrides: dict[str, Any]) -> None:
+    app.config.from_object(default_config)
+    app.config.from_pyfile("config.py", silent=True)
+    for key, value in os.environ.items():
+        if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}INSTANCE_PATH" and not key.startswith(f"{ENV_PREFIX}TEST_"):
+            name = key[len(ENV_PREFIX):]
+            app.config[name] = _coerce(value, app.config.get(name))
+    app.config.update(overrides)
+
+    cfg = app.config
+    cfg["SQLALCHEMY_DATABASE_URI"] = database_uri(cfg["DATABASE_URL"], app.instance_path)
+    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
+    if not cfg["SECRET_KEY"]:
+        cfg["SECRET_KEY"] = _instance_secret_key(app.instance_path)
+    cfg["OUTBOX_DIR"] = cfg["OUTBOX_DIR"] or os.path.join(app.instance_path, "postausgang")
+    cfg["SESSION_COOKIE_HTTPONLY"] = True
+    cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
+    cfg["REMEMBER_COOKIE_HTTPONLY"] = True
+    cfg["REMEMBER_COOKIE_SECURE"] = cfg["SESSION_COOKIE_SECURE"]
+    cfg["PERMANENT_SESSION_LIFETIME"] = timedelta(minutes=cfg["SESSION_MINUTES"])
+    # The session lifetime bounds CSRF tokens; a form left open over lunch must still submit.
+    cfg["WTF_CSRF_TIME_LIMIT"] = None
+    cfg["RATELIMIT_HEADERS_ENABLED"] = False
+
+
+def _coerce(raw: str, default: Any) -> Any:
+    """Convert an environment string to the type of the setting's default."""
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "ja", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return raw
+
+
+def database_uri(url: str, instance_path: str) -> str:
+    if not url:
+        return "sqlite:///" + os.path.join(instance_path, "ki-post.sqlite3")
+    # psycopg 3 is the PostgreSQL driver; accept the plain URL forms admins copy from elsewhere.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _instance_secret_key(instance_path: str) -> str:
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def _register_domains(app: Flask) -> None:
+    from .auth import cli as auth_cli, views as auth_views
+    from .events import cli as events_cli, views as events_views
+    from .letters import cli as letters_cli, views as letters_views
+    from .outbox import cli as outbox_cli, views as outbox_views
+    from .recipients import cli as recipients_cli, views as recipients_views
+
+    for views in (auth_views, recipients_views, letters_views, events_views, outbox_views):
+        app.register_blueprint(views.bp)
+    for cli in (auth_cli, recipients_cli, letters_cli, events_cli, outbox_cli):
+        for command in cli.commands:
+            app.cli.add_command(command)
+
+
+def _upgrade_schema(app: Flask) -> None:
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        try:
+            upgrade(directory=str(MIGRATIONS_DIR))
+        except OperationalError as error:
+            # The app still starts: pages and /healthz report the outage instead of a crash loop.
+            log.error("Datenbank nicht erreichbar, Schema nicht aktualisiert: %s", error.orig)

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from flask import has_request_context, request
+from flask_login import current_user
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..db_types import utcnow
+from ..errors import ValidationError
+from ..extensions import db
+from .models import ROLES, AuditEntry, User
+
+MIN_PASSWORD_LENGTH = 10
+# Compared against when the account does not exist, so unknown users cost the same time.
+_DUMMY_HASH = generate_password_hash("kein-konto-vorhanden")
+
+
+def normalise_email(raw: str) -> str:
+    try:
+        return validate_email(raw.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        raise ValidationError("Bitte eine gültige E-Mail-Adresse angeben.", field="email") from None
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(
+            f"Das Passwort muss mindestens {MIN_PASSWORD_LENGTH} Zeichen lang sein.", field="password"
+        )
+
+
+def has_any_user() -> bool:
+    return db.session.scalar(select(func.count(User.id))) > 0
+
+
+def create_user(email: str, name: str, role: str, password: str) -> User:
+    email = normalise_email(email)
+    if role not in ROLES:
+        raise ValidationError(f"Unbekannte Rolle „{role}“. Erlaubt: {', '.join(ROLES)}.", field="role")
+    if not name.strip():
+        raise ValidationError("Bitte einen Namen angeben.", field="name")
+    _check_password(password)
+    if db.session.scalar(select(User).where(User.email == email)):
+        raise ValidationError("Für diese E-Mail-Adresse gibt es bereits ein Konto.", field="email")
+    user = User(email=email, name=name.strip(), role=role, password_hash=generate_password_hash(password))
+    db.session.add(user)
+    db.session.flush()
+    audit("konto.angelegt", user, role=role)
+    return user
+
+
+def update_user(user: User, *, role: str, active: bool, password: str = "") -> None:
+    if role not in ROLES:
+        raise ValidationError("Unbekannte Rolle.", field="role")
+    if user.role == "admin" and (role != "admin" or not active) and _active_admin_count() <= 1:
+        raise ValidationError("Das letzte aktive Administrationskonto kann nicht herabgestuft werden.", field="role")
+    if password:
+        _check_password(password)
+        user.password_hash = generate_password_hash(password)
+    user.role, user.active = role, active
+    db.session.flush()
+    audit("konto.geaendert", user, role=role, active=active, password_changed=bool(password))
+
+
+def _active_admin_count() -> int:
+    return db.session.scalar(select(func.count(User.id)).where(User.role == "admin", User.active.is_(True)))
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The user for valid credentials, else None. Same work whether or not the account exists."""
+    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    password_ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+    if user is None or not password_ok or not user.active:
+        return None
+    user.last_login_at = utcnow()
+    return user
+
+
+def audit(action: str, obj: Any = None, *, actor: str = "", **details: Any) -> AuditEntry:
+    """Append one entry. ``details`` must hold IDs and counts only, never content."""
+    user_id = None
+    if has_request_context() and current_user and current_user.is_authenticated:
+        user_id = current_user.id
+    elif not actor:
+        actor = "cli" if not has_request_context() else "anonym"
+    entry = AuditEntry(
+        user_id=user_id,
+        actor=actor,
+        action=action,
+        object_type=obj.__tablename__ if obj is not None else "",
+        object_id=getattr(obj, "id", None),
+        details={**details, **({"ip": request.remote_addr} if has_request_context() else {})},
+    )
+    db.session.add(entry)
+    db.session.flush()
+    return entry

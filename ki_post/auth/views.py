@@ -1,0 +1,127 @@
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy import select
+
+from ..errors import ValidationError
+from ..extensions import db, limiter
+from ..forms import apply_error
+from .access import public, requires_role
+from .forms import FirstRunForm, LoginForm, UserCreateForm, UserEditForm
+from .models import AuditEntry, User
+from .services import audit, authenticate, create_user, has_any_user, update_user
+
+bp = Blueprint("auth", __name__)
+
+
+def _login_limit() -> str:
+    from flask import current_app
+
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site paths: an absolute or protocol-relative URL would be an open redirect.
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("core.index")
+
+
+@bp.route("/anmelden", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"], error_message="Zu viele Anmeldeversuche. Bitte warten Sie eine Minute.")
+@public
+def login():
+    if not has_any_user():
+        return redirect(url_for("auth.first_run"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = authenticate(form.email.data, form.password.data)
+        if user is None:
+            form.form_errors.append("E-Mail-Adresse oder Passwort ist falsch.")
+        else:
+            login_user(user)
+            audit("anmeldung", user)
+            db.session.commit()
+            return redirect(_safe_next(request.args.get("next")))
+    return render_template("auth/login.html", form=form), 200 if not form.errors and not form.form_errors else 422
+
+
+@bp.post("/abmelden")
+def logout():
+    logout_user()
+    flash("Sie sind abgemeldet.", "success")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/einrichtung", methods=["GET", "POST"])
+@public
+def first_run():
+    if has_any_user():
+        abort(404)
+    form = FirstRunForm()
+    if form.validate_on_submit():
+        try:
+            user = create_user(form.email.data, form.name.data, "admin", form.password.data)
+        except ValidationError as error:
+            apply_error(form, error)
+        else:
+            if form.load_demo.data:
+                from ..demo import load_demo_data
+
+                load_demo_data()
+            db.session.commit()
+            login_user(user)
+            flash("Das Administrationskonto ist angelegt. Willkommen bei KI-Post!", "success")
+            return redirect(url_for("core.index"))
+    return render_template("auth/first_run.html", form=form)
+
+
+@bp.get("/verwaltung/konten")
+@requires_role("admin")
+def users():
+    accounts = db.session.scalars(select(User).order_by(User.name)).all()
+    return render_template("auth/users.html", users=accounts)
+
+
+@bp.route("/verwaltung/konten/neu", methods=["GET", "POST"])
+@requires_role("admin")
+def user_new():
+    form = UserCreateForm()
+    if form.validate_on_submit():
+        try:
+            create_user(form.email.data, form.name.data, form.role.data, form.password.data)
+        except ValidationError as error:
+            apply_error(form, error)
+        else:
+            db.session.commit()
+            flash("Das Konto ist angelegt.", "success")
+            return redirect(url_for("auth.users"))
+    return render_template("auth/user_form.html", form=form, user=None)
+
+
+@bp.route("/verwaltung/konten/<int:user_id>", methods=["GET", "POST"])
+@requires_role("admin")
+def user_edit(user_id: int):
+    user = db.get_or_404(User, user_id)
+    form = UserEditForm(obj=user)
+    if form.validate_on_submit():
+        try:
+            update_user(user, role=form.role.data, active=form.active.data, password=form.password.data or "")
+        except ValidationError as error:
+            apply_error(form, error)
+        else:
+            db.session.commit()
+            flash("Das Konto ist gespeichert.", "success")
+            return redirect(url_for("auth.users"))
+    return render_template("auth/user_form.html", form=form, user=user)
+
+
+@bp.get("/verwaltung/protokoll")
+@requires_role("admin")
+def audit_log():
+    page = db.paginate(select(AuditEntry).order_by(AuditEntry.id.desc()), per_page=50, error_out=False)
+    return render_template("auth/audit_log.html", page=page)
+
+
+@bp.app_context_processor
+def _inject_user():
+    return {"current_user": current_user}

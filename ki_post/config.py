@@ -1,0 +1,83 @@
+"""Every setting with its safe default.
+
+Layers, later wins: this module, then ``instance/config.py``, then environment variables
+``KI_POST_<NAME>`` (e.g. ``KI_POST_MAIL_SERVER``). Values from the environment are converted to
+the type of the default (``true``/``false`` for switches, numbers for numbers).
+"""
+
+# --- Core -------------------------------------------------------------------------------
+# SQLAlchemy URL; empty = SQLite file instance/ki-post.sqlite3. PostgreSQL: postgresql://user@host/db
+DATABASE_URL = ""
+# Signs sessions and CSRF tokens; empty = a random key is generated into instance/secret_key.
+SECRET_KEY = ""
+# Public address of the app, used for links in mails (RSVP links). No trailing slash.
+BASE_URL = "http://127.0.0.1:5000"
+# Create or migrate the database schema on start (turn off when several processes start at once).
+AUTO_MIGRATE = True
+# Name shown in the page header and in mails.
+APP_NAME = "KI-Post"
+# Default language and time zone of the interface and documents.
+BABEL_DEFAULT_LOCALE = "de"
+BABEL_DEFAULT_TIMEZONE = "Europe/Berlin"
+# Largest accepted upload in bytes (imports, letter templates).
+MAX_CONTENT_LENGTH = 10 * 1024 * 1024
+
+# --- Sessions and login -------------------------------------------------------------------
+# Send the session cookie over HTTPS only (set true behind TLS).
+SESSION_COOKIE_SECURE = False
+# Login attempts allowed per client address.
+LOGIN_RATE_LIMIT = "10 per minute"
+# Storage of rate-limit counters: memory:// (one process) or redis://127.0.0.1:6379/0 (several).
+RATELIMIT_STORAGE_URI = "memory://"
+# Idle minutes until a staff session ends.
+SESSION_MINUTES = 480
+
+# --- Mail (SMTP) --------------------------------------------------------------------------
+# SMTP host; empty = no sending, mails are written as .eml files into OUTBOX_DIR instead.
+MAIL_SERVER = ""
+# SMTP port (587 with STARTTLS, 465 with SSL, 25 plain).
+MAIL_PORT = 587
+# Upgrade the connection with STARTTLS.
+MAIL_USE_TLS = True
+# Connect with SSL/TLS from the start (port 465).
+MAIL_USE_SSL = False
+# SMTP login name; empty = no login.
+MAIL_USERNAME = ""
+# SMTP password.
+MAIL_PASSWORD = ""
+# Sender: the functional mailbox, e.g. "MAGS NRW – Veranstaltungen <veranstaltungen@example.org>".
+MAIL_DEFAULT_SENDER = "KI-Post <ki-post@localhost>"
+# Optional Reply-To address for all mails.
+MAIL_REPLY_TO = ""
+# Messages per minute the worker sends (0 = unlimited; Exchange Online allows about 30).
+MAIL_RATE_PER_MINUTE = 30
+# Messages per day at most (0 = unlimited).
+MAIL_DAILY_CAP = 0
+# Seconds to wait for the SMTP server.
+MAIL_TIMEOUT = 30
+# Folder for .eml files when no SMTP server is configured; empty = instance/postausgang.
+OUTBOX_DIR = ""
+# Hours to keep retrying temporary failures before a message counts as failed.
+MAIL_RETRY_HOURS = 24
+# Failures in a row after which a mailing pauses itself.
+MAIL_PAUSE_AFTER_FAILURES = 10
+# Run one sending thread inside the web process (embedded default; false when separate workers run).
+EMBEDDED_WORKER = True
+
+# --- IMAP (answers from calendar clients) ---------------------------------------------------
+# IMAP host of the functional mailbox; empty = no polling.
+IMAP_SERVER = ""
+# IMAP port (993 with SSL).
+IMAP_PORT = 993
+# Connect with SSL.
+IMAP_USE_SSL = True
+# IMAP login name.
+IMAP_USERNAME = ""
+# IMAP password.
+IMAP_PASSWORD = ""
+# Folder to read replies from.
+IMAP_FOLDER = "INBOX"
+
+# --- Documents ------------------------------------------------------------------------------
+# LibreOffice binary for PDF conversion; empty = look for soffice/libreoffice on PATH.
+SOFFICE_PATH = ""

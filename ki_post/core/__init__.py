@@ -1,0 +1,115 @@
+"""What every page shares: access rules, error pages, date formats, the start page, /healthz."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from ..auth.access import enforce_access
+from ..extensions import db, login_manager
+from . import formatting
+
+log = logging.getLogger(__name__)
+
+ERROR_TEXTS = {
+    400: ("Ungültige Anfrage", "Die Anfrage konnte nicht verarbeitet werden. Bitte laden Sie die Seite neu und versuchen Sie es noch einmal."),
+    403: ("Keine Berechtigung", "Ihr Konto hat für diese Seite keine Berechtigung. Wenden Sie sich bei Bedarf an die Administration."),
+    404: ("Seite nicht gefunden", "Diese Seite gibt es nicht. Bitte prüfen Sie die Adresse."),
+    405: ("Nicht erlaubt", "Diese Aktion ist auf diesem Weg nicht möglich."),
+    413: ("Datei zu groß", "Die hochgeladene Datei ist zu groß."),
+    429: ("Zu viele Anfragen", "Bitte warten Sie einen Moment und versuchen Sie es dann erneut."),
+    500: ("Interner Fehler", "Es ist ein unerwarteter Fehler aufgetreten. Ihre Eingaben wurden nicht gespeichert. Bitte versuchen Sie es erneut oder wenden Sie sich an die IT."),
+    503: ("Dienst nicht verfügbar", "Die Datenbank ist zurzeit nicht erreichbar. Bitte versuchen Sie es in einigen Minuten erneut."),
+}
+
+
+def register_core(app: Flask) -> None:
+    from . import views
+
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Bitte melden Sie sich an."
+    login_manager.session_protection = "strong"
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        from ..auth.models import User
+
+        return db.session.get(User, int(user_id))
+
+    app.before_request(enforce_access)
+    app.register_blueprint(views.bp)
+    formatting.register(app)
+    _register_error_pages(app)
+    app.after_request(_security_headers)
+    app.context_processor(lambda: {"nav_items": _nav_items})
+    app.cli.add_command(views.demo_data_command)
+
+
+NAV = (
+    ("core.index", "Start", "lesen"),
+    ("recipients.contacts", "Verteiler", "lesen"),
+    ("letters.index", "Rundschreiben", "lesen"),
+    ("events.index", "Veranstaltungen", "lesen"),
+    ("outbox.index", "Postausgang", "lesen"),
+    ("auth.users", "Verwaltung", "admin"),
+)
+
+
+def _nav_items() -> list[tuple[str, str]]:
+    from flask import current_app
+    from flask_login import current_user
+
+    return [
+        (endpoint, label)
+        for endpoint, label, role in NAV
+        if endpoint in current_app.view_functions and current_user.is_authenticated and current_user.has_role(role)
+    ]
+
+
+def error_page(code: int, detail: str | None = None):
+    title, text = ERROR_TEXTS.get(code, ERROR_TEXTS[500])
+    return render_template("errors/error.html", code=code, title=title, text=detail or text), code
+
+
+def _register_error_pages(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        return error_page(400, "Das Formular ist abgelaufen oder unvollständig (Sicherheitsprüfung fehlgeschlagen). Bitte laden Sie die Seite neu und senden Sie es erneut.")
+
+    @app.errorhandler(413)
+    def too_large(error):
+        limit_mb = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+        return error_page(413, f"Die Datei ist größer als {limit_mb} MB. Bitte teilen Sie sie auf oder wenden Sie sich an die Administration.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if error.code == 429 and error.description:
+            return error_page(429, str(error.description))
+        return error_page(error.code or 500)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def database_down(error):
+        log.error("Datenbankfehler bei %s: %s", request.path, error)
+        db.session.rollback()
+        return error_page(503)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        log.exception("Unerwarteter Fehler bei %s", request.path)
+        db.session.rollback()
+        return error_page(500)
+
+
+def _security_headers(response):
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    )
+    return response

@@ -1,0 +1,1 @@
+"""Events, invitations, RSVP pages, iCalendar and iTIP replies."""

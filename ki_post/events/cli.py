@@ -1,0 +1,3 @@
+import click
+
+commands: list[click.Command] = []

@@ -1,0 +1,1 @@
+"""Letter templates, the DOCX engine, print merge and PDF."""

@@ -1,0 +1,1 @@
+"""The outbox: every mail takes this road (enqueue, worker, SMTP/file transport, progress)."""

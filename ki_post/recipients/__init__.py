@@ -1,0 +1,1 @@
+"""The Verteiler: organisations (Kommunen), their responsible officers, and named lists."""

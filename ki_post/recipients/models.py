@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, ForeignKey, String, Table, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..db_types import UTCDateTime, utcnow
+from ..extensions import db
+
+# Stored value → label. Stored values are stable identifiers; labels are what imports and the UI use.
+ORGANISATION_KINDS = {
+    "kreis": "Kreis",
+    "kreisfreie_stadt": "kreisfreie Stadt",
+    "staedteregion": "StädteRegion",
+    "sonstige": "sonstige",
+}
+ANREDEN = {"frau": "Frau", "herr": "Herr", "": "keine Angabe"}
+REGIERUNGSBEZIRKE = ("Arnsberg", "Detmold", "Düsseldorf", "Köln", "Münster")
+
+
+class Organisation(db.Model):
+    """A Kommune (Kreis, kreisfreie Stadt, StädteRegion) or another body on the Verteiler."""
+
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default="sonstige", index=True)
+    regierungsbezirk: Mapped[str] = mapped_column(String(50), default="", index=True)
+    ki_name: Mapped[str] = mapped_column(String(200), default="")
+    # Official postal address: authority line(s), street or Postfach, postcode, town.
+    authority: Mapped[str] = mapped_column(String(200), default="")
+    street: Mapped[str] = mapped_column(String(200), default="")
+    postcode: Mapped[str] = mapped_column(String(10), default="")
+    town: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    contacts: Mapped[list[Contact]] = relationship(back_populates="organisation")
+
+    @property
+    def kind_label(self) -> str:
+        return ORGANISATION_KINDS.get(self.kind, self.kind)
+
+
+verteiler_members = Table(
+    "verteiler_members",
+    db.metadata,
+    Column("verteiler_id", ForeignKey("verteiler.id", ondelete="CASCADE"), primary_key=True),
+    Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Contact(db.Model):
+    """The officer responsible for an organisation's KI. Officers never log in."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    anrede: Mapped[str] = mapped_column(String(10), default="")
+    academic_title: Mapped[str] = mapped_column(String(50), default="")
+    office_title: Mapped[str] = mapped_column(String(100), default="")
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="", index=True)
+    function: Mapped[str] = mapped_column(String(200), default="")
+    # Normalised (lower-case, IDNA) so that imports upsert reliably.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    phone: Mapped[str] = mapped_column(String(50), default="")
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id", ondelete="SET NULL"), index=True)
+    active: Mapped[bool] = mapped_column(default=True, index=True)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    # Columns of imported files that KI-Post has no field for, kept by their header.
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    organisation: Mapped[Organisation | None] = relationship(back_populates="contacts")
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.academic_title, self.first_name, self.last_name) if part)
+
+
+class Verteiler(db.Model):
+    """A named mailing list: static members, a saved filter, or both (union)."""
+
+    __tablename__ = "verteiler"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    # Saved filter, e.g. {"kind": "kreis", "regierungsbezirk": "Köln"}; None = static members only.
+    filter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    members: Mapped[list[Contact]] = relationship(secondary=verteiler_members)

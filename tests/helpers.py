@@ -1,0 +1,90 @@
+"""Test helpers shared by fixtures and tests: databases, the CSRF-aware client, app construction."""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from ki_post import create_app
+from ki_post.extensions import db
+from ki_post.models import metadata
+
+POSTGRES_URL = os.environ.get("KI_POST_TEST_DATABASE_URL", "")
+BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+PASSWORD = "geheim-geheim-123"
+CSRF_PATTERN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
+
+
+class Client(FlaskClient):
+    """A test client that submits forms like a browser: it fetches the page and its CSRF token first."""
+
+    def csrf_token(self, url: str) -> str:
+        page = self.get(url).get_data(as_text=True)
+        match = CSRF_PATTERN.search(page)
+        assert match, f"kein CSRF-Token auf {url}"
+        return match.group(1) or match.group(2)
+
+    def submit(self, url: str, data: dict | None = None, *, form_url: str | None = None, **kwargs):
+        payload = dict(data or {})
+        payload["csrf_token"] = self.csrf_token(form_url or url)
+        return self.post(url, data=payload, **kwargs)
+
+    def login(self, email: str, password: str = PASSWORD):
+        response = self.submit("/anmelden", {"email": email, "password": password})
+        assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+        return response
+
+
+def build_config(tmp_path, backend: str, **extra) -> dict:
+    database_url = POSTGRES_URL if backend == "postgresql" else f"sqlite:///{tmp_path}/test.sqlite3"
+    return {
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "AUTO_MIGRATE": False,
+        "SECRET_KEY": "test-secret",
+        "RATELIMIT_ENABLED": False,
+        "EMBEDDED_WORKER": False,
+        "MAIL_SERVER": "",
+        "OUTBOX_DIR": str(tmp_path / "postausgang"),
+        "BASE_URL": "http://127.0.0.1:5000",
+        **extra,
+    }
+
+
+def _reset_postgres_schema(app: Flask) -> None:
+    with app.app_context():
+        with db.engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+
+
+_postgres_ready = False
+
+
+def make_app(tmp_path, backend: str, **overrides) -> Flask:
+    global _postgres_ready
+    app = create_app(build_config(tmp_path, backend, **overrides), instance_path=str(tmp_path / "instance"))
+    app.test_client_class = Client
+    with app.app_context():
+        if backend == "postgresql":
+            if not _postgres_ready:
+                _reset_postgres_schema(app)
+                metadata.create_all(db.engine)
+                _postgres_ready = True
+            else:
+                _truncate_all()
+        else:
+            metadata.create_all(db.engine)
+    return app
+
+
+def _truncate_all() -> None:
+    names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    db.session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    db.session.commit()
+
+
