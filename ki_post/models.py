@@ -1,4 +1,5 @@
 """Imports every domain's models so that the metadata is complete (Alembic, create_all)."""
+from . import blobs as _blobs  # noqa: F401
 from .auth import models as _auth  # noqa: F401
 from .events import models as _events  # noqa: F401
 from .extensions import db
