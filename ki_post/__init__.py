@@ -46,11 +46,18 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     from . import sqlite_pragmas  # noqa: F401  (registers the connect hook)
     from .core import register_core
 
+    from .history import register_history_providers
+
     register_core(app)
     _register_domains(app)
+    register_history_providers()
 
     if app.config["AUTO_MIGRATE"]:
         _upgrade_schema(app)
+
+    from .outbox.worker import start_embedded_worker
+
+    start_embedded_worker(app)
     return app
 
 

@@ -59,10 +59,20 @@ MAIL_TIMEOUT = 30
 OUTBOX_DIR = ""
 # Hours to keep retrying temporary failures before a message counts as failed.
 MAIL_RETRY_HOURS = 24
+# Seconds before the first retry of a temporary failure; doubles with every attempt.
+MAIL_RETRY_BASE_SECONDS = 60
+# Longest wait between two retries, in seconds.
+MAIL_RETRY_MAX_SECONDS = 3600
+# Seconds without a heartbeat after which a sending process counts as dead (its message becomes "unklar").
+OUTBOX_WORKER_STALE_SECONDS = 120
 # Failures in a row after which a mailing pauses itself.
 MAIL_PAUSE_AFTER_FAILURES = 10
 # Run one sending thread inside the web process (embedded default; false when separate workers run).
 EMBEDDED_WORKER = True
+
+# --- Events ---------------------------------------------------------------------------------
+# Submitted answers per client address on the public answer page.
+RSVP_RATE_LIMIT = "30 per minute"
 
 # --- IMAP (answers from calendar clients) ---------------------------------------------------
 # IMAP host of the functional mailbox; empty = no polling.

@@ -94,4 +94,10 @@ def load_demo_data() -> dict[str, int]:
         db.session.add(Verteiler(name=ALL_LIST_NAME, description="Alle aktiven Ansprechpersonen der 53 Kommunalen Integrationszentren.", filter={}))
         created["verteiler"] += 1
     db.session.flush()
+
+    from .events.demo import load_demo as load_demo_event
+    from .letters.demo import load_demo as load_demo_letter
+
+    created.update(load_demo_letter())
+    created.update(load_demo_event())
     return created

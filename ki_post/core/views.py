@@ -9,8 +9,16 @@ from ..extensions import db
 bp = Blueprint("core", __name__)
 
 
+DASHBOARD_ROWS = 5
+
+
 @bp.get("/")
 def index():
+    from ..db_types import utcnow
+    from ..events.models import Event
+    from ..events.services import unmatched_replies
+    from ..outbox.models import Mailing
+    from ..outbox.services import counts_by_mailing, mailing_counts
     from ..recipients.models import Contact, Organisation, Verteiler
 
     counts = {
@@ -18,7 +26,23 @@ def index():
         "organisations": db.session.scalar(select(func.count(Organisation.id))),
         "verteiler": db.session.scalar(select(func.count(Verteiler.id))),
     }
-    return render_template("core/index.html", counts=counts)
+    mailings = db.session.scalars(select(Mailing).order_by(Mailing.id.desc()).limit(DASHBOARD_ROWS)).all()
+    upcoming = db.session.scalars(
+        select(Event).where(Event.end_at >= utcnow(), Event.state != "cancelled").order_by(Event.start_at).limit(DASHBOARD_ROWS)
+    ).all()
+    recent_events = [] if upcoming else db.session.scalars(
+        select(Event).order_by(Event.start_at.desc()).limit(DASHBOARD_ROWS)
+    ).all()
+    return render_template(
+        "core/index.html",
+        counts=counts,
+        mailings=mailings,
+        mailing_states=counts_by_mailing([m.id for m in mailings]),
+        outbox=mailing_counts(),
+        upcoming=upcoming,
+        recent_events=recent_events,
+        unmatched=len(unmatched_replies()),
+    )
 
 
 @bp.get("/healthz")
@@ -53,5 +77,7 @@ def demo_data_command() -> None:
     db.session.commit()
     click.echo(
         f"Beispieldaten geladen: {created['organisations']} Organisationen, "
-        f"{created['contacts']} Ansprechpersonen, {created['verteiler']} Verteiler neu angelegt."
+        f"{created['contacts']} Ansprechpersonen, {created['verteiler']} Verteiler, "
+        f"{created.get('letter_templates', 0)} Briefvorlagen, {created.get('events', 0)} Veranstaltungen, "
+        f"{created.get('invitations', 0)} Einladungen neu angelegt."
     )

@@ -1,1 +1,139 @@
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..db_types import UTCDateTime, utcnow
+from ..extensions import db
+
+EVENT_STATES = {"draft": "Entwurf", "published": "veröffentlicht", "cancelled": "abgesagt"}
+INVITATION_STATES = {
+    "open": "offen",
+    "accepted": "Zusage",
+    "declined": "Absage",
+    "tentative": "vorläufig",
+    "waiting": "Warteliste",
+}
+CHANNELS = {
+    "link": "persönlicher Link",
+    "calendar": "Kalenderantwort",
+    "phone": "Telefon",
+    "letter": "Brief",
+    "staff": "Sachbearbeitung",
+}
+REPLY_STATUSES = {
+    "applied": "übernommen",
+    "stale": "veraltete Version",
+    "ignored": "ignoriert",
+    "unmatched": "nicht zugeordnet",
+    "assigned": "manuell zugeordnet",
+}
+
+
+class Event(db.Model):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    place_name: Mapped[str] = mapped_column(String(200), default="")
+    place_address: Mapped[str] = mapped_column(String(300), default="")
+    room: Mapped[str] = mapped_column(String(100), default="")
+    # The functional mailbox that sends invitations and receives calendar replies.
+    organizer_email: Mapped[str] = mapped_column(String(254), default="")
+    organizer_name: Mapped[str] = mapped_column(String(200), default="")
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Seats for persons (invitee + companions); None = unlimited.
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    companions_allowed: Mapped[int] = mapped_column(Integer, default=0)
+    ask_remarks: Mapped[bool] = mapped_column(default=True)
+    ask_dietary: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[str] = mapped_column(String(20), default="draft", index=True)
+    uid: Mapped[str] = mapped_column(String(64), unique=True)
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    # Set when time or place of a published event changed and no update has been sent yet.
+    update_pending: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    invitations: Mapped[list[Invitation]] = relationship(back_populates="event", cascade="all, delete-orphan")
+
+    @property
+    def state_label(self) -> str:
+        return EVENT_STATES.get(self.state, self.state)
+
+    @property
+    def location(self) -> str:
+        return ", ".join(part for part in (self.place_name, self.room, self.place_address) if part)
+
+
+class Invitation(db.Model):
+    __tablename__ = "invitations"
+    __table_args__ = (UniqueConstraint("event_id", "email", name="uq_invitations_event_email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
+    # Copies, so that lists stay complete when a contact is deleted or anonymised.
+    name: Mapped[str] = mapped_column(String(300), default="")
+    email: Mapped[str] = mapped_column(String(254))
+    organisation_name: Mapped[str] = mapped_column(String(200), default="")
+    # secrets.token_urlsafe(32): 256 random bits; kept so that reminders can repeat the link.
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    companions: Mapped[int] = mapped_column(Integer, default=0)
+    remark: Mapped[str] = mapped_column(Text, default="")
+    dietary: Mapped[str] = mapped_column(Text, default="")
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    channel: Mapped[str] = mapped_column(String(20), default="")
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sequence_answered: Mapped[int | None] = mapped_column(Integer)
+    waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    invited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    event: Mapped[Event] = relationship(back_populates="invitations")
+
+    @property
+    def state_label(self) -> str:
+        return INVITATION_STATES.get(self.state, self.state)
+
+    @property
+    def channel_label(self) -> str:
+        return CHANNELS.get(self.channel, self.channel)
+
+    @property
+    def seats(self) -> int:
+        return 1 + (self.companions or 0)
+
+
+class CalendarReply(db.Model):
+    """One iTIP REPLY seen in the functional mailbox; unmatched ones form the review list."""
+
+    __tablename__ = "calendar_replies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # RPLY-08: (UID, attendee, SEQUENCE, DTSTAMP) makes processing idempotent.
+    key: Mapped[str] = mapped_column(String(500), unique=True)
+    message_id: Mapped[str] = mapped_column(String(500), default="", index=True)
+    from_email: Mapped[str] = mapped_column(String(254), default="")
+    uid: Mapped[str] = mapped_column(String(255), default="", index=True)
+    attendee_email: Mapped[str] = mapped_column(String(254), default="")
+    attendee_name: Mapped[str] = mapped_column(String(300), default="")
+    partstat: Mapped[str] = mapped_column(String(30), default="")
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    dtstamp: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default="unmatched", index=True)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"), index=True)
+    invitation_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id", ondelete="SET NULL"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def status_label(self) -> str:
+        return REPLY_STATUSES.get(self.status, self.status)

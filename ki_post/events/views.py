@@ -1,3 +1,331 @@
-from flask import Blueprint
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..auth.access import public
+from ..core.formatting import BERLIN
+from ..errors import NotFound, ValidationError
+from ..extensions import db, limiter
+from ..forms import apply_error
+from ..recipients.models import Verteiler
+from . import services
+from .forms import AssignReplyForm, ConfirmForm, EventForm, InviteForm, ReminderForm, RsvpForm, StaffAnswerForm
+from .models import INVITATION_STATES, Invitation
 
 bp = Blueprint("events", __name__)
+
+
+def _rsvp_limit() -> str:
+    return current_app.config.get("RSVP_RATE_LIMIT", "30 per minute")
+
+
+def _event_or_404(event_id: int):
+    try:
+        return services.get_event(event_id)
+    except NotFound:
+        abort(404)
+
+
+def _user_id() -> int | None:
+    return current_user.id if current_user.is_authenticated else None
+
+
+def _event_data(form: EventForm) -> services.EventData:
+    deadline = None
+    if form.deadline.data:
+        deadline = datetime.combine(form.deadline.data, time(23, 59), tzinfo=BERLIN)
+    return services.EventData(
+        title=form.title.data or "",
+        description=form.description.data or "",
+        start=datetime.combine(form.start_date.data, form.start_time.data, tzinfo=BERLIN),
+        end=datetime.combine(form.end_date.data, form.end_time.data, tzinfo=BERLIN),
+        place_name=form.place_name.data or "",
+        place_address=form.place_address.data or "",
+        room=form.room.data or "",
+        deadline=deadline,
+        capacity=form.capacity.data,
+        companions_allowed=form.companions_allowed.data or 0,
+        ask_remarks=form.ask_remarks.data,
+        ask_dietary=form.ask_dietary.data,
+    )
+
+
+_FIELD_MAP = {"start": "start_date", "end": "end_date"}
+
+
+def _apply(form, error: ValidationError) -> None:
+    if error.field in _FIELD_MAP:
+        error.field = _FIELD_MAP[error.field]
+    apply_error(form, error)
+
+
+# --- Staff pages -----------------------------------------------------------------------------------------
+
+@bp.route("/veranstaltungen/")
+def index():
+    return render_template("events/index.html", events=services.list_events())
+
+
+@bp.route("/veranstaltungen/neu", methods=["GET", "POST"])
+def new():
+    form = EventForm()
+    if form.validate_on_submit():
+        try:
+            event = services.create_event(_event_data(form))
+        except ValidationError as error:
+            db.session.rollback()
+            _apply(form, error)
+        else:
+            db.session.commit()
+            flash(f"Die Veranstaltung „{event.title}“ wurde als Entwurf angelegt.", "success")
+            return redirect(url_for("events.detail", event_id=event.id))
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("events/form.html", form=form, event=None), status
+
+
+@bp.route("/veranstaltungen/<int:event_id>/bearbeiten", methods=["GET", "POST"])
+def edit(event_id: int):
+    event = _event_or_404(event_id)
+    form = EventForm(obj=None)
+    if request.method == "GET":
+        start, end = event.start_at.astimezone(BERLIN), event.end_at.astimezone(BERLIN)
+        form.title.data, form.description.data = event.title, event.description
+        form.start_date.data, form.start_time.data = start.date(), start.time()
+        form.end_date.data, form.end_time.data = end.date(), end.time()
+        form.place_name.data, form.place_address.data, form.room.data = event.place_name, event.place_address, event.room
+        form.deadline.data = event.deadline.astimezone(BERLIN).date() if event.deadline else None
+        form.capacity.data, form.companions_allowed.data = event.capacity, event.companions_allowed
+        form.ask_remarks.data, form.ask_dietary.data = event.ask_remarks, event.ask_dietary
+    elif form.validate_on_submit():
+        try:
+            pending = services.update_event(event, _event_data(form))
+        except ValidationError as error:
+            db.session.rollback()
+            _apply(form, error)
+        else:
+            db.session.commit()
+            flash("Die Änderungen wurden gespeichert.", "success")
+            if pending:
+                flash("Zeit oder Ort haben sich geändert. Bitte senden Sie den Eingeladenen eine Aktualisierung.", "warning")
+            return redirect(url_for("events.detail", event_id=event.id))
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("events/form.html", form=form, event=event), status
+
+
+@bp.route("/veranstaltungen/<int:event_id>")
+def detail(event_id: int):
+    event = _event_or_404(event_id)
+    q = request.args.get("q", "").strip()[:100]
+    state = request.args.get("status", "")
+    if state not in INVITATION_STATES:
+        state = ""
+    invite_form = InviteForm()
+    invite_form.verteiler_id.choices = [(v.id, v.name) for v in db.session.scalars(select(Verteiler).order_by(Verteiler.name))]
+    answer_form = StaffAnswerForm()
+    answer_form.invitation_id.choices = [(i.id, f"{i.name or i.email} ({i.organisation_name or 'ohne Organisation'})")
+                                         for i in sorted(event.invitations, key=lambda i: i.name.lower())]
+    return render_template(
+        "events/detail.html", event=event, overview=services.overview(event, q=q, state=state), q=q, state=state,
+        states=INVITATION_STATES, invite_form=invite_form, answer_form=answer_form, confirm_form=ConfirmForm(),
+        reminder_form=ReminderForm(),
+        reminder_open=len(services.reminder_recipients(event)),
+        reminder_all=len(services.reminder_recipients(event, include_accepted=True)),
+    )
+
+
+def _action(event_id: int, work, success: str):
+    event = _event_or_404(event_id)
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        result = work(event)
+    except ValidationError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+    else:
+        db.session.commit()
+        flash(success.format(result=result), "success")
+    return redirect(url_for("events.detail", event_id=event_id))
+
+
+@bp.route("/veranstaltungen/<int:event_id>/veroeffentlichen", methods=["POST"])
+def publish(event_id: int):
+    return _action(event_id, services.publish_event, "Die Veranstaltung ist veröffentlicht.")
+
+
+@bp.route("/veranstaltungen/<int:event_id>/aktualisierung", methods=["POST"])
+def send_update(event_id: int):
+    return _action(event_id, lambda e: services.send_update(e, _user_id()),
+                   "Die Aktualisierung wurde für {result} Personen in den Postausgang gestellt.")
+
+
+@bp.route("/veranstaltungen/<int:event_id>/absagen", methods=["POST"])
+def cancel(event_id: int):
+    return _action(event_id, lambda e: services.cancel_event(e, _user_id()),
+                   "Die Veranstaltung ist abgesagt; {result} Absagen stehen im Postausgang.")
+
+
+@bp.route("/veranstaltungen/<int:event_id>/erinnern", methods=["POST"])
+def remind(event_id: int):
+    event = _event_or_404(event_id)
+    form = ReminderForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        count = services.send_reminders(event, bool(form.include_accepted.data), _user_id())
+    except ValidationError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+    else:
+        db.session.commit()
+        flash(f"{count} Erinnerungen stehen im Postausgang.", "success")
+    return redirect(url_for("events.detail", event_id=event_id))
+
+
+@bp.route("/veranstaltungen/<int:event_id>/einladen", methods=["POST"])
+def invite(event_id: int):
+    event = _event_or_404(event_id)
+    form = InviteForm()
+    form.verteiler_id.choices = [(v.id, v.name) for v in db.session.scalars(select(Verteiler))]
+    if not form.validate_on_submit():
+        flash("Bitte wählen Sie einen Verteiler.", "error")
+        return redirect(url_for("events.detail", event_id=event_id))
+    try:
+        upload = form.attachment.data
+        attachments = [services.circular_attachment(upload.filename or "", upload.read())] if upload and upload.filename else []
+        result = services.invite(event, verteiler_id=form.verteiler_id.data, attachments=attachments, created_by_id=_user_id())
+    except (ValidationError, NotFound) as error:
+        db.session.rollback()
+        flash(str(error), "error")
+    else:
+        db.session.commit()
+        flash(f"{result.invited} Einladungen stehen im Postausgang ({result.already} waren bereits eingeladen).", "success")
+    return redirect(url_for("events.detail", event_id=event_id))
+
+
+@bp.route("/veranstaltungen/<int:event_id>/antwort-erfassen", methods=["POST"])
+def record_answer(event_id: int):
+    event = _event_or_404(event_id)
+    form = StaffAnswerForm()
+    form.invitation_id.choices = [(i.id, i.name) for i in event.invitations]
+    if not form.validate_on_submit():
+        flash("Bitte prüfen Sie die Angaben: " + "; ".join(e for errs in form.errors.values() for e in errs), "error")
+        return redirect(url_for("events.detail", event_id=event_id))
+    invitation = db.session.get(Invitation, form.invitation_id.data)
+    try:
+        result = services.answer(invitation, form.answer.data, companions=form.companions.data or 0,
+                                 remark=form.remark.data or "", dietary=form.dietary.data or "", channel=form.channel.data)
+    except ValidationError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+    else:
+        db.session.commit()
+        flash(f"Antwort von {invitation.name or invitation.email} erfasst: {INVITATION_STATES[result.state]}.", "success")
+    return redirect(url_for("events.detail", event_id=event_id))
+
+
+@bp.route("/veranstaltungen/<int:event_id>/teilnehmende.<fmt>")
+def export(event_id: int, fmt: str):
+    event = _event_or_404(event_id)
+    if fmt not in ("csv", "xlsx", "docx", "pdf"):
+        abort(404)
+    try:
+        if fmt in ("csv", "xlsx"):
+            data = services.export_participants(event, fmt)
+        else:
+            from .signin import sign_in_sheet
+
+            data = sign_in_sheet(event, pdf=fmt == "pdf")
+    except ValidationError as error:
+        flash(str(error), "error")
+        return redirect(url_for("events.detail", event_id=event_id))
+    mimetypes = {
+        "csv": "text/csv; charset=utf-8",
+        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "pdf": "application/pdf",
+    }
+    name = "teilnehmende" if fmt in ("csv", "xlsx") else "unterschriftenliste"
+    return Response(data, mimetype=mimetypes[fmt],
+                    headers={"Content-Disposition": f'attachment; filename="{name}-{event.id}.{fmt}"'})
+
+
+@bp.route("/veranstaltungen/kalenderantworten", methods=["GET"])
+def replies():
+    return render_template("events/replies.html", replies=services.unmatched_replies(), form=AssignReplyForm())
+
+
+@bp.route("/veranstaltungen/kalenderantworten/<int:reply_id>", methods=["POST"])
+def assign_reply(reply_id: int):
+    form = AssignReplyForm()
+    if form.validate_on_submit():
+        try:
+            invitation = services.assign_reply(reply_id, form.invitation_id.data)
+        except (ValidationError, NotFound) as error:
+            db.session.rollback()
+            flash(str(error), "error")
+        else:
+            db.session.commit()
+            flash(f"Die Antwort wurde {invitation.name or invitation.email} zugeordnet.", "success")
+    else:
+        flash("Bitte geben Sie die Nummer der Einladung an.", "error")
+    return redirect(url_for("events.replies"))
+
+
+# --- Public answer page ------------------------------------------------------------------------------------
+
+def _invitation_or_404(token: str) -> Invitation:
+    try:
+        return services.invitation_by_token(token)
+    except NotFound:
+        abort(404)
+
+
+@bp.route("/antwort/<token>", methods=["GET"])
+@public
+def rsvp(token: str):
+    invitation = _invitation_or_404(token)
+    form = RsvpForm()
+    if invitation.state in ("accepted", "declined", "waiting"):
+        form.answer.data = "accepted" if invitation.state in ("accepted", "waiting") else "declined"
+    form.companions.data = invitation.companions
+    form.remark.data = invitation.remark
+    form.dietary.data = invitation.dietary
+    return _rsvp_page(invitation, form)
+
+
+def _rsvp_page(invitation: Invitation, form: RsvpForm, status: int = 200):
+    event = invitation.event
+    closed = event.state != "published" or services.deadline_passed(event)
+    response = render_template("events/rsvp.html", invitation=invitation, event=event, form=form, closed=closed)
+    return response, status, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
+
+
+@bp.route("/antwort/<token>", methods=["POST"])
+@public
+@limiter.limit(_rsvp_limit, error_message="Zu viele Antworten von Ihrem Anschluss. Bitte warten Sie eine Minute.")
+def rsvp_answer(token: str):
+    invitation = _invitation_or_404(token)
+    form = RsvpForm()
+    if form.validate_on_submit():
+        try:
+            result = services.answer(invitation, form.answer.data, companions=form.companions.data or 0,
+                                     remark=form.remark.data or "", dietary=form.dietary.data or "", channel="link")
+        except ValidationError as error:
+            db.session.rollback()
+            _apply(form, error)
+        else:
+            db.session.commit()
+            messages = {
+                "accepted": "Vielen Dank! Ihre Zusage ist gespeichert. Sie erhalten eine Bestätigung per E-Mail.",
+                "declined": "Vielen Dank! Ihre Absage ist gespeichert. Sie erhalten eine Bestätigung per E-Mail.",
+                "waiting": "Die Veranstaltung ist leider ausgebucht. Sie stehen auf der Warteliste und erhalten eine Nachricht, sobald ein Platz frei wird.",
+            }
+            flash(messages.get(result.state, "Ihre Antwort ist gespeichert."), "success")
+            return redirect(url_for("events.rsvp", token=token))
+    return _rsvp_page(invitation, form, 422)

@@ -1,3 +1,73 @@
+"""flask --app app letters …: render circulars and list templates from the shell."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
 import click
 
-commands: list[click.Command] = []
+from ..errors import KiPostError
+from ..extensions import db
+
+
+@click.group("letters", help="Rundschreiben: Vorlagen und Briefe.")
+def letters() -> None:
+    pass
+
+
+def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"„{pair}“: bitte FELD=WERT angeben.", param_hint="--set")
+        fields[key.strip()] = value
+    return fields
+
+
+@letters.command("render", help="Briefe für einen Verteiler (oder alle aktiven Kontakte) erzeugen.")
+@click.option("--template", "template_name", required=True, help="Name der Vorlage (siehe „letters templates“).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Zieldatei (.zip, .docx oder .pdf).")
+@click.option("--list", "list_name", default=None, help="Verteiler; ohne Angabe alle aktiven Kontakte.")
+@click.option("--merged", is_flag=True, help="Ein Dokument für den Druck statt einer ZIP-Datei.")
+@click.option("--pdf", "as_pdf", is_flag=True, help="PDF statt DOCX (braucht LibreOffice).")
+@click.option("--set", "sets", multiple=True, metavar="FELD=WERT", help="Brieffeld setzen, z. B. --set betreff=… (mehrfach).")
+def render_command(template_name: str, out_path: Path, list_name: str | None, merged: bool, as_pdf: bool, sets: tuple[str, ...]) -> None:
+    from ..recipients.services import resolve_recipients, verteiler_by_name
+    from . import services
+
+    fields = _parse_sets(sets)
+    try:
+        version = services.template_by_name(template_name).latest
+        if list_name:
+            contacts = resolve_recipients(verteiler_id=verteiler_by_name(list_name).id)
+        else:
+            contacts = resolve_recipients(filters={})
+        all_fields = {**services.default_fields(), **fields}
+        output = ("merged" if merged else "zip") + ("_pdf" if as_pdf else "")
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        with out_path.open("wb") as target, click.progressbar(length=len(contacts), label="Briefe", file=sys.stderr) as bar:
+            result = services.produce(version, contacts, all_fields, output, target, user="cli",
+                                      progress=lambda _n: bar.update(1))
+        db.session.commit()
+    except KiPostError as exc:
+        db.session.rollback()
+        if out_path.exists() and out_path.stat().st_size == 0:
+            out_path.unlink()
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{result.count} Briefe geschrieben: {out_path}")
+
+
+@letters.command("templates", help="Namen der Briefvorlagen auflisten.")
+def templates_command() -> None:
+    from . import services
+
+    services.ensure_shipped_templates()
+    templates = services.list_templates()
+    db.session.commit()
+    for template in templates:
+        latest = template.latest
+        click.echo(f"{template.name}\tVersion {latest.number if latest else '-'}\t{template.description}")
+
+
+commands: list[click.Command] = [letters]

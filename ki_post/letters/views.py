@@ -1,3 +1,208 @@
-from flask import Blueprint
+from __future__ import annotations
+
+import io
+import tempfile
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..errors import KiPostError, NotFound, ValidationError
+from ..extensions import db
+from ..forms import apply_error
+from ..recipients.models import Contact, Organisation, Verteiler
+from . import pdf, services
+from .forms import ComposeForm, SenderForm, UploadForm
 
 bp = Blueprint("letters", __name__)
+
+
+@bp.route("/rundschreiben/")
+def index():
+    return render_template("letters/index.html", templates=services.list_templates(), runs=services.list_runs(10),
+                           pending=services.pending_shipped_templates(),
+                           pdf_available=pdf.pdf_available(current_app.config.get("SOFFICE_PATH")), install_hint=pdf.INSTALL_HINT)
+
+
+@bp.route("/rundschreiben/vorlagen/neu", methods=["GET", "POST"])
+def upload():
+    form = UploadForm()
+    if request.method == "GET" and request.args.get("name"):
+        form.name.data = request.args["name"]
+    if form.validate_on_submit():
+        file = form.file.data
+        data = file.read() if file else b""
+        try:
+            version, warnings = services.upload_template(
+                form.name.data, data, filename=getattr(file, "filename", "") or "", description=form.description.data or "",
+                user=current_user.email)
+        except ValidationError as error:
+            db.session.rollback()
+            apply_error(form, error)
+        else:
+            db.session.commit()
+            flash(f"Die Vorlage „{version.template.name}“ wurde als Version {version.number} gespeichert.", "success")
+            for warning in warnings:
+                flash(warning, "warning")
+            return redirect(url_for("letters.index"))
+    existing = [t.name for t in db.session.scalars(select(services.LetterTemplate).order_by(services.LetterTemplate.name))]
+    return render_template("letters/upload.html", form=form, existing=existing)
+
+
+@bp.route("/rundschreiben/vorlagen/<int:version_id>/datei")
+def template_file(version_id: int):
+    try:
+        version = services.get_version(version_id)
+    except NotFound:
+        abort(404)
+    data = services.load_blob(version.blob_key)
+    return send_file(io.BytesIO(data), mimetype=services.engine.DOCX_MIMETYPE, as_attachment=True,
+                     download_name=f"{services.safe_filename(version.template.name)}_v{version.number}.docx")
+
+
+@bp.route("/rundschreiben/platzhalter")
+def placeholders():
+    return render_template("letters/placeholders.html", placeholders=services.PLACEHOLDERS)
+
+
+@bp.route("/rundschreiben/absender", methods=["GET", "POST"])
+def sender():
+    profile = services.sender_profile()
+    form = SenderForm(obj=profile)
+    if request.method == "GET":
+        form.unterzeichnende.data = "\n".join(f"{p['name']}; {p.get('funktion', '')}" for p in profile.unterzeichnende)
+    if form.validate_on_submit():
+        try:
+            services.update_sender_profile({name: getattr(form, name).data for name in (*services.SENDER_TEXT_FIELDS, "unterzeichnende")})
+        except ValidationError as error:
+            db.session.rollback()
+            apply_error(form, error)
+        else:
+            db.session.commit()
+            flash("Die Absenderangaben wurden gespeichert.", "success")
+            return redirect(url_for("letters.index"))
+    return render_template("letters/sender.html", form=form)
+
+
+def _compose_form() -> ComposeForm:
+    form = ComposeForm()
+    templates = services.list_templates()
+    form.version_id.choices = [(f"v:{t.latest.id}", f"{t.name} (Version {t.latest.number})") for t in templates if t.latest]
+    form.version_id.choices += [(f"shipped:{name}", f"{name} (mitgeliefert)") for name in services.pending_shipped_templates()]
+    lists = db.session.scalars(select(Verteiler).order_by(Verteiler.name)).all()
+    form.verteiler_id.choices = [("", "– kein Verteiler –")] + [(str(v.id), v.name) for v in lists]
+    contacts = db.session.execute(
+        select(Contact.id, Contact.first_name, Contact.last_name, Organisation.name)
+        .outerjoin(Organisation, Contact.organisation_id == Organisation.id)
+        .where(Contact.active.is_(True), Contact.anonymised_at.is_(None)).order_by(Organisation.name, Contact.last_name)).all()
+    form.contact_ids.choices = [(c.id, f"{c.name or '–'}: {c.first_name} {c.last_name}".strip()) for c in contacts]
+    return form
+
+
+def _parse_extra(text: str) -> dict[str, str]:
+    extra = {}
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ValidationError(f"Zusatzfelder, Zeile {number}: bitte „name=Wert“ schreiben.", field="extra")
+        extra[key.strip()] = value.strip()
+    return extra
+
+
+def _fields(form: ComposeForm) -> dict[str, str]:
+    fields = {name: (getattr(form, name).data or "") for name in ("aktenzeichen", "betreff", "ansprechperson", "telefon", "telefax", "email")}
+    fields["datum"] = form.datum.data.isoformat() if form.datum.data else ""
+    return {**_parse_extra(form.extra.data), **fields}
+
+
+def _recipients(form: ComposeForm) -> list[Contact]:
+    from ..recipients.services import resolve_recipients
+
+    filters = {k: v for k, v in (("kind", form.kind.data), ("regierungsbezirk", form.regierungsbezirk.data)) if v}
+    raw_ids = [form.verteiler_id.data or "", *(form.contact_ids.data or [])]
+    if not all(value.isdigit() for value in raw_ids if value):
+        raise ValidationError("Ungültige Auswahl der Empfängerinnen und Empfänger.", field="verteiler_id")
+    verteiler_id = int(form.verteiler_id.data) if form.verteiler_id.data else None
+    ids = [int(value) for value in form.contact_ids.data or []]
+    if verteiler_id is None and not ids and not filters:
+        raise ValidationError("Bitte einen Verteiler, einen Filter oder einzelne Kontakte wählen.", field="verteiler_id")
+    # Verteiler, filter and single contacts narrow each other down (resolve_recipients' rule).
+    return resolve_recipients(verteiler_id=verteiler_id, filters=filters or None, contact_ids=ids)
+
+
+@bp.route("/rundschreiben/erstellen", methods=["GET", "POST"])
+def compose():
+    form = _compose_form()
+    preview_text, index, total = None, 0, 0
+    if request.method == "GET":
+        defaults = services.default_fields()
+        for name in ("aktenzeichen", "ansprechperson", "telefon", "telefax", "email"):
+            getattr(form, name).data = defaults[name]
+        from datetime import date
+
+        form.datum.data = date.today()
+        selected = request.args.get("verteiler_id")
+        if selected:
+            form.verteiler_id.data = selected
+    elif form.validate_on_submit():
+        action = request.form.get("action", "preview")
+        try:
+            version = services.version_from_choice(form.version_id.data)
+            fields = _fields(form)
+            contacts = _recipients(form)
+            if action == "produce":
+                spool = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)
+                result = services.produce(version, contacts, fields, form.output.data, spool, user=current_user.email)
+                db.session.commit()
+                spool.seek(0)
+                return send_file(spool, mimetype=result.mimetype, as_attachment=True, download_name=result.filename)
+            requested = request.form.get("index", "0")
+            index, preview_text = services.preview(version, contacts, fields, int(requested) if requested.isdigit() else 0)
+            total = len(contacts)
+        except KiPostError as error:
+            db.session.rollback()
+            if isinstance(error, ValidationError):
+                apply_error(form, error)
+            else:
+                form.form_errors.append(str(error))
+        else:
+            db.session.commit()  # a shipped template used for the first time is now registered
+    return render_template("letters/compose.html", form=form, preview_text=preview_text, index=index, total=total,
+                           pdf_available=pdf.pdf_available(current_app.config.get("SOFFICE_PATH")), install_hint=pdf.INSTALL_HINT)
+
+
+@bp.route("/rundschreiben/archiv/")
+def archive():
+    return render_template("letters/archive.html", runs=services.list_runs(100))
+
+
+@bp.route("/rundschreiben/archiv/<int:run_id>")
+def run_detail(run_id: int):
+    try:
+        run = services.get_run(run_id)
+    except NotFound:
+        abort(404)
+    return render_template("letters/run.html", run=run)
+
+
+@bp.route("/rundschreiben/archiv/brief/<int:letter_id>")
+def archived_letter(letter_id: int):
+    try:
+        letter, data = services.archived_letter(letter_id)
+    except NotFound:
+        abort(404)
+    return send_file(io.BytesIO(data), mimetype=services.engine.DOCX_MIMETYPE, as_attachment=True, download_name=letter.filename)
+
+
+@bp.route("/rundschreiben/archiv/<int:run_id>/zip")
+def run_zip(run_id: int):
+    try:
+        run = services.get_run(run_id)
+    except NotFound:
+        abort(404)
+    spool = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)
+    services.engine.write_letters_zip(spool, ((letter.filename, services.load_blob(letter.sha256)) for letter in run.letters))
+    spool.seek(0)
+    return send_file(spool, mimetype="application/zip", as_attachment=True, download_name=f"Archiv_Vorgang_{run.id}.zip")

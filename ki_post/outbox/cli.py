@@ -1,3 +1,155 @@
-import click
+"""`flask --app app outbox …`: run the worker, show and steer mailings."""
+from __future__ import annotations
 
-commands: list[click.Command] = []
+import signal
+import sys
+
+import click
+from flask import current_app
+
+from ..errors import KiPostError
+from ..extensions import db
+from . import services
+from .models import MESSAGE_STATES
+
+
+@click.group("outbox")
+def outbox() -> None:
+    """Postausgang: senden, Stand anzeigen, Aussendungen steuern."""
+
+
+@outbox.command("work")
+@click.option("--once", is_flag=True, help="Senden, bis nichts mehr fällig ist, dann mit Zusammenfassung beenden.")
+@click.option("--worker-id", default=None, help="Kennung dieses Prozesses (Standard: Rechner:PID:Zufall).")
+def work(once: bool, worker_id: str | None) -> None:
+    """Fällige Nachrichten senden (ohne --once: bis zum Beenden mit Strg+C oder SIGTERM)."""
+    from .worker import Worker, due_count
+
+    worker = Worker(current_app._get_current_object(), worker_id=worker_id)
+    # SIGTERM ends the loop after the message in flight, so nothing is left in doubt.
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop_event.set())
+    transport = "SMTP " + current_app.config["MAIL_SERVER"] if worker.transport.kind == "smtp" else \
+        f"Dateiablage {current_app.config['OUTBOX_DIR']} (nicht versendet)"
+    click.echo(f"Worker {worker.id} sendet über {transport}.", err=True)
+    if once:
+        total = due_count()
+        db.session.commit()
+        with click.progressbar(length=total, label="Senden", file=sys.stderr,
+                               show_pos=True) as bar:
+            summary = worker.run(once=True, on_message=lambda _outcome: bar.update(1))
+    else:
+        try:
+            summary = worker.run(once=False)
+        except KeyboardInterrupt:
+            worker.stop_event.set()
+            return
+    click.echo(summary.line())
+
+
+def _mailing(mailing_id: int):
+    try:
+        return services.get_mailing(mailing_id)
+    except KiPostError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@outbox.command("status")
+@click.argument("mailing_id", type=int, required=False)
+def status(mailing_id: int | None) -> None:
+    """Eine Zeile je Zustand mit Anzahl (alle Aussendungen oder eine)."""
+    if mailing_id is not None:
+        mailing = _mailing(mailing_id)
+        click.echo(f"Aussendung {mailing.id}: {mailing.title} ({mailing.state_label})")
+        if mailing.pause_reason:
+            click.echo(f"Grund: {mailing.pause_reason}")
+    counts = services.mailing_counts(mailing_id)
+    for state, label in MESSAGE_STATES.items():
+        click.echo(f"{label}: {counts[state]}")
+
+
+def _control(name: str, help_text: str, action, done: str):
+    @outbox.command(name, help=help_text)
+    @click.argument("mailing_id", type=int)
+    def command(mailing_id: int) -> None:
+        mailing = _mailing(mailing_id)
+        try:
+            result = action(mailing)
+        except KiPostError as error:
+            raise click.ClickException(str(error)) from None
+        from ..auth.services import audit
+
+        audit(f"outbox.{name}", mailing, count=result if isinstance(result, int) else None)
+        db.session.commit()
+        click.echo(done.format(id=mailing.id, n=result))
+
+    return command
+
+
+_control("pause", "Eine laufende Aussendung anhalten.", lambda m: services.pause_mailing(m, "von Hand pausiert (Kommandozeile)"),
+         "Aussendung {id} pausiert.")
+_control("resume", "Eine pausierte Aussendung fortsetzen.", services.resume_mailing, "Aussendung {id} wird fortgesetzt.")
+_control("cancel", "Eine Aussendung abbrechen; wartende Nachrichten werden nicht mehr gesendet.", services.cancel_mailing,
+         "Aussendung {id} abgebrochen ({n} Nachrichten nicht gesendet).")
+_control("retry-failed", "Fehlgeschlagene Nachrichten einer Aussendung erneut senden.", services.retry_failed,
+         "{n} fehlgeschlagene Nachrichten der Aussendung {id} werden erneut gesendet.")
+
+
+@outbox.command("start")
+@click.argument("mailing_id", type=int)
+def start(mailing_id: int) -> None:
+    """Einen Entwurf zum Senden freigeben."""
+    mailing = _mailing(mailing_id)
+    try:
+        services.start_mailing(mailing)
+    except KiPostError as error:
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(f"Aussendung {mailing.id} wird gesendet.")
+
+
+@outbox.command("unklar")
+@click.argument("mailing_id", type=int, required=False)
+def list_unklar(mailing_id: int | None) -> None:
+    """Nachrichten im Zweifel (unklar) auflisten: Nummer, Empfänger, Grund."""
+    for message in services.messages_in_state("unklar", mailing_id):
+        click.echo(f"{message.id}\t{message.to_email}\t{message.server_reply}")
+
+
+@outbox.command("resend")
+@click.argument("message_id", type=int)
+def resend(message_id: int) -> None:
+    """Eine unklare oder fehlgeschlagene Nachricht erneut senden."""
+    try:
+        message = services.get_message(message_id)
+        services.resend_message(message)
+    except KiPostError as error:
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(f"Nachricht {message_id} wird erneut gesendet.")
+
+
+@outbox.command("mark-sent")
+@click.argument("message_id", type=int)
+def mark_sent(message_id: int) -> None:
+    """Eine unklare Nachricht als gesendet markieren (sie ist angekommen)."""
+    try:
+        message = services.get_message(message_id)
+        services.mark_message_sent(message)
+    except KiPostError as error:
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(f"Nachricht {message_id} als gesendet markiert.")
+
+
+def _register_circular_command() -> None:
+    # `letters mail` belongs to the letters group; the command lives here until the lead moves it.
+    from ..letters.cli import letters
+    from .circulars import mail_command
+
+    if "mail" not in letters.commands:
+        letters.add_command(mail_command)
+
+
+_register_circular_command()
+
+commands: list[click.Command] = [outbox]

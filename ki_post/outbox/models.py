@@ -1,1 +1,144 @@
+"""Outbox tables: a mailing (Aussendung) holds one rendered message per recipient.
+
+A message row holds exactly what will be sent (headers, bodies, calendar part; attachments by
+sha256 in the blob store), so the preview is the truth and the archive shows what went out.
+"""
 from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..db_types import UTCDateTime, utcnow
+from ..extensions import db
+
+# Mailing states → German labels.
+MAILING_STATES = {
+    "entwurf": "Entwurf",
+    "aktiv": "wird gesendet",
+    "pausiert": "pausiert",
+    "abgebrochen": "abgebrochen",
+}
+# Message states → German labels (also used by `outbox status`).
+MESSAGE_STATES = {
+    "wartend": "wartend",
+    "in_arbeit": "in Arbeit",
+    "gesendet": "gesendet",
+    "fehlgeschlagen": "fehlgeschlagen",
+    "unklar": "unklar",
+    "abgebrochen": "abgebrochen",
+}
+MAILING_KINDS = {
+    "rundschreiben": "Rundschreiben",
+    "einladung": "Einladung",
+    "aktualisierung": "Aktualisierung",
+    "absage": "Absage",
+    "erinnerung": "Erinnerung",
+    "bestaetigung": "Bestätigung",
+    "nachruecker": "Nachrücker",
+    "testversand": "Testversand",
+    "allgemein": "Mitteilung",
+}
+
+
+class Mailing(db.Model):
+    """An Aussendung: what × to whom; its messages are sent once it is ``aktiv``."""
+
+    __tablename__ = "outbox_mailings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    state: Mapped[str] = mapped_column(String(20), default="entwurf", index=True)
+    # Why the mailing is paused (by a person or by itself after failures in a row).
+    pause_reason: Mapped[str] = mapped_column(Text, default="")
+    failures_in_a_row: Mapped[int] = mapped_column(Integer, default=0)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Plain integer: the events package owns its table; the outbox must not depend on it.
+    event_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    messages: Mapped[list[OutboxMessage]] = relationship(back_populates="mailing", order_by="OutboxMessage.id")
+
+    @property
+    def state_label(self) -> str:
+        return MAILING_STATES.get(self.state, self.state)
+
+    @property
+    def kind_label(self) -> str:
+        return MAILING_KINDS.get(self.kind, self.kind)
+
+
+class OutboxMessage(db.Model):
+    """One rendered mail to one recipient."""
+
+    __tablename__ = "outbox_messages"
+    # Due rows in claim order: the worker's "next due" lookup stops at the first match.
+    __table_args__ = (Index("ix_outbox_messages_due", "state", "next_attempt_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailing_id: Mapped[int] = mapped_column(ForeignKey("outbox_mailings.id", ondelete="CASCADE"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
+    # Headers, fixed at enqueue.
+    from_header: Mapped[str] = mapped_column(String(400))
+    reply_to: Mapped[str] = mapped_column(String(400), default="")
+    to_email: Mapped[str] = mapped_column(String(254))
+    to_name: Mapped[str] = mapped_column(String(200), default="")
+    subject: Mapped[str] = mapped_column(String(500))
+    message_id: Mapped[str] = mapped_column(String(300), unique=True)
+    date: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bodies.
+    text: Mapped[str] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+    calendar_method: Mapped[str | None] = mapped_column(String(20))
+    calendar_data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Delivery.
+    state: Mapped[str] = mapped_column(String(20), default="wartend", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    first_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(200), index=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # The server's words of the last attempt ("550 5.1.1 User unknown"), shown per recipient.
+    server_reply: Mapped[str] = mapped_column(Text, default="")
+    # Set when the file transport wrote it instead of SMTP: not sent.
+    eml_file: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    mailing: Mapped[Mailing] = relationship(back_populates="messages")
+    attachments: Mapped[list[OutboxAttachment]] = relationship(
+        order_by="OutboxAttachment.position", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def state_label(self) -> str:
+        return MESSAGE_STATES.get(self.state, self.state)
+
+
+class OutboxAttachment(db.Model):
+    """A file attached to a message; the bytes live once in the blob store."""
+
+    __tablename__ = "outbox_attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("outbox_messages.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    filename: Mapped[str] = mapped_column(String(255))
+    mimetype: Mapped[str] = mapped_column(String(120))
+    blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), index=True)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OutboxWorker(db.Model):
+    """A running worker's heartbeat: rows claimed by a worker that stopped beating become ``unklar``."""
+
+    __tablename__ = "outbox_workers"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,3 +1,221 @@
-from flask import Blueprint
+"""Postausgang pages: mailings, progress, preview, steering, .eml viewer. Nothing here sends mail."""
+from __future__ import annotations
 
-bp = Blueprint("outbox", __name__)
+import email
+from email import policy
+
+from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..auth.services import audit
+from ..blobs import load_blob
+from ..errors import KiPostError, NotFound
+from ..extensions import db
+from . import services
+from .models import MESSAGE_STATES, Mailing, OutboxAttachment, OutboxMessage
+
+bp = Blueprint("outbox", __name__, url_prefix="/postausgang")
+PER_PAGE = 100
+
+
+def _mailing(mailing_id: int) -> Mailing:
+    try:
+        return services.get_mailing(mailing_id)
+    except NotFound:
+        abort(404)
+
+
+def _message(message_id: int) -> OutboxMessage:
+    try:
+        return services.get_message(message_id)
+    except NotFound:
+        abort(404)
+
+
+@bp.get("/")
+def index():
+    page = db.paginate(select(Mailing).order_by(Mailing.id.desc()), per_page=50)
+    counts = services.counts_by_mailing([m.id for m in page.items])
+    return render_template("outbox/index.html", page=page, counts=counts,
+                           file_transport=not current_app.config["MAIL_SERVER"],
+                           eml_count=len(services.eml_files()) if not current_app.config["MAIL_SERVER"] else 0)
+
+
+@bp.get("/<int:mailing_id>")
+def mailing(mailing_id: int):
+    mailing = _mailing(mailing_id)
+    state = request.args.get("zustand", "")
+    query = select(OutboxMessage).where(OutboxMessage.mailing_id == mailing.id).order_by(OutboxMessage.id)
+    if state in MESSAGE_STATES:
+        query = query.where(OutboxMessage.state == state)
+    page = db.paginate(query, per_page=PER_PAGE)
+    return render_template("outbox/mailing.html", mailing=mailing, progress=services.mailing_progress(mailing),
+                           page=page, state=state, states=MESSAGE_STATES,
+                           file_transport=not current_app.config["MAIL_SERVER"])
+
+
+@bp.get("/<int:mailing_id>/fortschritt")
+def progress(mailing_id: int):
+    return jsonify(services.mailing_progress(_mailing(mailing_id)))
+
+
+def _steer(mailing_id: int, action, done: str, name: str):
+    mailing = _mailing(mailing_id)
+    try:
+        result = action(mailing)
+    except KiPostError as error:
+        flash(str(error), "error")
+        return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
+    audit(f"outbox.{name}", mailing, count=result if isinstance(result, int) else None)
+    db.session.commit()
+    flash(done.format(n=result), "success")
+    return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
+
+
+@bp.post("/<int:mailing_id>/senden")
+def start(mailing_id: int):
+    return _steer(mailing_id, services.start_mailing, "Die Aussendung wird gesendet.", "start")
+
+
+@bp.post("/<int:mailing_id>/pausieren")
+def pause(mailing_id: int):
+    return _steer(mailing_id, lambda m: services.pause_mailing(m, f"von Hand pausiert ({current_user.name})"),
+                  "Die Aussendung ist pausiert.", "pause")
+
+
+@bp.post("/<int:mailing_id>/fortsetzen")
+def resume(mailing_id: int):
+    return _steer(mailing_id, services.resume_mailing, "Die Aussendung wird fortgesetzt.", "resume")
+
+
+@bp.post("/<int:mailing_id>/abbrechen")
+def cancel(mailing_id: int):
+    return _steer(mailing_id, services.cancel_mailing,
+                  "Die Aussendung ist abgebrochen; {n} wartende Nachrichten werden nicht gesendet.", "cancel")
+
+
+@bp.post("/<int:mailing_id>/fehlgeschlagene-erneut")
+def retry(mailing_id: int):
+    return _steer(mailing_id, services.retry_failed, "{n} fehlgeschlagene Nachrichten werden erneut gesendet.", "retry-failed")
+
+
+@bp.post("/<int:mailing_id>/testversand")
+def test_send(mailing_id: int):
+    mailing = _mailing(mailing_id)
+    try:
+        test = services.send_test(mailing, current_user.email, current_user.name)
+    except KiPostError as error:
+        flash(str(error), "error")
+        return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
+    audit("outbox.testversand", mailing, test_mailing=test.id)
+    db.session.commit()
+    flash(f"Eine Testnachricht an {current_user.email} ist im Postausgang (Aussendung {test.id}).", "success")
+    return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
+
+
+@bp.get("/nachricht/<int:message_id>")
+def message(message_id: int):
+    message = _message(message_id)
+    raw = services.build_mime(message)
+    return render_template("outbox/message.html", message=message, mailing=message.mailing,
+                           headers=_headers(raw), calendar_text=_calendar_text(message))
+
+
+def _headers(raw: bytes) -> list[tuple[str, str]]:
+    parsed = email.message_from_bytes(raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", policy=policy.default)
+    return [(name, str(value)) for name, value in parsed.items()]
+
+
+def _calendar_text(message: OutboxMessage) -> str | None:
+    if message.calendar_data is None:
+        return None
+    return message.calendar_data.decode("utf-8", "replace")
+
+
+@bp.get("/nachricht/<int:message_id>/html")
+def message_html(message_id: int):
+    message = _message(message_id)
+    if not message.html:
+        abort(404)
+    response = Response(message.html, mimetype="text/html")
+    # Shown in a sandboxed frame: no scripts, no requests, no forms, whatever the mail contains.
+    response.headers["Content-Security-Policy"] = (
+        "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'")
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
+
+
+@bp.get("/nachricht/<int:message_id>.eml")
+def message_eml(message_id: int):
+    message = _message(message_id)
+    return Response(services.build_mime(message), mimetype="message/rfc822",
+                    headers={"Content-Disposition": f'attachment; filename="nachricht-{message.id}.eml"'})
+
+
+@bp.get("/nachricht/<int:message_id>/anhang/<int:attachment_id>")
+def attachment(message_id: int, attachment_id: int):
+    found = db.session.get(OutboxAttachment, attachment_id)
+    if found is None or found.message_id != message_id:
+        abort(404)
+    from werkzeug.http import dump_options_header  # RFC 5987 encoding of umlauts in the file name
+
+    disposition = dump_options_header("attachment", {"filename*": f"UTF-8''{_quote(found.filename)}",
+                                                     "filename": found.filename.encode("ascii", "replace").decode().replace("?", "_")})
+    return Response(load_blob(found.blob_sha256), mimetype=found.mimetype, headers={"Content-Disposition": disposition})
+
+
+def _quote(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="")
+
+
+@bp.post("/nachricht/<int:message_id>/erneut-senden")
+def resend(message_id: int):
+    message = _message(message_id)
+    try:
+        services.resend_message(message)
+    except KiPostError as error:
+        flash(str(error), "error")
+    else:
+        audit("outbox.resend", message)
+        db.session.commit()
+        flash(f"Die Nachricht an {message.to_email} wird erneut gesendet.", "success")
+    return redirect(url_for("outbox.mailing", mailing_id=message.mailing_id, zustand=request.form.get("zustand", "")))
+
+
+@bp.post("/nachricht/<int:message_id>/als-gesendet")
+def mark_sent(message_id: int):
+    message = _message(message_id)
+    try:
+        services.mark_message_sent(message)
+    except KiPostError as error:
+        flash(str(error), "error")
+    else:
+        audit("outbox.mark-sent", message)
+        db.session.commit()
+        flash(f"Die Nachricht an {message.to_email} ist als gesendet markiert.", "success")
+    return redirect(url_for("outbox.mailing", mailing_id=message.mailing_id, zustand=request.form.get("zustand", "")))
+
+
+@bp.get("/dateien")
+def files():
+    return render_template("outbox/files.html", files=services.eml_files(),
+                           file_transport=not current_app.config["MAIL_SERVER"])
+
+
+@bp.get("/dateien/<name>")
+def file(name: str):
+    try:
+        raw = services.read_eml(name)
+    except NotFound:
+        abort(404)
+    if request.args.get("herunterladen"):
+        return Response(raw, mimetype="message/rfc822", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    parsed = email.message_from_bytes(raw, policy=policy.default)
+    body = parsed.get_body(preferencelist=("plain",))
+    parts = [(part.get_content_type(), part.get_filename() or "", len(part.get_payload(decode=True) or b""))
+             for part in parsed.walk() if not part.is_multipart()]
+    return render_template("outbox/file.html", name=name, headers=_headers(raw),
+                           text=body.get_content() if body is not None else "", parts=parts)

@@ -3,7 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, String, Table, Text
+import sqlite3
+
+from sqlalchemy import JSON, Column, ForeignKey, LargeBinary, String, Table, Text, event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db_types import UTCDateTime, utcnow
@@ -18,6 +21,16 @@ ORGANISATION_KINDS = {
 }
 ANREDEN = {"frau": "Frau", "herr": "Herr", "": "keine Angabe"}
 REGIERUNGSBEZIRKE = ("Arnsberg", "Detmold", "Düsseldorf", "Köln", "Münster")
+# SQLite's lower() only folds ASCII; searching "KÖLN" must find "Köln" there as it does in PostgreSQL.
+SQLITE_CASEFOLD = "ki_casefold"
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_casefold(dbapi_connection, connection_record) -> None:
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.create_function(
+            SQLITE_CASEFOLD, 1, lambda value: value.casefold() if isinstance(value, str) else value, deterministic=True
+        )
 
 
 class Organisation(db.Model):
@@ -97,3 +110,18 @@ class Verteiler(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     members: Mapped[list[Contact]] = relationship(secondary=verteiler_members)
+
+
+class ImportUpload(db.Model):
+    """An uploaded import file between preview and apply. Deleted when applied or after a day:
+    it holds personal data and is no record of its own."""
+
+    __tablename__ = "recipient_import_uploads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Unguessable: the preview URL carries it, and only its uploader may use it.
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -1,3 +1,389 @@
-from flask import Blueprint
+"""Pages of the Verteiler: contacts, organisations, lists, import, export, DSGVO."""
+from __future__ import annotations
 
-bp = Blueprint("recipients", __name__)
+import json
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from ..errors import NotFound, ValidationError
+from ..extensions import db
+from ..forms import apply_error
+from ..history import contact_history
+from . import services
+from .addressing import address_lines, role_wording, salutation
+from .forms import ConfirmForm, ContactForm, ImportApplyForm, ImportUploadForm, OrganisationForm, VerteilerForm
+from .importer import EXTRA, FIELDS, IGNORE, ImportFileError, preview_import
+from .models import ORGANISATION_KINDS, REGIERUNGSBEZIRKE, Contact, Organisation
+
+bp = Blueprint("recipients", __name__, url_prefix="/verteiler")
+
+PER_PAGE = 50
+ACTIVE_CHOICES = {"aktiv": "nur aktive", "inaktiv": "nur inaktive", "alle": "alle"}
+
+
+def _found(loader, *args):
+    try:
+        return loader(*args)
+    except NotFound:
+        abort(404)
+
+
+def _list_filters(args) -> dict[str, Any]:
+    active = args.get("active", "aktiv")
+    filters: dict[str, Any] = {
+        "q": args.get("q", ""),
+        "kind": args.get("kind", ""),
+        "regierungsbezirk": args.get("regierungsbezirk", ""),
+        "verteiler_id": args.get("verteiler_id", ""),
+        "organisation_id": args.get("organisation_id", ""),
+    }
+    if active in ("aktiv", "inaktiv"):
+        filters["active"] = active == "aktiv"
+    return services.clean_filter(filters)
+
+
+def _download(data: bytes, filename: str, mimetype: str) -> Response:
+    response = Response(data, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- Contacts ---------------------------------------------------------------------------------------
+
+@bp.get("/")
+def contacts():
+    sort = request.args.get("sort", "organisation")
+    sort = sort if sort in services.SORTS else "organisation"
+    descending = request.args.get("dir") == "desc"
+    filter_error = None
+    try:
+        filters = _list_filters(request.args)
+        statement = services.contacts_query(filters, sort, descending)
+    except (ValidationError, NotFound) as error:
+        filter_error = str(error)
+        filters = {"active": True}
+        statement = services.contacts_query(filters, sort, descending)
+    page = db.paginate(statement, per_page=PER_PAGE, error_out=False, count=True)
+    return render_template(
+        "recipients/contacts.html", page=page, filters=filters, sort=sort, descending=descending, sorts=services.SORTS,
+        kinds=ORGANISATION_KINDS, bezirke=REGIERUNGSBEZIRKE, verteiler_list=services.all_verteiler(),
+        active=request.args.get("active", "aktiv"), active_choices=ACTIVE_CHOICES, filter_error=filter_error,
+        export_form=ConfirmForm(),
+    )
+
+
+@bp.post("/export")
+def export():
+    fmt = request.form.get("format", "csv")
+    try:
+        verteiler_id = request.form.get("list_id") or None
+        verteiler = services.get_verteiler(int(verteiler_id)) if verteiler_id else None
+        filters = None if verteiler else _list_filters(request.form)
+        data, _count = services.export_contacts(fmt, filters=filters, verteiler=verteiler)
+    except (ValidationError, NotFound, ValueError) as error:
+        flash(f"Der Export ist nicht möglich: {error}", "error")
+        return redirect(url_for("recipients.contacts"))
+    db.session.commit()
+    name = "verteiler"
+    if fmt == "csv":
+        return _download(data, f"{name}.csv", "text/csv; charset=utf-8")
+    return _download(data, f"{name}.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+def _contact_form(contact: Contact | None) -> ContactForm:
+    form = ContactForm(obj=contact)
+    form.organisation_id.choices = [("", "– keine –")] + [(str(i), name) for i, name in services.organisation_choices()]
+    if request.method == "GET":
+        if contact is not None:
+            form.organisation_id.data = str(contact.organisation_id or "")
+        elif request.args.get("organisation_id"):
+            form.organisation_id.data = request.args["organisation_id"]
+    return form
+
+
+def _contact_data(form: ContactForm) -> dict[str, Any]:
+    return {name: getattr(form, name).data for name in (
+        "organisation_id", "anrede", "academic_title", "office_title", "first_name", "last_name", "function",
+        "email", "phone", "notes", "active")}
+
+
+@bp.route("/kontakte/neu", methods=["GET", "POST"])
+def contact_new():
+    form = _contact_form(None)
+    if form.validate_on_submit():
+        try:
+            contact = services.save_contact(None, _contact_data(form))
+        except ValidationError as error:
+            apply_error(form, error)
+        else:
+            db.session.commit()
+            flash("Die Ansprechperson ist angelegt.", "success")
+            return redirect(url_for("recipients.contact", contact_id=contact.id))
+    return render_template("recipients/contact_form.html", form=form, contact=None), 422 if form.errors or form.form_errors else 200
+
+
+@bp.get("/kontakte/<int:contact_id>")
+def contact(contact_id: int):
+    item = _found(services.get_contact, contact_id)
+    memberships = services.verteiler_of(item)
+    return render_template(
+        "recipients/contact.html", contact=item, lines=address_lines(item), salutation=salutation(item),
+        role=role_wording(item), memberships=memberships, form=ConfirmForm(),
+        history=contact_history(item),
+    )
+
+
+@bp.route("/kontakte/<int:contact_id>/bearbeiten", methods=["GET", "POST"])
+def contact_edit(contact_id: int):
+    item = _found(services.get_contact, contact_id)
+    if item.anonymised_at is not None:
+        flash("Eine anonymisierte Ansprechperson kann nicht bearbeitet werden.", "warning")
+        return redirect(url_for("recipients.contact", contact_id=item.id))
+    form = _contact_form(item)
+    if form.validate_on_submit():
+        try:
+            services.save_contact(item, _contact_data(form))
+        except ValidationError as error:
+            db.session.rollback()
+            apply_error(form, error)
+        else:
+            db.session.commit()
+            flash("Die Änderungen sind gespeichert.", "success")
+            return redirect(url_for("recipients.contact", contact_id=item.id))
+    return render_template("recipients/contact_form.html", form=form, contact=item), 422 if form.errors or form.form_errors else 200
+
+
+@bp.post("/kontakte/<int:contact_id>/aktiv")
+def contact_active(contact_id: int):
+    item = _found(services.get_contact, contact_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        active = request.form.get("active") == "1"
+        try:
+            services.set_contact_active(item, active)
+        except ValidationError as error:
+            flash(str(error), "error")
+        else:
+            db.session.commit()
+            flash("Die Ansprechperson ist wieder aktiv." if active else "Die Ansprechperson ist deaktiviert und erhält keine Post mehr.", "success")
+    return redirect(url_for("recipients.contact", contact_id=item.id))
+
+
+@bp.post("/kontakte/<int:contact_id>/auskunft")
+def contact_data_export(contact_id: int):
+    item = _found(services.get_contact, contact_id)
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400)
+    data = services.contact_data_export(item)
+    db.session.commit()
+    body = json.dumps(data, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+    return _download(body, f"auskunft-ansprechperson-{item.id}.json", "application/json; charset=utf-8")
+
+
+@bp.route("/kontakte/<int:contact_id>/loeschen", methods=["GET", "POST"])
+def contact_delete(contact_id: int):
+    """Confirm page (GET) for anonymising or deleting; the POST does it."""
+    item = _found(services.get_contact, contact_id)
+    form = ConfirmForm()
+    if request.method == "POST" and form.validate_on_submit():
+        action = request.form.get("action")
+        try:
+            if action == "anonymisieren":
+                services.anonymise_contact(item)
+                message = "Die Ansprechperson ist anonymisiert. Zählungen früherer Aussendungen bleiben erhalten."
+                target = url_for("recipients.contact", contact_id=item.id)
+            elif action == "loeschen":
+                if not current_user.has_role("admin"):
+                    abort(403)
+                services.delete_contact(item)
+                message = "Die Ansprechperson ist gelöscht."
+                target = url_for("recipients.contacts")
+            else:
+                abort(400)
+        except ValidationError as error:
+            flash(str(error), "error")
+            return redirect(url_for("recipients.contact", contact_id=item.id))
+        db.session.commit()
+        flash(message, "success")
+        return redirect(target)
+    return render_template("recipients/contact_delete.html", contact=item, form=form)
+
+
+# --- Organisations ----------------------------------------------------------------------------------
+
+@bp.get("/kommunen")
+def organisations():
+    from sqlalchemy import func, select
+
+    rows = db.session.execute(
+        select(Organisation, func.count(Contact.id)).outerjoin(Contact, (Contact.organisation_id == Organisation.id) & Contact.active.is_(True))
+        .group_by(Organisation.id).order_by(Organisation.name)
+    ).all()
+    return render_template("recipients/organisations.html", rows=rows)
+
+
+@bp.route("/kommunen/neu", methods=["GET", "POST"])
+def organisation_new():
+    return _organisation_form(None)
+
+
+@bp.route("/kommunen/<int:organisation_id>", methods=["GET", "POST"])
+def organisation_edit(organisation_id: int):
+    organisation = db.session.get(Organisation, organisation_id) or abort(404)
+    return _organisation_form(organisation)
+
+
+def _organisation_form(organisation: Organisation | None):
+    form = OrganisationForm(obj=organisation)
+    if form.validate_on_submit():
+        try:
+            saved = services.save_organisation(organisation, {name: getattr(form, name).data for name in (
+                "name", "kind", "regierungsbezirk", "ki_name", "authority", "street", "postcode", "town")})
+        except ValidationError as error:
+            db.session.rollback()
+            apply_error(form, error)
+        else:
+            db.session.commit()
+            flash("Die Kommune ist gespeichert.", "success")
+            return redirect(url_for("recipients.contacts", organisation_id=saved.id, active="alle"))
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("recipients/organisation_form.html", form=form, organisation=organisation), status
+
+
+# --- Verteiler --------------------------------------------------------------------------------------
+
+@bp.get("/listen")
+def lists():
+    items = [(v, services.count_recipients(v), services.describe_filter(v.filter)) for v in services.all_verteiler()]
+    return render_template("recipients/lists.html", items=items)
+
+
+@bp.get("/listen/<int:verteiler_id>")
+def list_detail(verteiler_id: int):
+    verteiler = _found(services.get_verteiler, verteiler_id)
+    recipients = services.resolve_recipients(verteiler_id=verteiler.id)
+    return render_template(
+        "recipients/list_detail.html", verteiler=verteiler, recipients=recipients,
+        description=services.describe_filter(verteiler.filter), form=ConfirmForm(),
+    )
+
+
+@bp.route("/listen/neu", methods=["GET", "POST"])
+def list_new():
+    return _verteiler_form(None)
+
+
+@bp.route("/listen/<int:verteiler_id>/bearbeiten", methods=["GET", "POST"])
+def list_edit(verteiler_id: int):
+    return _verteiler_form(_found(services.get_verteiler, verteiler_id))
+
+
+def _verteiler_form(verteiler):
+    form = VerteilerForm(obj=verteiler)
+    if request.method == "GET" and verteiler is not None:
+        saved = verteiler.filter
+        form.use_filter.data = saved is not None
+        form.kind.data = services.as_list((saved or {}).get("kind"))
+        form.regierungsbezirk.data = services.as_list((saved or {}).get("regierungsbezirk"))
+        form.q.data = (saved or {}).get("q", "")
+        form.members.data = "\n".join(sorted(member.email for member in verteiler.members))
+    if form.validate_on_submit():
+        try:
+            member_ids = services.member_ids_from_emails(form.members.data)
+            filters = None
+            if form.use_filter.data:
+                filters = {"kind": form.kind.data, "regierungsbezirk": form.regierungsbezirk.data, "q": form.q.data}
+            saved = services.save_verteiler(verteiler, name=form.name.data, description=form.description.data,
+                                            filters=filters, member_ids=member_ids)
+        except ValidationError as error:
+            db.session.rollback()
+            apply_error(form, error)
+        else:
+            db.session.commit()
+            flash("Der Verteiler ist gespeichert.", "success")
+            return redirect(url_for("recipients.list_detail", verteiler_id=saved.id))
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("recipients/list_form.html", form=form, verteiler=verteiler), status
+
+
+@bp.post("/listen/<int:verteiler_id>/loeschen")
+def list_delete(verteiler_id: int):
+    verteiler = _found(services.get_verteiler, verteiler_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    services.delete_verteiler(verteiler)
+    db.session.commit()
+    flash("Der Verteiler ist gelöscht. Die Ansprechpersonen bleiben erhalten.", "success")
+    return redirect(url_for("recipients.lists"))
+
+
+# --- Import -----------------------------------------------------------------------------------------
+
+@bp.route("/import", methods=["GET", "POST"])
+def import_upload():
+    form = ImportUploadForm()
+    if form.validate_on_submit():
+        upload = form.file.data
+        data = upload.read() if upload else b""
+        try:
+            if not upload or not upload.filename:
+                raise ValidationError("Bitte eine Datei auswählen.", field="file")
+            token, _ = services.store_upload(data, upload.filename, current_user.id, current_app.config["MAX_CONTENT_LENGTH"])
+        except ValidationError as error:
+            db.session.rollback()
+            form.file.errors = [str(error)]
+        else:
+            db.session.commit()
+            return redirect(url_for("recipients.import_preview", token=token))
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("recipients/import_upload.html", form=form, fields=FIELDS), status
+
+
+def _mapping_from(args) -> dict[str, str]:
+    """Choices of the mapping step: map-<n>=<field|-|> with header-<n>=<header text>."""
+    mapping = {}
+    for key, header in args.items():
+        if key.startswith("header-"):
+            choice = args.get("map-" + key[7:], EXTRA)
+            mapping[header] = choice if choice in FIELDS or choice == IGNORE else EXTRA
+    return mapping
+
+
+@bp.get("/import/<token>")
+def import_preview(token: str):
+    upload = _found(services.load_upload, token, current_user.id)
+    mapping = _mapping_from(request.args)
+    try:
+        result = preview_import(upload.data, upload.filename, mapping)
+    except ImportFileError as error:
+        flash(str(error), "error")
+        return redirect(url_for("recipients.import_upload"))
+    return render_template("recipients/import_preview.html", upload=upload, result=result, mapping=mapping,
+                           fields=FIELDS, form=ImportApplyForm(), discard_form=ConfirmForm(), extra=EXTRA, ignore=IGNORE)
+
+
+@bp.post("/import/<token>")
+def import_apply(token: str):
+    upload = _found(services.load_upload, token, current_user.id)
+    form = ImportApplyForm()
+    if not form.validate_on_submit():
+        flash("Das Formular ist unvollständig. Bitte versuchen Sie es erneut.", "error")
+        return redirect(url_for("recipients.import_preview", token=token))
+    if request.form.get("action") == "verwerfen":
+        services.discard_upload(upload)
+        db.session.commit()
+        flash("Der Import ist verworfen; nichts wurde gespeichert.", "success")
+        return redirect(url_for("recipients.contacts"))
+    try:
+        result = services.apply_upload(upload, _mapping_from(request.form), form.list_name.data or "")
+    except ValidationError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+        return redirect(url_for("recipients.import_preview", token=token))
+    db.session.commit()
+    flash(f"Import abgeschlossen: {result.summary()}.", "success" if not result.invalid else "warning")
+    return redirect(url_for("recipients.contacts"))

@@ -147,9 +147,9 @@ def test_demo_data_command_is_idempotent(runner):
     from ki_post.recipients.models import Contact, Organisation, Verteiler
 
     first = runner.invoke(args=["demo-data"])
-    assert "53 Organisationen, 53 Ansprechpersonen, 1 Verteiler neu angelegt" in first.output
+    assert "53 Organisationen, 53 Ansprechpersonen, 1 Verteiler, 1 Briefvorlagen, 1 Veranstaltungen, 53 Einladungen neu angelegt" in first.output
     second = runner.invoke(args=["demo-data"])
-    assert "0 Organisationen, 0 Ansprechpersonen, 0 Verteiler neu angelegt" in second.output
+    assert "0 Organisationen, 0 Ansprechpersonen, 0 Verteiler, 0 Briefvorlagen, 0 Veranstaltungen, 0 Einladungen neu angelegt" in second.output
     assert db.session.scalar(db.select(db.func.count(Organisation.id))) == 53
     assert db.session.scalar(db.select(db.func.count(Contact.id))) == 53
     assert db.session.scalar(db.select(Verteiler).where(Verteiler.name == "Alle KI-Dezernate")) is not None

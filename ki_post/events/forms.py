@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import BooleanField, IntegerField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.fields import DateField, TimeField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+REQUIRED = "Bitte ausfüllen."
+
+
+class EventForm(FlaskForm):
+    title = StringField("Titel", validators=[DataRequired(REQUIRED), Length(max=200)])
+    description = TextAreaField("Beschreibung", validators=[Optional(), Length(max=10000)])
+    start_date = DateField("Datum (Beginn)", validators=[InputRequired("Bitte ein Datum angeben (TT.MM.JJJJ).")])
+    start_time = TimeField("Uhrzeit (Beginn)", validators=[InputRequired("Bitte eine Uhrzeit angeben (HH:MM).")])
+    end_date = DateField("Datum (Ende)", validators=[InputRequired("Bitte ein Datum angeben (TT.MM.JJJJ).")])
+    end_time = TimeField("Uhrzeit (Ende)", validators=[InputRequired("Bitte eine Uhrzeit angeben (HH:MM).")])
+    place_name = StringField("Ort (Name)", validators=[Optional(), Length(max=200)])
+    place_address = StringField("Anschrift", validators=[Optional(), Length(max=300)])
+    room = StringField("Raum", validators=[Optional(), Length(max=100)])
+    deadline = DateField("Antwortfrist (bis einschließlich)", validators=[Optional()])
+    capacity = IntegerField("Plätze (leer = unbegrenzt)", validators=[Optional(), NumberRange(1, 100000, "1 bis 100.000.")])
+    companions_allowed = IntegerField("Begleitpersonen je Einladung", default=0,
+                                      validators=[InputRequired(REQUIRED), NumberRange(0, 20, "0 bis 20.")])
+    ask_remarks = BooleanField("Bemerkungen erfragen", default=True)
+    ask_dietary = BooleanField("Ernährungswünsche erfragen", default=False)
+
+
+class InviteForm(FlaskForm):
+    verteiler_id = SelectField("Verteiler", coerce=int, validators=[InputRequired("Bitte einen Verteiler wählen.")])
+    attachment = FileField("Rundschreiben anhängen (optional, PDF oder Word)")
+
+
+class ConfirmForm(FlaskForm):
+    """A bare POST with CSRF token (publish, update, cancel)."""
+
+
+class ReminderForm(FlaskForm):
+    include_accepted = BooleanField("Auch an Personen mit Zusage senden")
+
+
+class RsvpForm(FlaskForm):
+    answer = RadioField("Ihre Antwort", choices=[("accepted", "Ich nehme teil (Zusage)"), ("declined", "Ich nehme nicht teil (Absage)")],
+                        validators=[InputRequired("Bitte wählen Sie Zusage oder Absage.")])
+    companions = IntegerField("Anzahl Begleitpersonen", default=0, validators=[Optional(), NumberRange(0, 20, "0 bis 20.")])
+    remark = TextAreaField("Bemerkung", validators=[Optional(), Length(max=2000)])
+    dietary = StringField("Ernährungswünsche", validators=[Optional(), Length(max=500)])
+
+
+class StaffAnswerForm(RsvpForm):
+    invitation_id = SelectField("Eingeladene Person", coerce=int, validators=[InputRequired("Bitte eine Person wählen.")])
+    answer = SelectField("Antwort", choices=[("accepted", "Zusage"), ("declined", "Absage"), ("tentative", "vorläufig")])
+    channel = SelectField("Antwortweg", choices=[("phone", "Telefon"), ("letter", "Brief"), ("staff", "persönlich/sonstiges")])
+
+
+class AssignReplyForm(FlaskForm):
+    invitation_id = IntegerField("Nummer der Einladung", validators=[InputRequired("Bitte die Einladung angeben.")])

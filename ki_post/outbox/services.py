@@ -1,0 +1,618 @@
+"""Postausgang: the one road every mail of KI-Post takes.
+
+API for the other packages (all functions flush, never commit; the caller commits)::
+
+    from ki_post.outbox.services import (
+        Attachment, CalendarPart, create_mailing, enqueue, render_mail, start_mailing,
+    )
+
+    mailing = create_mailing("einladung", "Einladung: Festakt", created_by_id=user.id, event_id=event.id)
+    mail = render_mail("einladung", {"anrede": "Sehr geehrte Frau Muster,", ...})
+    enqueue(mailing, to_email="a@b.de", to_name="Erika Muster", contact_id=contact.id,
+            subject=mail.subject, text=mail.text, html=mail.html,
+            attachments=[Attachment("rundschreiben.pdf", "application/pdf", pdf_bytes)],
+            calendar=CalendarPart("REQUEST", ics_bytes))
+    start_mailing(mailing)      # releases it to the worker
+    db.session.commit()
+
+- ``create_mailing(kind, title, *, created_by_id=None, event_id=None) -> Mailing``: a new mailing in
+  state ``entwurf`` (draft). Messages of a draft are never sent; staff can preview them and send a
+  test to themselves. ``start_mailing(mailing)`` sets ``aktiv``: from then the worker sends.
+  Kinds: rundschreiben, einladung, aktualisierung, absage, erinnerung, bestaetigung, nachruecker,
+  testversand, allgemein.
+- ``enqueue(...) -> OutboxMessage``: renders one message for one recipient (To only, never Cc/Bcc)
+  and stores what will be sent: From/Reply-To from the config, Date and Message-ID generated now,
+  the bodies, the calendar part and the attachments (bytes stored once by sha256). Raises
+  ``ValidationError`` (German) for CR/LF or other control characters in a header value, a bad
+  address, or a mailing that is no longer open.
+- ``Attachment(filename, mimetype, data)`` and ``CalendarPart(method, data)`` are frozen
+  dataclasses. The calendar part becomes ``text/calendar; method=<METHOD>; charset=UTF-8``, base64,
+  without Content-Disposition, as the LAST alternative after text/plain and text/html
+  (standards.md MIME-01…05).
+- ``render_mail(kind, context) -> RenderedMail(subject, text, html)``: renders
+  ``templates/mail/<kind>.txt`` and ``.html`` in a sandbox (HTML autoescaped, text not). The subject
+  is defined in the .txt template with ``{% set subject %}…{% endset %}``; ``.html`` is optional.
+  Context values are data and are never evaluated as templates.
+- ``build_mime(message) -> bytes``: the RFC 5322 bytes of a stored message (pure apart from
+  loading attachment blobs), used by the worker, the preview and the .eml viewer.
+- Control: ``pause_mailing``, ``resume_mailing``, ``cancel_mailing``, ``retry_failed``,
+  ``resend_message`` / ``mark_message_sent`` (for messages in doubt, ``unklar``),
+  ``send_test(mailing, email, name)``, ``mailing_counts``, ``mailing_progress``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+import base64
+import binascii
+from email.header import Header
+from email.headerregistry import Address
+from email.utils import encode_rfc2231, format_datetime, formataddr, getaddresses, make_msgid, parseaddr
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from sqlalchemy import event, func, select, update
+from sqlalchemy.orm import Session
+
+from ..blobs import load_blob, sha256_of, store_blob
+from ..db_types import utcnow
+from ..errors import NotFound, ValidationError
+from ..extensions import db
+from .models import MAILING_KINDS, MESSAGE_STATES, Mailing, OutboxAttachment, OutboxMessage
+
+MAIL_TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates" / "mail"
+CALENDAR_METHODS = {"REQUEST", "CANCEL", "PUBLISH", "REPLY", "COUNTER", "DECLINECOUNTER", "REFRESH", "ADD"}
+# Any control character in a header value could end a header line somewhere along the way.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    mimetype: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class CalendarPart:
+    """The .ics bytes (CRLF line ends) and the iTIP method inside them (REQUEST, CANCEL…)."""
+
+    method: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    subject: str
+    text: str
+    html: str | None
+
+
+# --- Templates ---------------------------------------------------------------------------------
+
+_environments: dict[str, SandboxedEnvironment] = {}
+
+
+def _environment(autoescape: bool) -> SandboxedEnvironment:
+    key = f"{MAIL_TEMPLATE_DIR}:{autoescape}"
+    if key not in _environments:
+        _environments[key] = SandboxedEnvironment(
+            loader=FileSystemLoader(str(MAIL_TEMPLATE_DIR)),
+            autoescape=autoescape,
+            undefined=StrictUndefined,
+            keep_trailing_newline=True,
+        )
+    return _environments[key]
+
+
+def mail_template_kinds() -> list[str]:
+    return sorted(path.stem for path in MAIL_TEMPLATE_DIR.glob("*.txt"))
+
+
+def render_mail(kind: str, context: dict[str, Any]) -> RenderedMail:
+    """Render ``templates/mail/<kind>.txt`` (+ ``.html``); the subject comes from ``{% set subject %}``."""
+    if not _KIND.match(kind):
+        raise ValidationError(f"Unbekannte Mail-Vorlage „{kind}“.", "kind")
+    try:
+        text_module = _environment(False).get_template(f"{kind}.txt").make_module(dict(context))
+    except TemplateNotFound:
+        raise ValidationError(f"Die Mail-Vorlage „{kind}.txt“ fehlt in templates/mail/.", "kind") from None
+    except TemplateSyntaxError as error:
+        raise ValidationError(f"Die Mail-Vorlage „{kind}.txt“ hat einen Fehler in Zeile {error.lineno}: {error.message}", "kind") from None
+    except UndefinedError as error:
+        raise ValidationError(f"Die Mail-Vorlage „{kind}.txt“ verwendet ein unbekanntes Feld: {error.message}", "kind") from None
+    except SecurityError:
+        raise ValidationError(f"Die Mail-Vorlage „{kind}.txt“ versucht einen unerlaubten Zugriff.", "kind") from None
+    subject = str(getattr(text_module, "subject", "")).strip()
+    if not subject:
+        raise ValidationError(f"Die Mail-Vorlage „{kind}.txt“ setzt keinen Betreff ({{% set subject %}}…{{% endset %}}).", "kind")
+    text = str(text_module).strip("\n") + "\n"
+    html: str | None = None
+    if (MAIL_TEMPLATE_DIR / f"{kind}.html").exists():
+        try:
+            html = _environment(True).get_template(f"{kind}.html").render(dict(context, subject=subject))
+        except TemplateSyntaxError as error:
+            raise ValidationError(f"Die Mail-Vorlage „{kind}.html“ hat einen Fehler in Zeile {error.lineno}: {error.message}", "kind") from None
+        except UndefinedError as error:
+            raise ValidationError(f"Die Mail-Vorlage „{kind}.html“ verwendet ein unbekanntes Feld: {error.message}", "kind") from None
+        except SecurityError:
+            raise ValidationError(f"Die Mail-Vorlage „{kind}.html“ versucht einen unerlaubten Zugriff.", "kind") from None
+    return RenderedMail(subject=subject, text=text, html=html)
+
+
+# --- Mailings and enqueue ----------------------------------------------------------------------
+
+def create_mailing(kind: str, title: str, *, created_by_id: int | None = None, event_id: int | None = None) -> Mailing:
+    """A new mailing in state ``entwurf``; nothing is sent before ``start_mailing``."""
+    if kind not in MAILING_KINDS:
+        raise ValidationError(f"Unbekannte Art der Aussendung „{kind}“.", "kind")
+    title = (title or "").strip()
+    if not title:
+        raise ValidationError("Bitte geben Sie einen Titel für die Aussendung an.", "title")
+    mailing = Mailing(kind=kind, title=title[:300], state="entwurf", created_by_id=created_by_id, event_id=event_id)
+    db.session.add(mailing)
+    db.session.flush()
+    return mailing
+
+
+def _check_header(value: str, label: str, field: str) -> str:
+    if _CONTROL.search(value or ""):
+        raise ValidationError(f"{label} darf keinen Zeilenumbruch und keine Steuerzeichen enthalten.", field)
+    return value
+
+
+def _check_address(value: str, field: str = "to_email") -> str:
+    value = _check_header((value or "").strip(), "Die E-Mail-Adresse", field)
+    if not value or value.count("@") != 1 or any(ch in value for ch in " ,;<>()[]\\\"'"):
+        raise ValidationError(f"„{value}“ ist keine gültige E-Mail-Adresse (genau eine Adresse, ohne Namen).", field)
+    local, domain = value.split("@")
+    if not local or not domain or "." not in domain or domain.startswith(".") or domain.endswith("."):
+        raise ValidationError(f"„{value}“ ist keine gültige E-Mail-Adresse.", field)
+    if not local.isascii():
+        raise ValidationError(f"„{value}“: Umlaute vor dem @ werden von vielen Mailservern nicht angenommen.", field)
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValidationError(f"„{value}“ ist keine gültige E-Mail-Adresse.", field) from None
+        value = f"{local}@{domain}"
+    try:
+        Address(addr_spec=value)
+    except Exception:
+        raise ValidationError(f"„{value}“ ist keine gültige E-Mail-Adresse.", field) from None
+    return value
+
+
+def _sender() -> tuple[str, str]:
+    cfg = current_app.config
+    from_header = _check_header(cfg["MAIL_DEFAULT_SENDER"] if isinstance(cfg["MAIL_DEFAULT_SENDER"], str)
+                                else f"{cfg['MAIL_DEFAULT_SENDER'][0]} <{cfg['MAIL_DEFAULT_SENDER'][1]}>",
+                                "Der Absender (MAIL_DEFAULT_SENDER)", "from")
+    reply_to = _check_header(cfg.get("MAIL_REPLY_TO") or "", "Die Antwortadresse (MAIL_REPLY_TO)", "reply_to")
+    return from_header, reply_to
+
+
+def _msgid_domain(from_header: str) -> str:
+    addr = parseaddr(from_header)[1]
+    return addr.rpartition("@")[2] or socket.getfqdn()
+
+
+def enqueue(
+    mailing: Mailing,
+    *,
+    to_email: str,
+    to_name: str = "",
+    contact_id: int | None = None,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    attachments: Sequence[Attachment] = (),
+    calendar: CalendarPart | None = None,
+) -> OutboxMessage:
+    """Render and store one message for one recipient (see the module docstring)."""
+    if mailing.state not in ("entwurf", "aktiv", "pausiert"):
+        raise ValidationError("Diese Aussendung ist abgebrochen; es können keine Nachrichten mehr hinzukommen.")
+    to_email = _check_address(to_email)
+    to_name = _check_header((to_name or "").strip(), "Der Name des Empfängers", "to_name")
+    subject = _check_header((subject or "").strip(), "Der Betreff", "subject")
+    if not subject:
+        raise ValidationError("Bitte geben Sie einen Betreff an.", "subject")
+    if not text or not text.strip():
+        raise ValidationError("Die Nachricht braucht einen Text.", "text")
+    calendar_method = None
+    if calendar is not None:
+        calendar_method = calendar.method.upper()
+        if calendar_method not in CALENDAR_METHODS:
+            raise ValidationError(f"Unbekannte Kalender-Methode „{calendar.method}“.", "calendar")
+        found = re.search(rb"^METHOD:([A-Za-z-]+)\r?$", calendar.data, re.MULTILINE)
+        if not found or found.group(1).decode().upper() != calendar_method:
+            raise ValidationError("Die Kalenderdatei nennt eine andere METHOD als der Mail-Teil.", "calendar")
+    for attachment in attachments:
+        _check_header(attachment.filename, "Der Dateiname eines Anhangs", "attachments")
+        _check_header(attachment.mimetype, "Der Typ eines Anhangs", "attachments")
+        if "/" not in attachment.mimetype or not attachment.filename.strip():
+            raise ValidationError(f"Der Anhang „{attachment.filename}“ hat keinen gültigen Dateinamen oder Typ.", "attachments")
+    from_header, reply_to = _sender()
+    blob_keys = [_store_blob_cached(attachment.data) for attachment in attachments]
+    message = OutboxMessage(
+        mailing=mailing,
+        contact_id=contact_id,
+        from_header=from_header,
+        reply_to=reply_to,
+        to_email=to_email,
+        to_name=to_name,
+        subject=subject,
+        message_id=make_msgid(domain=_msgid_domain(from_header)),
+        date=utcnow().replace(microsecond=0),
+        text=text,
+        html=html,
+        calendar_method=calendar_method,
+        calendar_data=calendar.data if calendar is not None else None,
+        state="wartend",
+        next_attempt_at=utcnow(),
+    )
+    for position, attachment in enumerate(attachments):
+        message.attachments.append(OutboxAttachment(
+            position=position,
+            filename=attachment.filename,
+            mimetype=attachment.mimetype,
+            blob_sha256=blob_keys[position],
+            size=len(attachment.data),
+        ))
+    db.session.add(message)
+    db.session.flush()
+    return message
+
+
+def _store_blob_cached(data: bytes) -> str:
+    """store_blob, but a mailing with 2,000 identical attachments asks the database once per session."""
+    known: set[str] = db.session.info.setdefault("outbox_blob_keys", set())
+    key = sha256_of(data)
+    if key not in known:
+        store_blob(data)
+        known.add(key)
+    return key
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_blob_keys(session: Session) -> None:
+    # After a rollback the blobs flushed in that transaction are gone again.
+    session.info.pop("outbox_blob_keys", None)
+
+
+def start_mailing(mailing: Mailing) -> None:
+    """Release a draft to the worker."""
+    if mailing.state != "entwurf":
+        raise ValidationError("Nur ein Entwurf kann gesendet werden.")
+    count = db.session.scalar(select(func.count()).where(OutboxMessage.mailing_id == mailing.id))
+    if not count:
+        raise ValidationError("Die Aussendung enthält keine Nachrichten.")
+    mailing.state = "aktiv"
+    mailing.started_at = utcnow()
+    db.session.flush()
+
+
+# --- MIME --------------------------------------------------------------------------------------
+
+def _header_text(value: str) -> str:
+    """RFC 2047 for non-ASCII (folded at 76 characters), plain ASCII as is."""
+    if value.isascii():
+        return value
+    return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+
+
+def _address(name: str, addr: str) -> str:
+    if not name:
+        return addr
+    if name.isascii():
+        return formataddr((name, addr))
+    return f"{_header_text(name)} <{addr}>"
+
+
+def _base64(data: bytes) -> bytes:
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")
+
+
+def _qp(text: str) -> bytes:
+    normalised = text.replace("\r\n", "\n").replace("\r", "\n")
+    return binascii.b2a_qp(normalised.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+
+
+def _param(name: str, value: str) -> str:
+    if value.isascii():
+        return '%s="%s"' % (name, value.replace("\\", "\\\\").replace('"', '\\"'))
+    return f"{name}*={encode_rfc2231(value, 'utf-8')}"
+
+
+def _entity(headers: list[str], body: bytes) -> tuple[list[str], bytes]:
+    return headers, body
+
+
+def _multipart(subtype: str, boundary: str, parts: list[tuple[list[str], bytes]]) -> tuple[list[str], bytes]:
+    chunks = []
+    marker = b"--" + boundary.encode()
+    for headers, body in parts:
+        # The CRLF before a boundary belongs to the boundary (RFC 2046 §5.1.1), so the body keeps its own.
+        chunks += [marker, b"\r\n", "\r\n".join(headers).encode(), b"\r\n\r\n", body, b"\r\n"]
+    chunks += [marker, b"--\r\n"]
+    return [f'Content-Type: multipart/{subtype}; boundary="{boundary}"'], b"".join(chunks)
+
+
+def build_mime(message: OutboxMessage, attachment_data: dict[str, bytes] | None = None,
+               encoded_cache: dict[str, bytes] | None = None) -> bytes:
+    """The bytes that go to the SMTP server (CRLF line ends; RFC 5322/2045/2047/2231).
+
+    Built by hand rather than with ``email.message`` (5–10× faster, which matters at 150 msg/s);
+    tests read the result back with ``email.message_from_bytes(..., policy=policy.default)``.
+    ``attachment_data`` and ``encoded_cache`` (base64 per sha256) let the worker load and encode
+    a shared attachment once for a whole mailing.
+    """
+    seed = sha256_of(message.message_id.encode())[:20]
+    name, addr = parseaddr(message.from_header)
+    headers = [
+        f"From: {_address(name, addr) if addr else message.from_header}",
+        f"To: {_address(message.to_name, message.to_email)}",
+    ]
+    if message.reply_to:
+        headers.append("Reply-To: " + ", ".join(_address(n, a) for n, a in getaddresses([message.reply_to])))
+    headers += [
+        f"Subject: {_header_text(message.subject)}",
+        f"Date: {format_datetime(message.date)}",
+        f"Message-ID: {message.message_id}",
+        "MIME-Version: 1.0",
+        "Auto-Submitted: auto-generated",
+    ]
+    if message.calendar_method:
+        headers.append("Content-Class: urn:content-classes:calendarmessage")
+    alternatives = [_entity(["Content-Type: text/plain; charset=\"utf-8\"", "Content-Transfer-Encoding: quoted-printable"],
+                            _qp(message.text))]
+    if message.html:
+        alternatives.append(_entity(["Content-Type: text/html; charset=\"utf-8\"", "Content-Transfer-Encoding: quoted-printable"],
+                                    _qp(message.html)))
+    if message.calendar_data is not None:
+        # MIME-01…05: last alternative, method = METHOD, base64 keeps the CRLFs, no disposition.
+        alternatives.append(_entity([f'Content-Type: text/calendar; method={message.calendar_method}; charset="UTF-8"',
+                                     "Content-Transfer-Encoding: base64"], _base64(message.calendar_data)))
+    body = alternatives[0] if len(alternatives) == 1 else _multipart("alternative", f"=_kipost_{seed}_1", alternatives)
+    if message.attachments:
+        parts = [body]
+        for attachment in message.attachments:
+            encoded = (encoded_cache or {}).get(attachment.blob_sha256)
+            if encoded is None:
+                data = (attachment_data or {}).get(attachment.blob_sha256)
+                encoded = _base64(data if data is not None else load_blob(attachment.blob_sha256))
+                if encoded_cache is not None:
+                    encoded_cache[attachment.blob_sha256] = encoded
+            parts.append(_entity([
+                f"Content-Type: {attachment.mimetype}; {_param('name', attachment.filename)}",
+                f"Content-Disposition: attachment; {_param('filename', attachment.filename)}",
+                "Content-Transfer-Encoding: base64",
+            ], encoded))
+        body = _multipart("mixed", f"=_kipost_{seed}_0", parts)
+    part_headers, payload = body
+    return ("\r\n".join(headers + part_headers) + "\r\n\r\n").encode("ascii") + payload
+
+
+# --- Progress and control ----------------------------------------------------------------------
+
+def get_mailing(mailing_id: int) -> Mailing:
+    mailing = db.session.get(Mailing, mailing_id)
+    if mailing is None:
+        raise NotFound(f"Aussendung {mailing_id} gibt es nicht.")
+    return mailing
+
+
+def get_message(message_id: int) -> OutboxMessage:
+    message = db.session.get(OutboxMessage, message_id)
+    if message is None:
+        raise NotFound(f"Nachricht {message_id} gibt es nicht.")
+    return message
+
+
+def mailing_counts(mailing_id: int | None = None) -> dict[str, int]:
+    """Count per message state (every state present, zeros included)."""
+    query = select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)
+    if mailing_id is not None:
+        query = query.where(OutboxMessage.mailing_id == mailing_id)
+    counts = {state: 0 for state in MESSAGE_STATES}
+    for state, count in db.session.execute(query):
+        counts[state] = count
+    return counts
+
+
+def counts_by_mailing(mailing_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    result = {mid: {state: 0 for state in MESSAGE_STATES} for mid in mailing_ids}
+    if mailing_ids:
+        rows = db.session.execute(
+            select(OutboxMessage.mailing_id, OutboxMessage.state, func.count())
+            .where(OutboxMessage.mailing_id.in_(mailing_ids))
+            .group_by(OutboxMessage.mailing_id, OutboxMessage.state)
+        )
+        for mid, state, count in rows:
+            result[mid][state] = count
+    return result
+
+
+def mailing_progress(mailing: Mailing) -> dict[str, Any]:
+    """Counts, percentage done and an estimate of the seconds left (JSON-ready)."""
+    counts = mailing_counts(mailing.id)
+    total = sum(counts.values())
+    waiting = counts["wartend"] + counts["in_arbeit"]
+    done = total - waiting
+    seconds_left: float | None = None
+    if waiting and mailing.state == "aktiv":
+        recent = utcnow() - timedelta(minutes=5)
+        sent_times = db.session.execute(
+            select(func.count(), func.min(OutboxMessage.sent_at), func.max(OutboxMessage.sent_at))
+            .where(OutboxMessage.mailing_id == mailing.id, OutboxMessage.sent_at >= recent)
+        ).one()
+        rate_limit = current_app.config["MAIL_RATE_PER_MINUTE"] or 0
+        per_second = None
+        if sent_times[0] and sent_times[0] > 1 and sent_times[2] > sent_times[1]:
+            per_second = (sent_times[0] - 1) / (sent_times[2] - sent_times[1]).total_seconds()
+        if rate_limit:
+            per_second = min(per_second or rate_limit / 60, rate_limit / 60)
+        if per_second:
+            seconds_left = round(waiting / per_second)
+    return {
+        "id": mailing.id,
+        "state": mailing.state,
+        "state_label": mailing.state_label,
+        "pause_reason": mailing.pause_reason,
+        "total": total,
+        "sent": counts["gesendet"],
+        "waiting": waiting,
+        "failed": counts["fehlgeschlagen"],
+        "unklar": counts["unklar"],
+        "cancelled": counts["abgebrochen"],
+        "done": done,
+        "percent": round(100 * done / total) if total else 100,
+        "seconds_left": seconds_left,
+        "finished": waiting == 0,
+    }
+
+
+def pause_mailing(mailing: Mailing, reason: str = "von Hand pausiert") -> None:
+    if mailing.state != "aktiv":
+        raise ValidationError("Nur eine laufende Aussendung kann pausiert werden.")
+    mailing.state = "pausiert"
+    mailing.pause_reason = reason
+    db.session.flush()
+
+
+def resume_mailing(mailing: Mailing) -> None:
+    if mailing.state != "pausiert":
+        raise ValidationError("Nur eine pausierte Aussendung kann fortgesetzt werden.")
+    mailing.state = "aktiv"
+    mailing.pause_reason = ""
+    mailing.failures_in_a_row = 0
+    db.session.flush()
+
+
+def cancel_mailing(mailing: Mailing) -> int:
+    """Stop for good; waiting messages become ``abgebrochen``. Returns how many were cancelled."""
+    if mailing.state == "abgebrochen":
+        raise ValidationError("Die Aussendung ist bereits abgebrochen.")
+    mailing.state = "abgebrochen"
+    result = db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.mailing_id == mailing.id, OutboxMessage.state == "wartend")
+        .values(state="abgebrochen")
+    )
+    db.session.flush()
+    return result.rowcount or 0
+
+
+def retry_failed(mailing: Mailing) -> int:
+    """Queue failed messages again (same Message-ID). Returns how many."""
+    if mailing.state == "abgebrochen":
+        raise ValidationError("Eine abgebrochene Aussendung kann nicht erneut gesendet werden.")
+    result = db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.mailing_id == mailing.id, OutboxMessage.state == "fehlgeschlagen")
+        .values(state="wartend", next_attempt_at=utcnow(), first_failure_at=None, attempts=0)
+    )
+    mailing.failures_in_a_row = 0
+    db.session.flush()
+    return result.rowcount or 0
+
+
+def resend_message(message: OutboxMessage) -> None:
+    """A person decided: the message in doubt did not arrive, send it again."""
+    if message.state not in ("unklar", "fehlgeschlagen"):
+        raise ValidationError("Nur unklare oder fehlgeschlagene Nachrichten können erneut gesendet werden.")
+    if message.mailing.state == "abgebrochen":
+        raise ValidationError("Die Aussendung ist abgebrochen.")
+    message.state = "wartend"
+    message.next_attempt_at = utcnow()
+    message.first_failure_at = None
+    message.claimed_by = None
+    db.session.flush()
+
+
+def mark_message_sent(message: OutboxMessage) -> None:
+    """A person decided: the message in doubt did arrive."""
+    if message.state != "unklar":
+        raise ValidationError("Nur unklare Nachrichten können als gesendet markiert werden.")
+    message.state = "gesendet"
+    message.sent_at = message.claimed_at or utcnow()
+    message.server_reply = (message.server_reply + " · als gesendet markiert").strip(" ·")
+    db.session.flush()
+
+
+def send_test(mailing: Mailing, email: str, name: str = "", message: OutboxMessage | None = None) -> Mailing:
+    """Send one message of ``mailing`` (the first unless given) to a staff member, as its own mailing."""
+    source = message or db.session.scalar(
+        select(OutboxMessage).where(OutboxMessage.mailing_id == mailing.id).order_by(OutboxMessage.id).limit(1)
+    )
+    if source is None:
+        raise ValidationError("Die Aussendung enthält keine Nachricht, die getestet werden könnte.")
+    test = create_mailing("testversand", f"Test: {mailing.title}"[:300], created_by_id=mailing.created_by_id)
+    enqueue(
+        test,
+        to_email=email,
+        to_name=name,
+        subject=f"[Test] {source.subject}"[:500],
+        text=source.text,
+        html=source.html,
+        attachments=[Attachment(a.filename, a.mimetype, load_blob(a.blob_sha256)) for a in source.attachments],
+        calendar=CalendarPart(source.calendar_method, source.calendar_data) if source.calendar_data is not None else None,
+    )
+    start_mailing(test)
+    return test
+
+
+# --- File transport (.eml viewer) --------------------------------------------------------------
+
+_EML_NAME = re.compile(r"^[0-9A-Za-z._-]+\.eml$")
+
+
+def outbox_dir() -> Path:
+    return Path(current_app.config["OUTBOX_DIR"])
+
+
+def eml_files() -> list[dict[str, Any]]:
+    folder = outbox_dir()
+    if not folder.is_dir():
+        return []
+    files = []
+    for path in sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True):
+        stat = path.stat()
+        files.append({"name": path.name, "size": stat.st_size,
+                      "modified": datetime.fromtimestamp(stat.st_mtime).astimezone()})
+    return files
+
+
+def read_eml(name: str) -> bytes:
+    if not _EML_NAME.match(name):
+        raise NotFound("Diese Datei gibt es nicht.")
+    path = outbox_dir() / name
+    if not path.is_file():
+        raise NotFound("Diese Datei gibt es nicht.")
+    return path.read_bytes()
+
+
+def write_eml(mailing_id: int, message_id: int, data: bytes) -> str:
+    folder = outbox_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{mailing_id:05d}-{message_id:07d}.eml"
+    tmp = folder / (name + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, folder / name)
+    return name
+
+
+def messages_in_state(state: str, mailing_id: int | None = None) -> list[OutboxMessage]:
+    query = select(OutboxMessage).where(OutboxMessage.state == state).order_by(OutboxMessage.id)
+    if mailing_id is not None:
+        query = query.where(OutboxMessage.mailing_id == mailing_id)
+    return list(db.session.scalars(query))

@@ -1,0 +1,659 @@
+"""The sending worker: claims due messages, sends them, records each result.
+
+Crash safety: a message is committed as ``in_arbeit`` (with worker id and time) BEFORE the SMTP
+transaction and as ``gesendet`` right after it. A worker that dies in between leaves its row
+``in_arbeit``; the next worker sees that the claiming worker is gone (same host: its process no
+longer exists; any host: its heartbeat is older than ``OUTBOX_WORKER_STALE_SECONDS``) and marks
+the row ``unklar`` for a person to decide (resend or mark as sent) — never resent silently.
+
+Claiming: PostgreSQL ``SELECT … FOR UPDATE SKIP LOCKED``; SQLite one conditional
+``UPDATE … WHERE id = (SELECT …) AND state = 'wartend' RETURNING id`` (SQLite runs one writer at a
+time, so the statement is atomic). Rate limit and daily cap are conditions of the claim, evaluated
+against the database, so they hold across any number of workers (PostgreSQL serialises rate-limited
+claims with a transaction-level advisory lock).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import smtplib
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+from zoneinfo import ZoneInfo
+
+import flask_mail
+from flask import Flask
+from sqlalchemy import and_, delete, func, or_, select, text, update
+
+from ..db_types import utcnow
+from ..extensions import db
+from . import services
+from .models import Mailing, OutboxAttachment, OutboxMessage, OutboxWorker
+
+log = logging.getLogger(__name__)
+BERLIN = ZoneInfo("Europe/Berlin")
+_ADVISORY_LOCK = 0x4B49504F  # "KIPO": serialises rate-limited claims across PostgreSQL workers
+
+
+# --- Transports --------------------------------------------------------------------------------
+
+class TemporaryFailure(Exception):
+    """4xx or a connection problem before the message data went out: try again later."""
+
+    def __init__(self, reply: str, *, connection: bool = False):
+        super().__init__(reply)
+        self.reply = reply
+        self.connection = connection
+
+
+class PermanentFailure(Exception):
+    """5xx: the server refused this message for good."""
+
+    def __init__(self, reply: str):
+        super().__init__(reply)
+        self.reply = reply
+
+
+class InDoubt(Exception):
+    """The connection broke after the data went out: the server may or may not have taken it."""
+
+    def __init__(self, reply: str):
+        super().__init__(reply)
+        self.reply = reply
+
+
+def _reply(code: int, message: bytes | str) -> str:
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", "replace")
+    return f"{code} {' '.join(message.split())}".strip()
+
+
+def _raise_for(code: int, message: bytes | str) -> None:
+    reply = _reply(code, message)
+    if 400 <= code < 500:
+        raise TemporaryFailure(reply)
+    raise PermanentFailure(reply)
+
+
+class _Connection(flask_mail.Connection):
+    """Flask-Mail's connection with a timeout and TCP_NODELAY (without it each message waits ~40 ms)."""
+
+    def __init__(self, state, timeout: float):
+        super().__init__(state)
+        self.timeout = timeout
+
+    def configure_host(self):
+        m = self.mail
+        if m.use_ssl:
+            host = smtplib.SMTP_SSL(m.server, m.port, timeout=self.timeout)
+        else:
+            host = smtplib.SMTP(m.server, m.port, timeout=self.timeout)
+        if host.sock is not None:
+            host.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if m.use_tls:
+            host.starttls()
+        if m.username and m.password:
+            host.login(m.username, m.password)
+        host.ehlo_or_helo_if_needed()
+        return host
+
+
+class SmtpTransport:
+    """One SMTP connection reused for many messages; reconnects after an error."""
+
+    kind = "smtp"
+
+    def __init__(self, app: Flask):
+        self.state = app.extensions["mail"]
+        self.timeout = float(app.config["MAIL_TIMEOUT"])
+        self.connection: _Connection | None = None
+
+    def _host(self) -> smtplib.SMTP:
+        if self.connection is None:
+            connection = _Connection(self.state, self.timeout)
+            try:
+                connection.host = connection.configure_host()
+            except smtplib.SMTPResponseException as error:
+                if error.smtp_code >= 500:
+                    raise TemporaryFailure(f"Anmeldung/Verbindung abgelehnt: {_reply(error.smtp_code, error.smtp_error)}", connection=True) from None
+                raise TemporaryFailure(_reply(error.smtp_code, error.smtp_error), connection=True) from None
+            except (OSError, smtplib.SMTPException) as error:
+                raise TemporaryFailure(f"SMTP-Server {self.state.server}:{self.state.port} nicht erreichbar: {error}", connection=True) from None
+            self.connection = connection
+        return self.connection.host
+
+    def reset(self) -> None:
+        if self.connection is not None and self.connection.host is not None:
+            try:
+                self.connection.host.close()
+            except Exception:  # noqa: BLE001 - closing a broken socket may fail in any way
+                pass
+        self.connection = None
+
+    def close(self) -> None:
+        if self.connection is not None and self.connection.host is not None:
+            try:
+                self.connection.host.quit()
+            except Exception:  # noqa: BLE001
+                pass
+        self.connection = None
+
+    def send(self, envelope: Envelope, data: bytes) -> str:
+        host = self._host()
+        try:
+            code, resp = host.mail(envelope.from_addr)
+            if code != 250:
+                host.rset()
+                _raise_for(code, resp)
+            code, resp = host.rcpt(envelope.to_addr)
+            if code not in (250, 251):
+                host.rset()
+                _raise_for(code, resp)
+            host.putcmd("data")
+            code, resp = host.getreply()
+            if code != 354:
+                host.rset()
+                _raise_for(code, resp)
+        except (OSError, smtplib.SMTPServerDisconnected) as error:
+            self.reset()
+            raise TemporaryFailure(f"Verbindung zum SMTP-Server unterbrochen: {error}", connection=True) from None
+        # From here the server may have the message: a broken connection leaves it in doubt.
+        payload = re.sub(rb"(?m)^\.", b"..", re.sub(rb"\r\n|\n|\r(?!\n)", b"\r\n", data))
+        if not payload.endswith(b"\r\n"):
+            payload += b"\r\n"
+        try:
+            host.send(payload + b".\r\n")
+            code, resp = host.getreply()
+        except (OSError, smtplib.SMTPServerDisconnected) as error:
+            self.reset()
+            raise InDoubt(f"Verbindung während der Übergabe abgebrochen: {error}") from None
+        if code != 250:
+            _raise_for(code, resp)
+        return _reply(code, resp)
+
+
+class FileTransport:
+    """No SMTP server configured: write .eml files into OUTBOX_DIR. Nothing leaves the machine."""
+
+    kind = "datei"
+
+    def send(self, envelope: Envelope, data: bytes) -> str:
+        name = services.write_eml(envelope.mailing_id, envelope.message_id, data)
+        return f"nicht versendet: als Datei im Postausgang abgelegt: {name}"
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def make_transport(app: Flask):
+    return SmtpTransport(app) if app.config["MAIL_SERVER"] else FileTransport()
+
+
+@dataclass(frozen=True)
+class Envelope:
+    from_addr: str
+    to_addr: str
+    mailing_id: int
+    message_id: int
+
+
+_MESSAGE_COLUMNS = (
+    OutboxMessage.id, OutboxMessage.mailing_id, OutboxMessage.from_header, OutboxMessage.reply_to, OutboxMessage.to_email,
+    OutboxMessage.to_name, OutboxMessage.subject, OutboxMessage.message_id, OutboxMessage.date, OutboxMessage.text,
+    OutboxMessage.html, OutboxMessage.calendar_method, OutboxMessage.calendar_data,
+)
+
+
+@dataclass
+class _MessageData:
+    """The columns of a claimed row, enough for build_mime (no ORM object per message)."""
+
+    id: int
+    mailing_id: int
+    from_header: str
+    reply_to: str
+    to_email: str
+    to_name: str
+    subject: str
+    message_id: str
+    date: datetime
+    text: str
+    html: str | None
+    calendar_method: str | None
+    calendar_data: bytes | None
+    attachments: list
+
+
+@dataclass(frozen=True)
+class Prepared:
+    envelope: Envelope
+    data: bytes
+
+
+# --- Worker ------------------------------------------------------------------------------------
+
+@dataclass
+class Summary:
+    sent: int = 0
+    retry: int = 0
+    failed: int = 0
+    unklar: int = 0
+    recovered_unklar: int = 0
+    stopped_because: str = ""
+    per_state: dict[str, int] = field(default_factory=dict)
+
+    def line(self) -> str:
+        text = (f"gesendet: {self.sent}, später erneut: {self.retry}, fehlgeschlagen: {self.failed}, "
+                f"unklar: {self.unklar + self.recovered_unklar}")
+        return text + (f" ({self.stopped_because})" if self.stopped_because else "")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Worker:
+    def __init__(self, app: Flask, worker_id: str | None = None, transport=None):
+        self.app = app
+        self.hostname = socket.gethostname()
+        self.pid = os.getpid()
+        self.id = worker_id or f"{self.hostname}:{self.pid}:{uuid.uuid4().hex[:8]}"
+        self.transport = transport or make_transport(app)
+        self._last_beat = 0.0
+        self._last_recovery = 0.0
+        self._encoded: dict[str, bytes] = {}  # base64 of shared attachments, per sha256
+        self._mailings_reset: set[int] = set()
+        self.stop_event = threading.Event()
+
+    # settings
+    def _cfg(self, name: str, default):
+        return self.app.config.get(name, default)
+
+    @property
+    def stale_seconds(self) -> float:
+        return float(self._cfg("OUTBOX_WORKER_STALE_SECONDS", max(120.0, 4 * float(self.app.config["MAIL_TIMEOUT"]))))
+
+    # heartbeat and recovery
+    def heartbeat(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_beat < 5:
+            return
+        row = db.session.get(OutboxWorker, self.id)
+        if row is None:
+            db.session.add(OutboxWorker(id=self.id, hostname=self.hostname, pid=self.pid, seen_at=utcnow()))
+        else:
+            row.seen_at = utcnow()
+        db.session.commit()
+        self._last_beat = now
+
+    def recover_orphans(self, force: bool = False) -> int:
+        """Rows claimed by workers that are gone become ``unklar``. Returns how many."""
+        now = time.monotonic()
+        if not force and now - self._last_recovery < 10:
+            return 0
+        self._last_recovery = now
+        claimers = db.session.scalars(
+            select(OutboxMessage.claimed_by).where(OutboxMessage.state == "in_arbeit", OutboxMessage.claimed_by != self.id).distinct()
+        ).all()
+        count = 0
+        for claimer in claimers:
+            if claimer is None or self._worker_alive(claimer):
+                continue
+            result = db.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.state == "in_arbeit", OutboxMessage.claimed_by == claimer)
+                .values(state="unklar", server_reply=(
+                    f"Der sendende Prozess ({claimer}) ist während des Versands ausgefallen. "
+                    "Ob die Nachricht angekommen ist, ist unklar: bitte erneut senden oder als gesendet markieren."))
+            )
+            count += result.rowcount or 0
+            db.session.execute(delete(OutboxWorker).where(OutboxWorker.id == claimer))
+            log.warning("Worker %s ausgefallen: %s Nachricht(en) unklar", claimer, result.rowcount)
+        db.session.commit()
+        return count
+
+    def _worker_alive(self, worker_id: str) -> bool:
+        row = db.session.get(OutboxWorker, worker_id)
+        if row is None:
+            return False
+        if row.hostname == self.hostname and not _pid_alive(row.pid):
+            return False
+        return (utcnow() - row.seen_at).total_seconds() < self.stale_seconds
+
+    # claiming
+    def _limits(self, now: datetime) -> list:
+        conditions = []
+        rate = int(self.app.config["MAIL_RATE_PER_MINUTE"] or 0)
+        if rate > 0:
+            spacing = timedelta(seconds=60.0 / rate)
+            conditions.append(
+                select(func.count()).select_from(OutboxMessage)
+                .where(OutboxMessage.claimed_at > now - spacing).scalar_subquery() == 0
+            )
+        cap = int(self.app.config["MAIL_DAILY_CAP"] or 0)
+        if cap > 0:
+            day_start = now.astimezone(BERLIN).replace(hour=0, minute=0, second=0, microsecond=0)
+            conditions.append(
+                select(func.count()).select_from(OutboxMessage)
+                .where(or_(OutboxMessage.sent_at >= day_start, OutboxMessage.state == "in_arbeit"))
+                .scalar_subquery() < cap
+            )
+        return conditions
+
+    def _claim_statements(self):
+        """Claim one due row; returns the columns build_mime needs (a Row) or None."""
+        now = utcnow()
+        limits = self._limits(now)
+        due = and_(
+            OutboxMessage.state == "wartend",
+            OutboxMessage.next_attempt_at <= now,
+            OutboxMessage.mailing_id.in_(select(Mailing.id).where(Mailing.state == "aktiv")),
+        )
+        order = (OutboxMessage.next_attempt_at, OutboxMessage.id)
+        values = {"state": "in_arbeit", "claimed_by": self.id, "claimed_at": now}
+        if db.engine.dialect.name == "postgresql":
+            if limits:
+                db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
+            # One round trip: UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING …
+            candidate = (select(OutboxMessage.id).where(due, *limits).order_by(*order).limit(1)
+                         .with_for_update(skip_locked=True, of=OutboxMessage).scalar_subquery())
+            return db.session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == candidate).values(**values).returning(*_MESSAGE_COLUMNS)
+            ).one_or_none()
+        candidate = select(OutboxMessage.id).where(due).order_by(*order).limit(1).scalar_subquery()
+        return db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == candidate, OutboxMessage.state == "wartend", *limits)
+            .values(**values)
+            .returning(*_MESSAGE_COLUMNS)
+        ).one_or_none()
+
+    def claim_next(self, result: tuple[Envelope, str | Exception] | None = None) -> tuple[Prepared | None, str | None]:
+        """One transaction: record the previous message's result, claim the next, build its bytes.
+
+        The claim is committed before the SMTP transaction starts; folding the previous result
+        into the same commit halves the commits per message without weakening crash safety.
+        """
+        outcome = self._record(*result) if result else None
+        row = self._claim_statements()
+        prepared = None
+        if row is not None:
+            attachments = db.session.execute(
+                select(OutboxAttachment.filename, OutboxAttachment.mimetype, OutboxAttachment.blob_sha256)
+                .where(OutboxAttachment.message_id == row.id).order_by(OutboxAttachment.position)
+            ).all()
+            message = _MessageData(**row._asdict(), attachments=attachments)
+            data = services.build_mime(message, self._load_blobs(message), self._encoded)
+            prepared = Prepared(Envelope(parseaddr(row.from_header)[1], row.to_email, row.mailing_id, row.id), data)
+        db.session.commit()
+        return prepared, outcome
+
+    def claim(self) -> int | None:
+        """Claim one due message and commit the claim; returns its id or None."""
+        prepared, _ = self.claim_next()
+        return prepared.envelope.message_id if prepared else None
+
+    def next_due_in(self) -> float | None:
+        """Seconds until something may be due (None: nothing waiting in an active mailing)."""
+        soonest = db.session.scalar(
+            select(func.min(OutboxMessage.next_attempt_at)).where(
+                OutboxMessage.state == "wartend",
+                OutboxMessage.mailing_id.in_(select(Mailing.id).where(Mailing.state == "aktiv")),
+            )
+        )
+        db.session.commit()
+        if soonest is None:
+            return None
+        return max(0.0, (soonest - utcnow()).total_seconds())
+
+    def _load_blobs(self, message: OutboxMessage) -> dict[str, bytes]:
+        from ..blobs import load_blob
+
+        if len(self._encoded) > 64:
+            self._encoded.clear()
+        return {a.blob_sha256: load_blob(a.blob_sha256) for a in message.attachments if a.blob_sha256 not in self._encoded}
+
+
+    # one message
+    def _attempt(self, prepared: Prepared) -> str | Exception:
+        try:
+            return self.transport.send(prepared.envelope, prepared.data)
+        except (TemporaryFailure, PermanentFailure, InDoubt) as error:
+            return error
+
+    def _record(self, envelope: Envelope, result: str | Exception) -> str:
+        """The statements that store one result (the caller commits)."""
+        message_id = envelope.message_id
+        if isinstance(result, TemporaryFailure):
+            outcome = self._temporary(db.session.get(OutboxMessage, message_id, populate_existing=True), result.reply)
+            if result.connection:
+                outcome = "verbindung:" + outcome
+        elif isinstance(result, PermanentFailure):
+            outcome = self._permanent(db.session.get(OutboxMessage, message_id, populate_existing=True), result.reply)
+        elif isinstance(result, InDoubt):
+            db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
+                state="unklar", server_reply=result.reply))
+            outcome = "unklar"
+        else:
+            db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
+                state="gesendet", sent_at=utcnow(), server_reply=result, attempts=OutboxMessage.attempts + 1,
+                eml_file=result.split()[-1] if self.transport.kind == "datei" else ""))
+            if envelope.mailing_id not in self._mailings_reset:
+                # A success ends a run of failures; once per mailing unless this worker saw one fail.
+                db.session.execute(update(Mailing).where(Mailing.id == envelope.mailing_id, Mailing.failures_in_a_row != 0)
+                                   .values(failures_in_a_row=0))
+                self._mailings_reset.add(envelope.mailing_id)
+            return "gesendet"
+        self._mailings_reset.discard(envelope.mailing_id)
+        db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
+                           .values(attempts=OutboxMessage.attempts + 1))
+        return outcome
+
+    @staticmethod
+    def _tally(summary: Summary, outcome: str) -> None:
+        kind = outcome.removeprefix("verbindung:")
+        if kind == "gesendet":
+            summary.sent += 1
+        elif kind == "wartend":
+            summary.retry += 1
+        elif kind == "fehlgeschlagen":
+            summary.failed += 1
+        elif kind == "unklar":
+            summary.unklar += 1
+
+    def _temporary(self, message: OutboxMessage, reply: str) -> str:
+        now = utcnow()
+        message.first_failure_at = message.first_failure_at or now
+        message.server_reply = reply
+        message.claimed_by = None
+        retry_for = timedelta(hours=float(self.app.config["MAIL_RETRY_HOURS"]))
+        if now - message.first_failure_at >= retry_for:
+            message.state = "fehlgeschlagen"
+            message.server_reply = f"{reply} (seit {self.app.config['MAIL_RETRY_HOURS']} Stunden nicht zustellbar)"
+            return "fehlgeschlagen"
+        base = float(self._cfg("MAIL_RETRY_BASE_SECONDS", 60))
+        delay = min(base * (2 ** message.attempts), float(self._cfg("MAIL_RETRY_MAX_SECONDS", 3600)))
+        message.state = "wartend"
+        message.next_attempt_at = now + timedelta(seconds=delay)
+        return "wartend"
+
+    def _permanent(self, message: OutboxMessage, reply: str) -> str:
+        message.state = "fehlgeschlagen"
+        message.server_reply = reply
+        mailing = db.session.get(Mailing, message.mailing_id, with_for_update=db.engine.dialect.name == "postgresql")
+        mailing.failures_in_a_row += 1
+        limit = int(self.app.config["MAIL_PAUSE_AFTER_FAILURES"] or 0)
+        if limit and mailing.failures_in_a_row >= limit and mailing.state == "aktiv":
+            mailing.state = "pausiert"
+            mailing.pause_reason = (f"Automatisch pausiert nach {mailing.failures_in_a_row} Fehlern in Folge; "
+                                    f"zuletzt: {reply}")
+        return "fehlgeschlagen"
+
+    # loop
+    def run(self, once: bool = False, on_message: Callable[[str], None] | None = None,
+            poll_seconds: float = 1.0) -> Summary:
+        """Send until stopped; with ``once`` until nothing is due (or the server is unreachable)."""
+        summary = Summary()
+        backoff = 0.0
+        result: tuple[Envelope, str | Exception] | None = None
+
+        def done(outcome: str) -> None:
+            self._tally(summary, outcome)
+            if on_message:
+                on_message(outcome)
+
+        try:
+            self.heartbeat(force=True)
+            summary.recovered_unklar += self.recover_orphans(force=True)
+            while not self.stop_event.is_set():
+                self.heartbeat()
+                summary.recovered_unklar += self.recover_orphans()
+                prepared, outcome = self.claim_next(result)
+                result = None
+                if outcome:
+                    done(outcome)
+                if prepared is None:
+                    wait = self.next_due_in()
+                    if wait is None:
+                        if once:
+                            break
+                        self.transport.close()
+                        self.stop_event.wait(poll_seconds)
+                        continue
+                    if wait == 0:
+                        # Due but not claimable: rate limit, daily cap or another worker holds it.
+                        if self.daily_cap_reached():
+                            summary.stopped_because = "Tageslimit erreicht"
+                            if once:
+                                break
+                            self.stop_event.wait(60)
+                            continue
+                        self.stop_event.wait(self._slot_wait())
+                        continue
+                    if once and wait > 2:
+                        summary.stopped_because = "weitere Nachrichten sind später fällig"
+                        break
+                    self.stop_event.wait(min(wait, poll_seconds))
+                    continue
+                result = (prepared.envelope, self._attempt(prepared))
+                if isinstance(result[1], TemporaryFailure) and result[1].connection:
+                    done(self._record(*result))
+                    db.session.commit()
+                    result = None
+                    if once:
+                        summary.stopped_because = "SMTP-Server nicht erreichbar"
+                        break
+                    backoff = min(max(backoff * 2, 1.0), 60.0)
+                    self.stop_event.wait(backoff)
+                else:
+                    backoff = 0.0
+        finally:
+            self.transport.close()
+            db.session.rollback()
+            if result is not None:
+                done(self._record(*result))
+            db.session.execute(delete(OutboxWorker).where(OutboxWorker.id == self.id))
+            db.session.commit()
+        return summary
+
+    def _slot_wait(self) -> float:
+        rate = int(self.app.config["MAIL_RATE_PER_MINUTE"] or 0)
+        return min(60.0 / rate / 4, 1.0) if rate else 0.05
+
+    def daily_cap_reached(self) -> bool:
+        cap = int(self.app.config["MAIL_DAILY_CAP"] or 0)
+        if cap <= 0:
+            return False
+        day_start = utcnow().astimezone(BERLIN).replace(hour=0, minute=0, second=0, microsecond=0)
+        sent = db.session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.sent_at >= day_start))
+        db.session.commit()
+        return (sent or 0) >= cap
+
+
+def due_count() -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.state.in_(("wartend", "in_arbeit")),
+            OutboxMessage.mailing_id.in_(select(Mailing.id).where(Mailing.state == "aktiv")),
+        )
+    ) or 0
+
+
+# --- Embedded worker ---------------------------------------------------------------------------
+
+_embedded_lock = threading.Lock()
+_embedded: dict[int, threading.Thread] = {}
+
+
+def _should_embed(app: Flask) -> bool:
+    if not app.config.get("EMBEDDED_WORKER") or app.testing:
+        return False
+    main = sys.modules.get("__main__")
+    main_spec = getattr(main, "__spec__", None)
+    under_flask_cli = os.path.basename(sys.argv[0] if sys.argv else "").startswith("flask") or (
+        main_spec is not None and main_spec.name in ("flask", "flask.__main__"))
+    if under_flask_cli:
+        if "run" not in sys.argv[1:]:
+            return False  # `flask outbox work`, `flask db upgrade`, … must not send in the background
+        reloading = "--reload" in sys.argv or "--debug" in sys.argv or os.environ.get("FLASK_DEBUG", "").lower() in ("1", "true")
+        if reloading and "--no-reload" not in sys.argv and os.environ.get("WERKZEUG_RUN_MAIN") != "true":
+            return False  # the reloader's watcher process; its child starts the worker
+    return True
+
+
+def start_embedded_worker(app: Flask) -> threading.Thread | None:
+    """Start one daemon sending thread in this process (embedded default). Safe to call twice.
+
+    Call it from the app factory. It does nothing under TESTING, with EMBEDDED_WORKER false,
+    under `flask` commands other than `run`, and in the reloader's watcher process.
+    """
+    if not _should_embed(app):
+        return None
+    with _embedded_lock:
+        running = _embedded.get(os.getpid())
+        if running is not None and running.is_alive():
+            return running
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.is_set():
+                try:
+                    with app.app_context():
+                        worker = Worker(app)
+                        worker.stop_event = stop
+                        worker.run(once=False)
+                except Exception:  # noqa: BLE001 - the database may be away for a while; keep trying
+                    log.exception("Versand-Thread abgebrochen; neuer Versuch in 30 Sekunden")
+                    stop.wait(30)
+
+        thread = threading.Thread(target=loop, name="ki-post-outbox", daemon=True)
+        thread.stop_event = stop  # type: ignore[attr-defined]
+        thread.start()
+        _embedded[os.getpid()] = thread
+        return thread
+
+
+def stop_embedded_worker(timeout: float = 30) -> None:
+    """Stop this process's embedded worker after the message in flight (tests, clean shutdown)."""
+    with _embedded_lock:
+        thread = _embedded.pop(os.getpid(), None)
+    if thread is not None:
+        thread.stop_event.set()  # type: ignore[attr-defined]
+        thread.join(timeout)

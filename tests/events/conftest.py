@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from ki_post.events import services
+from ki_post.extensions import db
+from ki_post.recipients.models import Contact, Organisation
+
+FIXTURE_UID = "4b1f7d2e-3c6a-4e8b-9f0a-2d5c7e9a1b3c"
+
+
+def future(days: int, hour: int = 11) -> str:
+    day = datetime.now(timezone.utc) + timedelta(days=days)
+    return day.strftime(f"%Y-%m-%dT{hour:02d}:00")
+
+
+@pytest.fixture
+def make_event(app):
+    def make(**overrides):
+        data = dict(title="Feierstunde 5 Jahre Teilhabe- und Integrationsgesetz", start=future(30, 11), end=future(30, 13),
+                    place_name="Ministerium", place_address="Fürstenwall 25, 40219 Düsseldorf", room="Raum 101",
+                    companions_allowed=2)
+        data.update(overrides)
+        event = services.create_event(services.EventData(**data))
+        db.session.commit()
+        return event
+
+    return make
+
+
+@pytest.fixture
+def make_contacts(app):
+    def make(n: int, prefix: str = "person"):
+        org = Organisation(name=f"Stadt {prefix}", kind="kreisfreie_stadt")
+        db.session.add(org)
+        contacts = []
+        for k in range(n):
+            contact = Contact(anrede="frau", first_name="Erika", last_name=f"{prefix.capitalize()}{k}",
+                              email=f"{prefix}{k}@stadt.example", organisation=org)
+            db.session.add(contact)
+            contacts.append(contact)
+        db.session.flush()
+        return contacts
+
+    return make
+
+
+@pytest.fixture
+def published(make_event, make_contacts):
+    """A published event with three invitations (no mails sent)."""
+    def make(n: int = 3, **overrides):
+        event = make_event(**overrides)
+        services.publish_event(event)
+        services.add_invitations(event, make_contacts(n))
+        db.session.commit()
+        return event
+
+    return make

@@ -1,0 +1,78 @@
+"""flask events … / flask rsvp … through the CLI runner."""
+from __future__ import annotations
+
+import csv
+import io
+import mailbox
+from pathlib import Path
+
+from sqlalchemy import select
+
+from ki_post.events.models import Event, Invitation
+from ki_post.extensions import db
+from tests.events.conftest import FIXTURE_UID
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_create_list_invite_export(runner, demo, tmp_path):
+    result = runner.invoke(args=["events", "create", "--title", "Feierstunde", "--start", "2017-02-08T11:00",
+                                 "--end", "2017-02-08T13:00", "--location", "Fürstenwall 25, 40219 Düsseldorf"])
+    assert result.exit_code == 0, result.output
+    event_id = int(result.output.strip().splitlines()[-1])
+    event = db.session.get(Event, event_id)
+    assert event.start_at.hour == 10 and event.place_name == "Fürstenwall 25, 40219 Düsseldorf"
+    listed = runner.invoke(args=["events", "list"])
+    assert f"{event_id}\t08.02.2017, 11:00\tdraft\t0\t0\tFeierstunde" in listed.output
+    invited = runner.invoke(args=["events", "invite", str(event_id), "--list", "Alle KI-Dezernate"])
+    assert invited.exit_code == 0 and "53 Einladungen" in invited.output
+    target = tmp_path / "liste.csv"
+    exported = runner.invoke(args=["events", "export", str(event_id), str(target)])
+    assert exported.exit_code == 0, exported.output
+    rows = list(csv.reader(io.StringIO(target.read_bytes().decode("utf-8-sig")), delimiter=";"))
+    assert rows[0][:2] == ["Name", "Organisation"] and len(rows) == 54
+    xlsx = tmp_path / "liste.xlsx"
+    assert runner.invoke(args=["events", "export", str(event_id), str(xlsx)]).exit_code == 0
+    assert xlsx.read_bytes().startswith(b"PK")
+
+
+def test_cli_bad_input(runner, demo, tmp_path):
+    bad = runner.invoke(args=["events", "create", "--title", "X", "--start", "2017-02-08T11:00", "--end", "gestern"])
+    assert bad.exit_code != 0 and "kein gültiger Zeitpunkt" in bad.output
+    assert runner.invoke(args=["events", "invite", "999"]).exit_code != 0
+    assert db.session.scalar(select(db.func.count(Event.id))) == 0
+    wrong = runner.invoke(args=["events", "invite", "1", "--list", "Gibt es nicht"])
+    assert wrong.exit_code != 0
+
+
+def test_rsvp_ingest_eml_and_mbox(runner, published, tmp_path):
+    from ki_post.recipients.models import Contact
+
+    event = published(0)
+    event.uid = FIXTURE_UID
+    max_ = Contact(first_name="Max", last_name="Müller", email="max.mueller@stadt-beispiel.example")
+    db.session.add(max_)
+    db.session.flush()
+    from ki_post.events import services
+
+    services.add_invitations(event, [max_])
+    db.session.commit()
+    result = runner.invoke(args=["rsvp", "ingest", str(FIXTURES / "exchange_base64.eml")])
+    assert result.exit_code == 0 and "1 Mails gelesen, 1 übernommen" in result.output, result.output
+    box_path = tmp_path / "antworten.mbox"
+    try:
+        box = mailbox.mbox(str(box_path))
+        for name in ("exchange_base64.eml", "unknown_attendee.eml", "needs_action.eml"):
+            box.add((FIXTURES / name).read_bytes())
+        box.flush()
+        again = runner.invoke(args=["rsvp", "ingest", str(box_path)])
+    finally:
+        box_path.unlink(missing_ok=True)
+    assert "3 Mails gelesen" in again.output and "1 ignoriert" in again.output and "1 zur Prüfung" in again.output
+    db.session.expire_all()
+    assert db.session.scalar(select(Invitation.state)) == "accepted"
+
+
+def test_poll_imap_without_server(runner):
+    result = runner.invoke(args=["rsvp", "poll-imap"])
+    assert result.exit_code != 0 and "Kein IMAP-Server" in result.output

@@ -1,0 +1,256 @@
+"""Events, invitations, capacity, waiting list, updates and cancellation (service level, both databases)."""
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+
+import icalendar
+import pytest
+from ical.calendar_stream import IcsCalendarStream
+from sqlalchemy import select
+
+from ki_post.auth.models import AuditEntry
+from ki_post.errors import ValidationError
+from ki_post.events import services
+from ki_post.events.models import Event, Invitation
+from ki_post.extensions import db
+from ki_post.outbox.models import Mailing, OutboxMessage
+from ki_post.outbox.services import build_mime
+from tests.events.conftest import future
+
+
+def messages(kind: str) -> list[OutboxMessage]:
+    return list(db.session.scalars(select(OutboxMessage).join(Mailing).where(Mailing.kind == kind).order_by(OutboxMessage.id)))
+
+
+def test_create_event_stores_utc_and_validates(make_event):
+    event = make_event(start="2017-02-08T11:00", end="2017-02-08T13:00")
+    assert event.start_at.hour == 10 and event.start_at.utcoffset().total_seconds() == 0
+    assert event.state == "draft" and event.sequence == 0 and len(event.uid) == 36
+    for bad, field in [(dict(title=" "), "title"), (dict(end="2017-02-08T10:00"), "end"), (dict(start="morgen"), "start"),
+                       (dict(capacity=0), "capacity"), (dict(companions_allowed=-1), "companions_allowed"),
+                       (dict(title="a\r\nBcc: x@y"), "title")]:
+        values = dict(title="T", start="2017-02-08T11:00", end="2017-02-08T13:00", **{})
+        values.update(bad)
+        with pytest.raises(ValidationError) as error:
+            services.create_event(services.EventData(**values))
+        assert error.value.field == field
+    db.session.rollback()
+    assert db.session.scalar(select(db.func.count(Event.id))) == 1
+
+
+def test_invite_enqueues_one_mail_each_with_request_MIME(app, demo, make_event):
+    event = make_event()
+    verteiler = services.verteiler_id_by_name("Alle KI-Dezernate")
+    result = services.invite(event, verteiler_id=verteiler)
+    db.session.commit()
+    assert result.invited == 53 and event.state == "published"
+    sent = messages("einladung")
+    assert len(sent) == 53 and len({m.to_email for m in sent}) == 53
+    again = services.invite(event, verteiler_id=verteiler)
+    assert again.invited == 0 and again.already == 53  # nobody twice
+    message = sent[0]
+    invitation = db.session.scalar(select(Invitation).where(Invitation.email == message.to_email))
+    link = services.rsvp_link(invitation)
+    assert link in message.text and link in message.html
+    mime = message_from_bytes(build_mime(message), policy=policy.default)
+    assert mime.get_all("To") and len(mime.get_all("To")) == 1 and mime["Cc"] is None  # MIME-07
+    alternative = next(p for p in mime.walk() if p.get_content_type() == "multipart/alternative")
+    parts = alternative.get_payload()
+    assert parts[-1].get_content_type() == "text/calendar"  # MIME-01: calendar last
+    calendar = parts[-1]
+    assert calendar.get_param("method") == "REQUEST" and calendar.get_param("charset").upper() == "UTF-8"  # MIME-02
+    assert calendar["Content-Disposition"] is None  # MIME-03
+    data = calendar.get_payload(decode=True)
+    assert data == message.calendar_data  # MIME-05
+    cal = icalendar.Calendar.from_ical(data)
+    assert str(cal["METHOD"]) == calendar.get_param("method")
+    vevent = cal.walk("VEVENT")[0]
+    assert str(vevent["UID"]) == event.uid
+    assert str(vevent["ATTENDEE"]).lower() == f"mailto:{message.to_email}"
+    assert str(vevent["ORGANIZER"]).lower() == "mailto:" + mime["From"].addresses[0].addr_spec.lower()  # MIME-06
+    assert IcsCalendarStream.calendar_from_ics(data.decode()).events[0].uid == event.uid
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "veranstaltung.eingeladen")) is not None
+
+
+def test_template_without_link_is_refused(app, demo, make_event, tmp_path, monkeypatch):
+    from ki_post.outbox import services as outbox
+
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    (folder / "einladung.txt").write_text("{% set subject %}Einladung{% endset %}Kommen Sie!\n", encoding="utf-8")
+    monkeypatch.setattr(outbox, "MAIL_TEMPLATE_DIR", folder)
+    outbox._environments.clear()
+    event = make_event()
+    try:
+        with pytest.raises(ValidationError, match="Antwortlink"):
+            services.invite(event, verteiler_id=services.verteiler_id_by_name("Alle KI-Dezernate"))
+    finally:
+        outbox._environments.clear()
+    db.session.rollback()
+    assert messages("einladung") == [] and db.session.scalar(select(db.func.count(Invitation.id))) == 0
+
+
+def test_update_and_cancel_keep_uid_and_bump_sequence_ITIP(app, demo, make_event):
+    event = make_event()
+    services.invite(event, verteiler_id=services.verteiler_id_by_name("Alle KI-Dezernate"))
+    db.session.commit()
+    first = event.invitations[0]
+    services.answer(first, "declined")
+    assert services.update_event(event, services.EventData(
+        title=event.title, start=future(31, 12), end=future(31, 14), place_name=event.place_name,
+        place_address=event.place_address, room="Saal 2", companions_allowed=2)) is True
+    assert services.send_update(event) == 52  # not to the one who declined
+    assert services.cancel_event(event) == 52
+    db.session.commit()
+    sequences = []
+    for kind, method in (("einladung", "REQUEST"), ("aktualisierung", "REQUEST"), ("absage", "CANCEL")):
+        msg = next(m for m in messages(kind) if m.to_email != first.email)
+        vevent = icalendar.Calendar.from_ical(msg.calendar_data).walk("VEVENT")[0]
+        assert str(vevent["UID"]) == event.uid and msg.calendar_method == method
+        sequences.append(int(vevent["SEQUENCE"]))
+        if method == "CANCEL":
+            assert str(vevent["STATUS"]) == "CANCELLED"
+    assert sequences == [0, 1, 2]
+    assert all(m.to_email != first.email for m in messages("absage"))
+
+
+def test_capacity_waiting_list_and_move_up(published):
+    event = published(3, capacity=3)
+    a, b, c = sorted(event.invitations, key=lambda i: i.id)
+    assert services.answer(a, "accepted", companions=1).state == "accepted"
+    assert services.answer(b, "accepted").state == "accepted"
+    assert services.answer(c, "accepted").state == "waiting"  # 3 seats taken
+    with pytest.raises(ValidationError):
+        services.answer(b, "accepted", companions=2)  # no room for more companions
+    db.session.commit()
+    result = services.answer(a, "declined")
+    db.session.commit()
+    assert [p.id for p in result.moved_up] == [c.id] and c.state == "accepted"
+    assert [m.to_email for m in messages("nachruecker")] == [c.email]
+    assert len(messages("bestaetigung")) == 4  # the refused change sent nothing
+    assert services.seats_taken(event.id) == 2
+
+
+def test_bad_answers_change_nothing(published):
+    event = published(1, companions_allowed=1)
+    invitation = event.invitations[0]
+    for state, companions in (("maybe", 0), ("accepted", 2), ("accepted", -1), ("accepted", "x")):
+        with pytest.raises(ValidationError):
+            services.answer(invitation, state, companions=companions)
+    db.session.rollback()
+    assert invitation.state == "open" and messages("bestaetigung") == []
+
+
+def test_deadline_makes_link_read_only_but_staff_can_record(published):
+    event = published(1, deadline="2000-01-01T00:00")
+    invitation = event.invitations[0]
+    with pytest.raises(ValidationError, match="Antwortfrist"):
+        services.answer(invitation, "accepted")
+    services.answer(invitation, "accepted", channel="phone")
+    db.session.commit()
+    assert invitation.state == "accepted" and invitation.channel == "phone"
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "antwort.accepted"))
+    assert entry.details["kanal"] == "phone"
+
+
+def test_reminders_count(published):
+    event = published(3)
+    a, b, c = event.invitations
+    for i in event.invitations:
+        i.invited_at = i.created_at
+    services.answer(a, "accepted")
+    services.answer(b, "declined")
+    assert len(services.reminder_recipients(event)) == 1
+    assert len(services.reminder_recipients(event, include_accepted=True)) == 2
+    assert services.send_reminders(event, include_accepted=True) == 2
+    assert {m.to_email for m in messages("erinnerung")} == {a.email, c.email}
+
+
+def test_exports_neutralise_formulas(published):
+    from io import BytesIO
+
+    import openpyxl
+
+    event = published(1, ask_remarks=True)
+    invitation = event.invitations[0]
+    services.answer(invitation, "accepted", remark="=HYPERLINK(\"http://x\")")
+    csv = services.export_participants(event, "csv").decode("utf-8-sig")
+    assert "'=HYPERLINK" in csv and csv.splitlines()[0].startswith("Name;Organisation")
+    sheet = openpyxl.load_workbook(BytesIO(services.export_participants(event, "xlsx"))).active
+    values = [cell.value for row in sheet.iter_rows() for cell in row]
+    assert invitation.name in values and not any(isinstance(v, str) and v.startswith("=") for v in values)
+    with pytest.raises(ValidationError):
+        services.export_participants(event, "pdf")
+
+
+def test_sign_in_sheet_docx(published):
+    from io import BytesIO
+
+    from docx import Document
+
+    from ki_post.events.signin import sign_in_docx
+
+    event = published(2)
+    a, b = event.invitations
+    services.answer(a, "accepted", companions=1)
+    services.answer(b, "declined")
+    document = Document(BytesIO(sign_in_docx(event)))
+    table = document.tables[0]
+    assert [c.text for c in table.rows[0].cells] == ["Nr.", "Name", "Organisation", "Unterschrift"]
+    names = [row.cells[1].text for row in table.rows[1:]]
+    assert a.name in names and b.name not in names and any("Begleitperson 1" in n for n in names)
+
+
+def test_demo_is_idempotent(app, demo):
+    from ki_post.events.demo import TITLE, load_demo
+
+    first = load_demo()
+    db.session.commit()
+    assert first == {"events": 1, "invitations": 53}
+    assert load_demo() == {"events": 0, "invitations": 0}
+    event = db.session.scalar(select(Event).where(Event.title == TITLE))
+    assert event.start_at.astimezone(services.BERLIN).hour == 11 and event.place_address == "Fürstenwall 25, 40219 Düsseldorf"
+
+
+def test_circular_attachment_checked_by_content(app, demo, make_event):
+    import io
+
+    from docx import Document
+
+    buffer = io.BytesIO()
+    Document().save(buffer)
+    attachment = services.circular_attachment("Rundschreiben\r\nBcc: x.docx", buffer.getvalue())
+    assert attachment.filename == "RundschreibenBcc: x.docx" and attachment.mimetype.endswith("wordprocessingml.document")
+    assert services.circular_attachment("brief", b"%PDF-1.7\n...").filename == "brief.pdf"
+    for bad in (b"MZ\x90\x00", b"PK\x03\x04kaputt", b"<html>"):
+        with pytest.raises(ValidationError, match="nur PDF"):
+            services.circular_attachment("rundschreiben.pdf", bad)
+    event = make_event()
+    services.invite(event, verteiler_id=services.verteiler_id_by_name("Alle KI-Dezernate"),
+                    attachments=[services.circular_attachment("rundschreiben.pdf", b"%PDF-1.7\n")])
+    sent = messages("einladung")
+    assert all(m.attachments[0].filename == "rundschreiben.pdf" for m in sent)
+    assert len({m.attachments[0].blob_sha256 for m in sent}) == 1  # stored once
+
+
+def test_sign_in_sheet_pdf_with_libreoffice(published):
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from ki_post.events.signin import sign_in_sheet, soffice_binary
+
+    if not soffice_binary():
+        pytest.skip("LibreOffice (soffice) fehlt")
+    if not shutil.which("pdftotext"):
+        pytest.skip("pdftotext fehlt (poppler-utils)")
+    event = published(2)
+    services.answer(event.invitations[0], "accepted")
+    pdf = sign_in_sheet(event, pdf=True)
+    assert pdf.startswith(b"%PDF")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "liste.pdf"
+        path.write_bytes(pdf)
+        text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True).stdout
+    assert "Unterschriftenliste" in text and event.invitations[0].name in text and "Unterschrift" in text

@@ -1,0 +1,189 @@
+"""RSVP pages (public) and staff pages, on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import re
+import threading
+
+from sqlalchemy import select
+
+from ki_post.events import services
+from ki_post.events.models import Event, Invitation
+from ki_post.extensions import db
+from tests.helpers import Client
+
+
+def rsvp_url(invitation) -> str:
+    return f"/antwort/{invitation.token}"
+
+
+def test_rsvp_get_never_changes_state_and_post_accepts(client, published):
+    event = published(1)
+    invitation = event.invitations[0]
+    page = client.get(rsvp_url(invitation))
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    html = page.get_data(as_text=True)
+    assert event.title in html and "offen" in html and "<h1>" in html
+    db.session.expire_all()
+    assert db.session.get(Invitation, invitation.id).state == "open"  # GET changes nothing
+    response = client.submit(rsvp_url(invitation), {"answer": "accepted", "companions": "1", "remark": "<script>x</script>"})
+    assert response.status_code == 302
+    db.session.expire_all()
+    saved = db.session.get(Invitation, invitation.id)
+    assert (saved.state, saved.companions, saved.channel) == ("accepted", 1, "link")
+    html = client.get(rsvp_url(invitation)).get_data(as_text=True)
+    assert "Zusage ist gespeichert" in html and "&lt;script&gt;x&lt;/script&gt;" in html and "<script>x" not in html
+
+
+def test_rsvp_bad_input_and_forged_tokens(client, published):
+    event = published(1, companions_allowed=1)
+    invitation = event.invitations[0]
+    bad = client.submit(rsvp_url(invitation), {"answer": "accepted", "companions": "5"})
+    assert bad.status_code == 422 and "höchstens" in bad.get_data(as_text=True)
+    missing = client.post(rsvp_url(invitation), data={"answer": "accepted"})  # no CSRF token
+    assert missing.status_code == 400
+    for token in ("x" * 43, invitation.token[:-1] + ("A" if invitation.token[-1] != "A" else "B"), "a" * 200):
+        page = client.get(f"/antwort/{token}")
+        assert page.status_code == 404 and "nicht gefunden" in page.get_data(as_text=True).lower()
+    db.session.expire_all()
+    assert db.session.get(Invitation, invitation.id).state == "open"
+
+
+def test_rsvp_read_only_after_deadline(client, published):
+    event = published(1, deadline="2000-01-01T00:00")
+    html = client.get(rsvp_url(event.invitations[0])).get_data(as_text=True)
+    assert "Antwortfrist ist abgelaufen" in html and "<form method=\"post\" action=\"/antwort" not in html
+    assert event.organizer_email in html
+
+
+def test_rsvp_rate_limited(tmp_path, backend, make_contacts):
+    from tests.helpers import make_app
+
+    app = make_app(tmp_path, backend, RATELIMIT_ENABLED=True, RSVP_RATE_LIMIT="3 per minute")
+    with app.app_context():
+        event = services.create_event(services.EventData(title="T", start="2040-01-01T10:00", end="2040-01-01T11:00"))
+        services.publish_event(event)
+        [invitation] = services.add_invitations(event, make_contacts(1, "limit"))
+        db.session.commit()
+        client = app.test_client()
+        codes = [client.submit(rsvp_url(invitation), {"answer": "declined"}).status_code for _ in range(5)]
+        assert codes == [302, 302, 302, 429, 429]
+        assert "Zu viele Antworten" in client.submit(rsvp_url(invitation), {"answer": "accepted"}).get_data(as_text=True)
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_last_seat_under_concurrency(app, published):
+    """12 people press "Zusage" at the same moment for 3 seats: exactly 3 get one."""
+    event = published(12, capacity=3)
+    tokens = [i.token for i in event.invitations]
+    event_id = event.id
+    db.session.remove()
+    barrier = threading.Barrier(len(tokens))
+    results: list[int] = []
+
+    def press(token: str) -> None:
+        with app.app_context():
+            client: Client = app.test_client()
+            csrf = client.csrf_token(f"/antwort/{token}")
+            barrier.wait()
+            results.append(client.post(f"/antwort/{token}", data={"answer": "accepted", "csrf_token": csrf}).status_code)
+            db.session.remove()
+
+    threads = [threading.Thread(target=press, args=(t,)) for t in tokens]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [302] * 12
+    states = [i.state for i in db.session.scalars(select(Invitation).where(Invitation.event_id == event_id))]
+    assert states.count("accepted") == 3 and states.count("waiting") == 9
+    assert services.seats_taken(event_id) == 3
+
+
+def test_staff_create_edit_publish_and_overview(staff_client, demo):
+    form = {"title": "Dienstbesprechung", "start_date": "2030-04-10", "start_time": "10:00", "end_date": "2030-04-10",
+            "end_time": "12:00", "place_name": "Ministerium", "place_address": "Fürstenwall 25, 40219 Düsseldorf",
+            "companions_allowed": "1", "capacity": ""}
+    bad = staff_client.submit("/veranstaltungen/neu", {**form, "end_time": "09:00"})
+    assert bad.status_code == 422 and "Das Ende muss nach dem Beginn liegen" in bad.get_data(as_text=True)
+    assert db.session.scalar(select(db.func.count(Event.id))) == 0
+    response = staff_client.submit("/veranstaltungen/neu", form)
+    assert response.status_code == 302
+    event = db.session.scalar(select(Event))
+    assert event.start_at.hour == 8  # 10:00 CEST = 08:00 UTC
+    detail = f"/veranstaltungen/{event.id}"
+    verteiler = services.verteiler_id_by_name("Alle KI-Dezernate")
+    invited = staff_client.submit(f"{detail}/einladen", {"verteiler_id": str(verteiler)}, form_url=detail)
+    assert invited.status_code == 302
+    page = staff_client.get(detail).get_data(as_text=True)
+    assert "53 Einladungen stehen im Postausgang" in page
+    assert re.search(r'id="zahl-eingeladen">53<', page) and re.search(r'id="zahl-offen">53<', page)
+    # Move it: the update is offered and sent with SEQUENCE 1.
+    moved = staff_client.submit(f"{detail}/bearbeiten", {**form, "start_time": "11:00", "end_time": "13:00"})
+    assert moved.status_code == 302
+    page = staff_client.get(detail).get_data(as_text=True)
+    assert "Aktualisierung senden" in page
+    staff_client.submit(f"{detail}/aktualisierung", {}, form_url=detail)
+    db.session.expire_all()
+    assert db.session.get(Event, event.id).sequence == 1
+    # Phone answer, audited, visible in the counts and the search.
+    invitation = db.session.scalars(select(Invitation).order_by(Invitation.id)).first()
+    staff_client.submit(f"{detail}/antwort-erfassen", {"invitation_id": str(invitation.id), "answer": "accepted",
+                                                      "channel": "phone", "companions": "1", "remark": ""}, form_url=detail)
+    page = staff_client.get(f"{detail}?status=accepted").get_data(as_text=True)
+    assert re.search(r'id="zahl-zusagen">1<', page) and re.search(r'id="zahl-begleitpersonen">1<', page)
+    assert "Telefon" in page and invitation.name in page
+    for fmt, magic in (("csv", b"\xef\xbb\xbf"), ("xlsx", b"PK"), ("docx", b"PK")):
+        export = staff_client.get(f"{detail}/teilnehmende.{fmt}")
+        assert export.status_code == 200 and export.data.startswith(magic)
+
+
+def test_reader_cannot_change(client, make_user, published):
+    event = published(1)
+    make_user("admin", "admin@ministerium.example")
+    reader = make_user("lesen")
+    client.login(reader.email)
+    assert client.get(f"/veranstaltungen/{event.id}").status_code == 200
+    assert client.submit(f"/veranstaltungen/{event.id}/absagen", {}, form_url=f"/veranstaltungen/{event.id}").status_code == 403
+    assert client.get("/veranstaltungen/999").status_code == 404
+
+
+def test_review_list_assign(staff_client, published):
+    from pathlib import Path
+
+    from tests.events.conftest import FIXTURE_UID
+
+    event = published(1)
+    event.uid = FIXTURE_UID
+    db.session.commit()
+    services.apply_reply_mail((Path(__file__).parent / "fixtures" / "unknown_attendee.eml").read_bytes())
+    db.session.commit()
+    page = staff_client.get("/veranstaltungen/kalenderantworten").get_data(as_text=True)
+    assert "unbekannt@irgendwo.example" in page
+    reply_id = services.unmatched_replies()[0].id
+    invitation_id = event.invitations[0].id
+    staff_client.submit(f"/veranstaltungen/kalenderantworten/{reply_id}", {"invitation_id": str(invitation_id)},
+                        form_url="/veranstaltungen/kalenderantworten")
+    db.session.expire_all()
+    assert db.session.get(Invitation, invitation_id).state == "accepted"
+
+
+def test_invite_with_bad_attachment_changes_nothing(staff_client, demo, make_event):
+    import io
+
+    from ki_post.outbox.models import OutboxMessage
+
+    event = make_event()
+    detail = f"/veranstaltungen/{event.id}"
+    verteiler = services.verteiler_id_by_name("Alle KI-Dezernate")
+    response = staff_client.submit(f"{detail}/einladen", {"verteiler_id": str(verteiler),
+                                                           "attachment": (io.BytesIO(b"MZ\x90evil"), "rundschreiben.pdf")},
+                                   form_url=detail, content_type="multipart/form-data", follow_redirects=True)
+    assert "nur PDF- oder Word-Dateien" in response.get_data(as_text=True)
+    assert db.session.scalar(select(db.func.count(OutboxMessage.id))) == 0
+    assert db.session.scalar(select(db.func.count(Invitation.id))) == 0
+    ok = staff_client.submit(f"{detail}/einladen", {"verteiler_id": str(verteiler),
+                                                     "attachment": (io.BytesIO(b"%PDF-1.7\n"), "rundschreiben.pdf")},
+                             form_url=detail, content_type="multipart/form-data")
+    assert ok.status_code == 302
+    assert db.session.scalar(select(db.func.count(OutboxMessage.id))) == 53
