@@ -67,7 +67,10 @@ def load_config(app: Flask, overrides: dict[str, Any]) -> None:
     for key, value in os.environ.items():
         if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}INSTANCE_PATH" and not key.startswith(f"{ENV_PREFIX}TEST_"):
             name = key[len(ENV_PREFIX):]
-            app.config[name] = _coerce(value, app.config.get(name))
+            try:
+                app.config[name] = _coerce(value, app.config.get(name))
+            except ValueError:
+                raise SystemExit(f"Einstellung {key}: „{value}“ ist keine gültige Zahl.") from None
     app.config.update(overrides)
 
     cfg = app.config

@@ -60,11 +60,11 @@ OUTBOX_DIR = ""
 # Hours to keep retrying temporary failures before a message counts as failed.
 MAIL_RETRY_HOURS = 24
 # Seconds before the first retry of a temporary failure; doubles with every attempt.
-MAIL_RETRY_BASE_SECONDS = 60
+MAIL_RETRY_BASE_SECONDS = 60.0
 # Longest wait between two retries, in seconds.
-MAIL_RETRY_MAX_SECONDS = 3600
+MAIL_RETRY_MAX_SECONDS = 3600.0
 # Seconds without a heartbeat after which a sending process counts as dead (its message becomes "unklar").
-OUTBOX_WORKER_STALE_SECONDS = 120
+OUTBOX_WORKER_STALE_SECONDS = 120.0
 # Failures in a row after which a mailing pauses itself.
 MAIL_PAUSE_AFTER_FAILURES = 10
 # Run one sending thread inside the web process (embedded default; false when separate workers run).

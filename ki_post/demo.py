@@ -47,6 +47,17 @@ def demo_rows() -> list[dict[str, str]]:
 
 
 def load_demo_data() -> dict[str, int]:
+    """The whole demo: Verteiler, shipped letter template and sender profile, the 2017 celebration."""
+    from .events.demo import load_demo as load_demo_event
+    from .letters.demo import load_demo as load_demo_letter
+
+    created = load_demo_verteiler()
+    created.update(load_demo_letter())
+    created.update(load_demo_event())
+    return created
+
+
+def load_demo_verteiler() -> dict[str, int]:
     """Create or complete the demo Verteiler; returns how many records were created per kind."""
     created = {"organisations": 0, "contacts": 0, "verteiler": 0}
     rng = random.Random(2017)  # fixed seed: the same fictional officers on every machine
@@ -94,10 +105,4 @@ def load_demo_data() -> dict[str, int]:
         db.session.add(Verteiler(name=ALL_LIST_NAME, description="Alle aktiven Ansprechpersonen der 53 Kommunalen Integrationszentren.", filter={}))
         created["verteiler"] += 1
     db.session.flush()
-
-    from .events.demo import load_demo as load_demo_event
-    from .letters.demo import load_demo as load_demo_letter
-
-    created.update(load_demo_letter())
-    created.update(load_demo_event())
     return created

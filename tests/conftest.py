@@ -66,7 +66,8 @@ def admin_client(client, make_user) -> Client:
 
 @pytest.fixture
 def demo(app):
-    from ki_post.demo import load_demo_data
+    """The demo Verteiler only (53 organisations and contacts, "Alle KI-Dezernate")."""
+    from ki_post.demo import load_demo_verteiler
 
-    load_demo_data()
+    load_demo_verteiler()
     db.session.commit()

@@ -10,6 +10,9 @@ from ki_post.recipients.models import Contact
 
 
 def test_contact_page_and_data_export_show_invitations_and_mails(staff_client, demo):
+    from ki_post.events.demo import load_demo
+
+    load_demo()
     event = db.session.scalar(select(Event))
     contact = db.session.scalar(select(Contact).order_by(Contact.id))
     invite(event, contact_ids=[contact.id])

@@ -114,13 +114,21 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
 
 
 def mail_template_kinds() -> list[str]:
-    return sorted(path.stem for path in MAIL_TEMPLATE_DIR.glob("*.txt"))
+    # Names starting with "_" are shared parts (layout, footer), not kinds of mail.
+    return sorted(path.stem for path in MAIL_TEMPLATE_DIR.glob("*.txt") if not path.stem.startswith("_"))
+
+
+def _common_mail_context() -> dict[str, str]:
+    """What every mail shows: the sender's name and the data-protection notice (DSG-03)."""
+    config = current_app.config
+    return {"app_name": config["APP_NAME"], "datenschutz_url": f"{config['BASE_URL']}/datenschutz"}
 
 
 def render_mail(kind: str, context: dict[str, Any]) -> RenderedMail:
     """Render ``templates/mail/<kind>.txt`` (+ ``.html``); the subject comes from ``{% set subject %}``."""
     if not _KIND.match(kind):
         raise ValidationError(f"Unbekannte Mail-Vorlage „{kind}“.", "kind")
+    context = {**_common_mail_context(), **context}
     try:
         text_module = _environment(False).get_template(f"{kind}.txt").make_module(dict(context))
     except TemplateNotFound:

@@ -18,7 +18,7 @@ def test_config_layers_defaults_instance_then_environment(tmp_path, monkeypatch)
     monkeypatch.setenv("KI_POST_MAIL_SERVER", "smtp.env.example")
     monkeypatch.setenv("KI_POST_MAIL_USE_TLS", "false")
     monkeypatch.setenv("KI_POST_MAIL_RATE_PER_MINUTE", "12")
-    app = create_app({"AUTO_MIGRATE": False}, instance_path=str(instance))
+    app = create_app({"AUTO_MIGRATE": False, "EMBEDDED_WORKER": False}, instance_path=str(instance))
     assert app.config["MAIL_PORT"] == 2525  # instance/config.py over the default 587
     assert app.config["MAIL_SERVER"] == "smtp.env.example"  # environment over instance/config.py
     assert app.config["MAIL_USE_TLS"] is False
@@ -28,15 +28,15 @@ def test_config_layers_defaults_instance_then_environment(tmp_path, monkeypatch)
 
 
 def test_postgres_url_uses_psycopg3(tmp_path):
-    app = create_app({"AUTO_MIGRATE": False, "DATABASE_URL": "postgresql://ki@db.example/kipost"}, instance_path=str(tmp_path))
+    app = create_app({"AUTO_MIGRATE": False, "EMBEDDED_WORKER": False, "DATABASE_URL": "postgresql://ki@db.example/kipost"}, instance_path=str(tmp_path))
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://ki@db.example/kipost"
 
 
 def test_secret_key_is_generated_once_into_instance_and_private(tmp_path, monkeypatch):
     monkeypatch.delenv("KI_POST_SECRET_KEY", raising=False)
-    first = create_app({"AUTO_MIGRATE": False}, instance_path=str(tmp_path / "a"))
-    again = create_app({"AUTO_MIGRATE": False}, instance_path=str(tmp_path / "a"))
-    other = create_app({"AUTO_MIGRATE": False}, instance_path=str(tmp_path / "b"))
+    first = create_app({"AUTO_MIGRATE": False, "EMBEDDED_WORKER": False}, instance_path=str(tmp_path / "a"))
+    again = create_app({"AUTO_MIGRATE": False, "EMBEDDED_WORKER": False}, instance_path=str(tmp_path / "a"))
+    other = create_app({"AUTO_MIGRATE": False, "EMBEDDED_WORKER": False}, instance_path=str(tmp_path / "b"))
     key_file = tmp_path / "a" / "secret_key"
     assert len(first.config["SECRET_KEY"]) == 64
     assert first.config["SECRET_KEY"] == again.config["SECRET_KEY"] == key_file.read_text()
@@ -45,7 +45,7 @@ def test_secret_key_is_generated_once_into_instance_and_private(tmp_path, monkey
 
 
 def test_fresh_instance_is_migrated_on_start(tmp_path):
-    app = create_app({}, instance_path=str(tmp_path))
+    app = create_app({"EMBEDDED_WORKER": False}, instance_path=str(tmp_path))
     with app.app_context():
         tables = set(db.inspect(db.engine).get_table_names())
         assert {"users", "audit_log", "contacts", "organisations", "verteiler", "alembic_version"} <= tables
@@ -91,7 +91,7 @@ def test_healthz_reports_database(client):
 
 def test_unreachable_database_gives_503_and_no_stack_trace(tmp_path):
     app = create_app(
-        {"DATABASE_URL": "postgresql://ki@127.0.0.1:1/nirgendwo", "SECRET_KEY": "x", "TESTING": False},
+        {"DATABASE_URL": "postgresql://ki@127.0.0.1:1/nirgendwo", "SECRET_KEY": "x", "TESTING": False, "EMBEDDED_WORKER": False},
         instance_path=str(tmp_path),
     )
     client = app.test_client()
@@ -165,3 +165,9 @@ def test_security_headers_and_cookie_flags(client, make_user):
     assert "Secure" not in cookie  # only when configured for HTTPS
     page = client.get("/")
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+
+
+def test_bad_number_in_environment_stops_with_german_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("KI_POST_MAIL_PORT", "fünfhundert")
+    with pytest.raises(SystemExit, match="KI_POST_MAIL_PORT: „fünfhundert“ ist keine gültige Zahl"):
+        create_app({"AUTO_MIGRATE": False, "EMBEDDED_WORKER": False}, instance_path=str(tmp_path))
