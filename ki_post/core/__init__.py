@@ -9,6 +9,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from ..auth.access import enforce_access
+from ..errors import NotFound
 from ..extensions import db, login_manager
 from . import formatting
 
@@ -78,6 +79,12 @@ def _register_error_pages(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
         return error_page(400, "Das Formular ist abgelaufen oder unvollständig (Sicherheitsprüfung fehlgeschlagen). Bitte laden Sie die Seite neu und senden Sie es erneut.")
+
+    @app.errorhandler(NotFound)
+    def domain_not_found(error: NotFound):
+        # Services raise NotFound for unknown ids and tokens; every page answers it the same way.
+        db.session.rollback()
+        return error_page(404)
 
     @app.errorhandler(413)
     def too_large(error):

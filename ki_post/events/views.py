@@ -23,13 +23,6 @@ def _rsvp_limit() -> str:
     return current_app.config.get("RSVP_RATE_LIMIT", "30 per minute")
 
 
-def _event_or_404(event_id: int):
-    try:
-        return services.get_event(event_id)
-    except NotFound:
-        abort(404)
-
-
 def _user_id() -> int | None:
     return current_user.id if current_user.is_authenticated else None
 
@@ -89,7 +82,7 @@ def new():
 
 @bp.route("/veranstaltungen/<int:event_id>/bearbeiten", methods=["GET", "POST"])
 def edit(event_id: int):
-    event = _event_or_404(event_id)
+    event = services.get_event(event_id)
     form = EventForm(obj=None)
     if request.method == "GET":
         start, end = event.start_at.astimezone(BERLIN), event.end_at.astimezone(BERLIN)
@@ -118,7 +111,7 @@ def edit(event_id: int):
 
 @bp.route("/veranstaltungen/<int:event_id>")
 def detail(event_id: int):
-    event = _event_or_404(event_id)
+    event = services.get_event(event_id)
     q = request.args.get("q", "").strip()[:100]
     state = request.args.get("status", "")
     if state not in INVITATION_STATES:
@@ -138,7 +131,7 @@ def detail(event_id: int):
 
 
 def _action(event_id: int, work, success: str):
-    event = _event_or_404(event_id)
+    event = services.get_event(event_id)
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
@@ -172,7 +165,7 @@ def cancel(event_id: int):
 
 @bp.route("/veranstaltungen/<int:event_id>/erinnern", methods=["POST"])
 def remind(event_id: int):
-    event = _event_or_404(event_id)
+    event = services.get_event(event_id)
     form = ReminderForm()
     if not form.validate_on_submit():
         abort(400)
@@ -189,7 +182,7 @@ def remind(event_id: int):
 
 @bp.route("/veranstaltungen/<int:event_id>/einladen", methods=["POST"])
 def invite(event_id: int):
-    event = _event_or_404(event_id)
+    event = services.get_event(event_id)
     form = InviteForm()
     form.verteiler_id.choices = [(v.id, v.name) for v in db.session.scalars(select(Verteiler))]
     if not form.validate_on_submit():
@@ -210,7 +203,7 @@ def invite(event_id: int):
 
 @bp.route("/veranstaltungen/<int:event_id>/antwort-erfassen", methods=["POST"])
 def record_answer(event_id: int):
-    event = _event_or_404(event_id)
+    event = services.get_event(event_id)
     form = StaffAnswerForm()
     form.invitation_id.choices = [(i.id, i.name) for i in event.invitations]
     if not form.validate_on_submit():
@@ -231,7 +224,7 @@ def record_answer(event_id: int):
 
 @bp.route("/veranstaltungen/<int:event_id>/teilnehmende.<fmt>")
 def export(event_id: int, fmt: str):
-    event = _event_or_404(event_id)
+    event = services.get_event(event_id)
     if fmt not in ("csv", "xlsx", "docx", "pdf"):
         abort(404)
     try:
@@ -279,17 +272,10 @@ def assign_reply(reply_id: int):
 
 # --- Public answer page ------------------------------------------------------------------------------------
 
-def _invitation_or_404(token: str) -> Invitation:
-    try:
-        return services.invitation_by_token(token)
-    except NotFound:
-        abort(404)
-
-
 @bp.route("/antwort/<token>", methods=["GET"])
 @public
 def rsvp(token: str):
-    invitation = _invitation_or_404(token)
+    invitation = services.invitation_by_token(token)
     form = RsvpForm()
     if invitation.state in ("accepted", "declined", "waiting"):
         form.answer.data = "accepted" if invitation.state in ("accepted", "waiting") else "declined"
@@ -310,7 +296,7 @@ def _rsvp_page(invitation: Invitation, form: RsvpForm, status: int = 200):
 @public
 @limiter.limit(_rsvp_limit, error_message="Zu viele Antworten von Ihrem Anschluss. Bitte warten Sie eine Minute.")
 def rsvp_answer(token: str):
-    invitation = _invitation_or_404(token)
+    invitation = services.invitation_by_token(token)
     form = RsvpForm()
     if form.validate_on_submit():
         try:

@@ -3,11 +3,11 @@ from __future__ import annotations
 import io
 import tempfile
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from ..errors import KiPostError, NotFound, ValidationError
+from ..errors import KiPostError, ValidationError
 from ..extensions import db
 from ..forms import apply_error
 from ..recipients.models import Contact, Organisation, Verteiler
@@ -51,10 +51,7 @@ def upload():
 
 @bp.route("/rundschreiben/vorlagen/<int:version_id>/datei")
 def template_file(version_id: int):
-    try:
-        version = services.get_version(version_id)
-    except NotFound:
-        abort(404)
+    version = services.get_version(version_id)
     data = services.load_blob(version.blob_key)
     return send_file(io.BytesIO(data), mimetype=services.engine.DOCX_MIMETYPE, as_attachment=True,
                      download_name=f"{services.safe_filename(version.template.name)}_v{version.number}.docx")
@@ -180,28 +177,19 @@ def archive():
 
 @bp.route("/rundschreiben/archiv/<int:run_id>")
 def run_detail(run_id: int):
-    try:
-        run = services.get_run(run_id)
-    except NotFound:
-        abort(404)
+    run = services.get_run(run_id)
     return render_template("letters/run.html", run=run)
 
 
 @bp.route("/rundschreiben/archiv/brief/<int:letter_id>")
 def archived_letter(letter_id: int):
-    try:
-        letter, data = services.archived_letter(letter_id)
-    except NotFound:
-        abort(404)
+    letter, data = services.archived_letter(letter_id)
     return send_file(io.BytesIO(data), mimetype=services.engine.DOCX_MIMETYPE, as_attachment=True, download_name=letter.filename)
 
 
 @bp.route("/rundschreiben/archiv/<int:run_id>/zip")
 def run_zip(run_id: int):
-    try:
-        run = services.get_run(run_id)
-    except NotFound:
-        abort(404)
+    run = services.get_run(run_id)
     spool = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)
     services.engine.write_letters_zip(spool, ((letter.filename, services.load_blob(letter.sha256)) for letter in run.letters))
     spool.seek(0)

@@ -10,27 +10,13 @@ from sqlalchemy import select
 
 from ..auth.services import audit
 from ..blobs import load_blob
-from ..errors import KiPostError, NotFound
+from ..errors import KiPostError
 from ..extensions import db
 from . import services
 from .models import MESSAGE_STATES, Mailing, OutboxAttachment, OutboxMessage
 
 bp = Blueprint("outbox", __name__, url_prefix="/postausgang")
 PER_PAGE = 100
-
-
-def _mailing(mailing_id: int) -> Mailing:
-    try:
-        return services.get_mailing(mailing_id)
-    except NotFound:
-        abort(404)
-
-
-def _message(message_id: int) -> OutboxMessage:
-    try:
-        return services.get_message(message_id)
-    except NotFound:
-        abort(404)
 
 
 @bp.get("/")
@@ -44,7 +30,7 @@ def index():
 
 @bp.get("/<int:mailing_id>")
 def mailing(mailing_id: int):
-    mailing = _mailing(mailing_id)
+    mailing = services.get_mailing(mailing_id)
     state = request.args.get("zustand", "")
     query = select(OutboxMessage).where(OutboxMessage.mailing_id == mailing.id).order_by(OutboxMessage.id)
     if state in MESSAGE_STATES:
@@ -57,11 +43,11 @@ def mailing(mailing_id: int):
 
 @bp.get("/<int:mailing_id>/fortschritt")
 def progress(mailing_id: int):
-    return jsonify(services.mailing_progress(_mailing(mailing_id)))
+    return jsonify(services.mailing_progress(services.get_mailing(mailing_id)))
 
 
 def _steer(mailing_id: int, action, done: str, name: str):
-    mailing = _mailing(mailing_id)
+    mailing = services.get_mailing(mailing_id)
     try:
         result = action(mailing)
     except KiPostError as error:
@@ -102,7 +88,7 @@ def retry(mailing_id: int):
 
 @bp.post("/<int:mailing_id>/testversand")
 def test_send(mailing_id: int):
-    mailing = _mailing(mailing_id)
+    mailing = services.get_mailing(mailing_id)
     try:
         test = services.send_test(mailing, current_user.email, current_user.name)
     except KiPostError as error:
@@ -116,7 +102,7 @@ def test_send(mailing_id: int):
 
 @bp.get("/nachricht/<int:message_id>")
 def message(message_id: int):
-    message = _message(message_id)
+    message = services.get_message(message_id)
     raw = services.build_mime(message)
     return render_template("outbox/message.html", message=message, mailing=message.mailing,
                            headers=_headers(raw), calendar_text=_calendar_text(message))
@@ -135,7 +121,7 @@ def _calendar_text(message: OutboxMessage) -> str | None:
 
 @bp.get("/nachricht/<int:message_id>/html")
 def message_html(message_id: int):
-    message = _message(message_id)
+    message = services.get_message(message_id)
     if not message.html:
         abort(404)
     response = Response(message.html, mimetype="text/html")
@@ -148,7 +134,7 @@ def message_html(message_id: int):
 
 @bp.get("/nachricht/<int:message_id>.eml")
 def message_eml(message_id: int):
-    message = _message(message_id)
+    message = services.get_message(message_id)
     return Response(services.build_mime(message), mimetype="message/rfc822",
                     headers={"Content-Disposition": f'attachment; filename="nachricht-{message.id}.eml"'})
 
@@ -173,7 +159,7 @@ def _quote(value: str) -> str:
 
 @bp.post("/nachricht/<int:message_id>/erneut-senden")
 def resend(message_id: int):
-    message = _message(message_id)
+    message = services.get_message(message_id)
     try:
         services.resend_message(message)
     except KiPostError as error:
@@ -187,7 +173,7 @@ def resend(message_id: int):
 
 @bp.post("/nachricht/<int:message_id>/als-gesendet")
 def mark_sent(message_id: int):
-    message = _message(message_id)
+    message = services.get_message(message_id)
     try:
         services.mark_message_sent(message)
     except KiPostError as error:
@@ -207,10 +193,7 @@ def files():
 
 @bp.get("/dateien/<name>")
 def file(name: str):
-    try:
-        raw = services.read_eml(name)
-    except NotFound:
-        abort(404)
+    raw = services.read_eml(name)
     if request.args.get("herunterladen"):
         return Response(raw, mimetype="message/rfc822", headers={"Content-Disposition": f'attachment; filename="{name}"'})
     parsed = email.message_from_bytes(raw, policy=policy.default)

@@ -23,13 +23,6 @@ PER_PAGE = 50
 ACTIVE_CHOICES = {"aktiv": "nur aktive", "inaktiv": "nur inaktive", "alle": "alle"}
 
 
-def _found(loader, *args):
-    try:
-        return loader(*args)
-    except NotFound:
-        abort(404)
-
-
 def _list_filters(args) -> dict[str, Any]:
     active = args.get("active", "aktiv")
     filters: dict[str, Any] = {
@@ -127,7 +120,7 @@ def contact_new():
 
 @bp.get("/kontakte/<int:contact_id>")
 def contact(contact_id: int):
-    item = _found(services.get_contact, contact_id)
+    item = services.get_contact(contact_id)
     memberships = services.verteiler_of(item)
     return render_template(
         "recipients/contact.html", contact=item, lines=address_lines(item), salutation=salutation(item),
@@ -138,7 +131,7 @@ def contact(contact_id: int):
 
 @bp.route("/kontakte/<int:contact_id>/bearbeiten", methods=["GET", "POST"])
 def contact_edit(contact_id: int):
-    item = _found(services.get_contact, contact_id)
+    item = services.get_contact(contact_id)
     if item.anonymised_at is not None:
         flash("Eine anonymisierte Ansprechperson kann nicht bearbeitet werden.", "warning")
         return redirect(url_for("recipients.contact", contact_id=item.id))
@@ -158,7 +151,7 @@ def contact_edit(contact_id: int):
 
 @bp.post("/kontakte/<int:contact_id>/aktiv")
 def contact_active(contact_id: int):
-    item = _found(services.get_contact, contact_id)
+    item = services.get_contact(contact_id)
     form = ConfirmForm()
     if form.validate_on_submit():
         active = request.form.get("active") == "1"
@@ -174,7 +167,7 @@ def contact_active(contact_id: int):
 
 @bp.post("/kontakte/<int:contact_id>/auskunft")
 def contact_data_export(contact_id: int):
-    item = _found(services.get_contact, contact_id)
+    item = services.get_contact(contact_id)
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
@@ -187,7 +180,7 @@ def contact_data_export(contact_id: int):
 @bp.route("/kontakte/<int:contact_id>/loeschen", methods=["GET", "POST"])
 def contact_delete(contact_id: int):
     """Confirm page (GET) for anonymising or deleting; the POST does it."""
-    item = _found(services.get_contact, contact_id)
+    item = services.get_contact(contact_id)
     form = ConfirmForm()
     if request.method == "POST" and form.validate_on_submit():
         action = request.form.get("action")
@@ -264,7 +257,7 @@ def lists():
 
 @bp.get("/listen/<int:verteiler_id>")
 def list_detail(verteiler_id: int):
-    verteiler = _found(services.get_verteiler, verteiler_id)
+    verteiler = services.get_verteiler(verteiler_id)
     recipients = services.resolve_recipients(verteiler_id=verteiler.id)
     return render_template(
         "recipients/list_detail.html", verteiler=verteiler, recipients=recipients,
@@ -279,7 +272,7 @@ def list_new():
 
 @bp.route("/listen/<int:verteiler_id>/bearbeiten", methods=["GET", "POST"])
 def list_edit(verteiler_id: int):
-    return _verteiler_form(_found(services.get_verteiler, verteiler_id))
+    return _verteiler_form(services.get_verteiler(verteiler_id))
 
 
 def _verteiler_form(verteiler):
@@ -312,7 +305,7 @@ def _verteiler_form(verteiler):
 
 @bp.post("/listen/<int:verteiler_id>/loeschen")
 def list_delete(verteiler_id: int):
-    verteiler = _found(services.get_verteiler, verteiler_id)
+    verteiler = services.get_verteiler(verteiler_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
     services.delete_verteiler(verteiler)
@@ -355,7 +348,7 @@ def _mapping_from(args) -> dict[str, str]:
 
 @bp.get("/import/<token>")
 def import_preview(token: str):
-    upload = _found(services.load_upload, token, current_user.id)
+    upload = services.load_upload(token, current_user.id)
     mapping = _mapping_from(request.args)
     try:
         result = preview_import(upload.data, upload.filename, mapping)
@@ -368,7 +361,7 @@ def import_preview(token: str):
 
 @bp.post("/import/<token>")
 def import_apply(token: str):
-    upload = _found(services.load_upload, token, current_user.id)
+    upload = services.load_upload(token, current_user.id)
     form = ImportApplyForm()
     if not form.validate_on_submit():
         flash("Das Formular ist unvollständig. Bitte versuchen Sie es erneut.", "error")
