@@ -201,20 +201,9 @@ def read_csv(data: bytes) -> Table:
     text = text.lstrip("\ufeff")
     delimiter = _detect_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    headers: list[str] | None = None
-    rows: list[tuple[int, list[str]]] = []
     # A spreadsheet shows one row per record, also when a quoted cell holds a line break.
     try:
-        for number, record in enumerate(reader, start=1):
-            cells = [cell.strip() for cell in record]
-            if not any(cells):
-                continue
-            if headers is None:
-                headers = cells
-            else:
-                rows.append((number, cells))
-            if len(rows) > MAX_ROWS:
-                raise ImportFileError(f"Die Datei hat mehr als {MAX_ROWS:,} Zeilen. Bitte teilen Sie sie auf.".replace(",", "."))
+        headers, rows = _collect(enumerate(reader, start=1))
     except csv.Error as error:
         raise ImportFileError(f"Die CSV-Datei ist fehlerhaft und kann nicht gelesen werden ({error}).") from None
     if headers is None:
