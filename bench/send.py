@@ -7,7 +7,9 @@ Prints, side by side in one run:
   1, 2 and 4 workers on PostgreSQL, rate limit off; target ≥ 150 messages/s for one worker.
 
 Worker rates are measured from the database (first claim to last "sent"), so process start-up
-is not counted; the wall time including start-up is printed too.
+is not counted; the wall time including start-up is printed too, and the workers' CPU time per
+message (start-up included). The sink is a Python process too: the "Obergrenze" line is what it
+takes at most over one connection, without any database, and bounds every worker figure.
 
     python bench/send.py [--count 2000] [--naive 300] [--pg postgresql://postgres@127.0.0.1:5432/kipost_bench]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -107,22 +110,26 @@ def requeue(app, mailing_id: int) -> None:
         db.session.commit()
 
 
-def run_workers(app, database_url: str, instance: str, port: int, mailing_id: int, workers: int) -> tuple[float, float, int]:
+def run_workers(app, database_url: str, instance: str, port: int, mailing_id: int, workers: int) -> tuple[float, float, int, float]:
+    """messages/s (first claim to last sent), wall seconds with start-up, messages sent, worker CPU ms per message."""
     requeue(app, mailing_id)
     env = dict(os.environ, KI_POST_DATABASE_URL=database_url, KI_POST_INSTANCE_PATH=instance, KI_POST_AUTO_MIGRATE="false",
                KI_POST_SECRET_KEY="bench", KI_POST_EMBEDDED_WORKER="false", KI_POST_MAIL_SERVER="127.0.0.1",
                KI_POST_MAIL_PORT=str(port), KI_POST_MAIL_USE_TLS="false", KI_POST_MAIL_RATE_PER_MINUTE="0")
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     processes = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "outbox", "work", "--once"],
                                   cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) for _ in range(workers)]
     for process in processes:
         process.communicate()
     wall = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
     with app.app_context():
         first, last, sent = db.session.execute(
             select(func.min(OutboxMessage.claimed_at), func.max(OutboxMessage.sent_at), func.count(OutboxMessage.sent_at))
             .where(OutboxMessage.mailing_id == mailing_id)).one()
-    return sent / (last - first).total_seconds(), wall, sent
+    return sent / (last - first).total_seconds(), wall, sent, 1000 * cpu / max(sent, 1)
 
 
 def naive_flask_mail(app, count: int, docx: bytes) -> float:
@@ -180,8 +187,9 @@ def main() -> None:
             results.append(("Senke: smtplib roh, 1 Verbindung (Obergrenze)", f"{sink_ceiling(port, docx):7.1f} msg/s"))
             rate = naive_flask_mail(app, args.naive, docx)
             results.append((f"Flask-Mail mail.send()-Schleife ({args.naive})", f"{rate:7.1f} msg/s  (Vergleichswert)"))
-            rate, wall, sent = run_workers(app, sqlite_url, tmp, port, mailing_id, 1)
-            results.append(("Outbox-Worker ×1 (SQLite)", f"{rate:7.1f} msg/s  ({sent} gesendet, {wall:.1f} s mit Start)  Ziel ≥ 150"))
+            rate, wall, sent, cpu = run_workers(app, sqlite_url, tmp, port, mailing_id, 1)
+            results.append(("Outbox-Worker ×1 (SQLite)", f"{rate:7.1f} msg/s  ({sent} gesendet, {wall:.1f} s mit Start, "
+                                                         f"Worker-CPU {cpu:.1f} ms/Nachricht)  Ziel ≥ 150"))
 
             pg_app = make_app(args.pg, tmp, port)
             try:
@@ -192,8 +200,9 @@ def main() -> None:
                 mailing_id, seconds = enqueue_batch(pg_app, args.count, docx)
                 results.append((f"Einreihen {args.count:,} (PostgreSQL)", f"{seconds:6.2f} s  ({args.count / seconds:7.1f} msg/s)  Ziel < 10 s"))
                 for workers in [int(n) for n in args.workers.split(",")]:
-                    rate, wall, sent = run_workers(pg_app, args.pg, tmp, port, mailing_id, workers)
-                    results.append((f"Outbox-Worker ×{workers} (PostgreSQL)", f"{rate:7.1f} msg/s  ({sent} gesendet, {wall:.1f} s mit Start)"))
+                    rate, wall, sent, cpu = run_workers(pg_app, args.pg, tmp, port, mailing_id, workers)
+                    results.append((f"Outbox-Worker ×{workers} (PostgreSQL)", f"{rate:7.1f} msg/s  ({sent} gesendet, {wall:.1f} s mit Start, "
+                                                                            f"Worker-CPU {cpu:.1f} ms/Nachricht)"))
     finally:
         sink.terminate()
         sink.wait()

@@ -1,4 +1,8 @@
-"""SQLite needs foreign keys switched on per connection; WAL lets the worker write while pages read."""
+"""SQLite needs foreign keys switched on per connection; WAL lets the worker write while pages read.
+
+synchronous=FULL: every commit reaches the disk before it returns. With NORMAL a power loss may
+undo the last commits, and a message recorded as claimed or sent could be sent a second time.
+"""
 import sqlite3
 
 from sqlalchemy import event
@@ -11,6 +15,6 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()

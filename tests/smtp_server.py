@@ -4,6 +4,7 @@
         smtp.handler.rcpt_replies["x@y.de"] = "550 5.1.1 Postfach unbekannt"
         smtp.handler.temporary_failures["z@y.de"] = 2   # first two DATA answers: 451
         smtp.handler.delay = 0.2                         # seconds before answering DATA
+        smtp.handler.on_data = lambda rcpt: ...          # runs (in the server's thread) before the reply
         ...
         smtp.handler.received       # [Received(mail_from, rcpt_tos, content, at)]
         smtp.messages()             # parsed with email.policy.default
@@ -38,6 +39,7 @@ class Received:
 class Handler:
     def __init__(self, delay: float = 0.0, log_path: str | None = None):
         self.delay = delay
+        self.on_data = None
         self.received: list[Received] = []
         self.rcpt_replies: dict[str, str] = {}
         self.temporary_failures: dict[str, int] = {}
@@ -56,6 +58,8 @@ class Handler:
         if self.delay:
             await asyncio.sleep(self.delay)
         rcpt = envelope.rcpt_tos[0].lower() if envelope.rcpt_tos else ""
+        if self.on_data is not None:
+            self.on_data(rcpt)
         with self.lock:
             if self.temporary_failures.get(rcpt, 0) > 0:
                 self.temporary_failures[rcpt] -= 1

@@ -6,17 +6,23 @@ transaction and as ``gesendet`` right after it. A worker that dies in between le
 longer exists; any host: its heartbeat is older than ``OUTBOX_WORKER_STALE_SECONDS``) and marks
 the row ``unklar`` for a person to decide (resend or mark as sent) — never resent silently.
 
-Claiming: PostgreSQL ``SELECT … FOR UPDATE SKIP LOCKED``; SQLite one conditional
-``UPDATE … WHERE id = (SELECT …) AND state = 'wartend' RETURNING id`` (SQLite runs one writer at a
-time, so the statement is atomic). Rate limit and daily cap are conditions of the claim, evaluated
-against the database, so they hold across any number of workers (PostgreSQL serialises rate-limited
-claims with a transaction-level advisory lock).
+Read-ahead: while the server digests the message in flight, the worker finds the next due
+message and builds its bytes, writing nothing; the commit that records the message in flight
+claims it with a conditional UPDATE (still due, mailing still active, limits kept). So between two
+SMTP transactions only that one commit remains, and a crash leaves at most the message in flight
+in doubt. On PostgreSQL the read-ahead row is locked (``FOR UPDATE SKIP LOCKED``) until that
+commit, so parallel workers do not read the same row. No read-ahead under a rate limit.
+
+Claiming: the due row is read (PostgreSQL: ``FOR UPDATE SKIP LOCKED``), then claimed by id with a
+conditional UPDATE; SQLite runs one writer at a time, so a row another worker took in between
+simply is not claimed. Rate limit and daily cap are conditions of that UPDATE, evaluated against
+the database, so they hold across any number of workers (PostgreSQL serialises limited claims with
+a transaction-level advisory lock).
 """
 from __future__ import annotations
 
 import logging
 import os
-import re
 import smtplib
 import socket
 import sys
@@ -25,15 +31,16 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from zoneinfo import ZoneInfo
 
 import flask_mail
 from flask import Flask
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import bindparam, delete, func, or_, select, text, update
 
-from ..db_types import utcnow
+from ..db_types import UTCDateTime, utcnow
 from ..extensions import db
 from . import services
 from .models import Mailing, OutboxAttachment, OutboxMessage, OutboxWorker
@@ -146,7 +153,9 @@ class SmtpTransport:
                 pass
         self.connection = None
 
-    def send(self, envelope: Envelope, data: bytes) -> str:
+    def send(self, envelope: Envelope, data: bytes, while_waiting: Callable[[], None] | None = None) -> str:
+        """One SMTP transaction. ``while_waiting`` runs after the data went out, before the reply is read
+        (the server digests the message meanwhile); it must not raise."""
         host = self._host()
         try:
             code, resp = host.mail(envelope.from_addr)
@@ -166,11 +175,10 @@ class SmtpTransport:
             self.reset()
             raise TemporaryFailure(f"Verbindung zum SMTP-Server unterbrochen: {error}", connection=True) from None
         # From here the server may have the message: a broken connection leaves it in doubt.
-        payload = re.sub(rb"(?m)^\.", b"..", re.sub(rb"\r\n|\n|\r(?!\n)", b"\r\n", data))
-        if not payload.endswith(b"\r\n"):
-            payload += b"\r\n"
         try:
-            host.send(payload + b".\r\n")
+            host.send(_dot_stuffed(data) + b".\r\n")
+            if while_waiting is not None:
+                while_waiting()
             code, resp = host.getreply()
         except (OSError, smtplib.SMTPServerDisconnected) as error:
             self.reset()
@@ -180,12 +188,23 @@ class SmtpTransport:
         return _reply(code, resp)
 
 
+def _dot_stuffed(data: bytes) -> bytes:
+    """CRLF line ends, a second dot before every line starting with one, CRLF at the end (RFC 5321 4.5.2).
+
+    bytes.replace instead of re.sub: several times faster on 50 KB messages."""
+    data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+    data = data.replace(b"\r\n.", b"\r\n..")
+    if data.startswith(b"."):
+        data = b"." + data
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
+
+
 class FileTransport:
     """No SMTP server configured: write .eml files into OUTBOX_DIR. Nothing leaves the machine."""
 
     kind = "datei"
 
-    def send(self, envelope: Envelope, data: bytes) -> str:
+    def send(self, envelope: Envelope, data: bytes, while_waiting: Callable[[], None] | None = None) -> str:
         name = services.write_eml(envelope.mailing_id, envelope.message_id, data)
         return f"nicht versendet: als Datei im Postausgang abgelegt: {name}"
 
@@ -208,10 +227,23 @@ class Envelope:
     message_id: int
 
 
-_MESSAGE_COLUMNS = (
-    OutboxMessage.id, OutboxMessage.mailing_id, OutboxMessage.from_header, OutboxMessage.reply_to, OutboxMessage.to_email,
-    OutboxMessage.to_name, OutboxMessage.subject, OutboxMessage.message_id, OutboxMessage.date, OutboxMessage.text,
-    OutboxMessage.html, OutboxMessage.calendar_method, OutboxMessage.calendar_data,
+# The per-message statements run on the Core tables and are built once: the ORM's bulk-update
+# machinery and rebuilding the expressions cost more CPU than the SMTP exchange itself.
+_messages = OutboxMessage.__table__
+_active_mailings = select(Mailing.__table__.c.id).where(Mailing.__table__.c.state == "aktiv")
+_MESSAGE_COLUMNS = [_messages.c[name] for name in (
+    "id", "mailing_id", "from_header", "reply_to", "to_email", "to_name", "subject", "message_id", "date", "text",
+    "html", "calendar_method", "calendar_data",
+)]
+_ATTACHMENTS = (
+    select(OutboxAttachment.__table__.c.filename, OutboxAttachment.__table__.c.mimetype, OutboxAttachment.__table__.c.blob_sha256)
+    .where(OutboxAttachment.__table__.c.message_id == bindparam("row_id"))
+    .order_by(OutboxAttachment.__table__.c.position)
+)
+_RECORD_SENT = (
+    update(_messages).where(_messages.c.id == bindparam("row_id"))
+    .values(state="gesendet", sent_at=bindparam("sent_now"), server_reply=bindparam("reply"),
+            attempts=_messages.c.attempts + 1, eml_file=bindparam("eml"))
 )
 
 
@@ -259,6 +291,10 @@ class Summary:
         return text + (f" ({self.stopped_because})" if self.stopped_because else "")
 
 
+def _berlin_day_start(now: datetime) -> datetime:
+    return now.astimezone(BERLIN).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -280,6 +316,7 @@ class Worker:
         self._last_recovery = 0.0
         self._encoded: dict[str, bytes] = {}  # base64 of shared attachments, per sha256
         self._mailings_reset: set[int] = set()
+        self._ahead: Prepared | None = None  # read and built while the message before was in flight
         self.stop_event = threading.Event()
 
     # settings
@@ -338,72 +375,90 @@ class Worker:
         return (utcnow() - row.seen_at).total_seconds() < self.stale_seconds
 
     # claiming
-    def _limits(self, now: datetime) -> list:
-        conditions = []
-        rate = int(self.app.config["MAIL_RATE_PER_MINUTE"] or 0)
-        if rate > 0:
-            spacing = timedelta(seconds=60.0 / rate)
-            conditions.append(
-                select(func.count()).select_from(OutboxMessage)
-                .where(OutboxMessage.claimed_at > now - spacing).scalar_subquery() == 0
-            )
+    @property
+    def _rate_limited(self) -> bool:
+        return int(self.app.config["MAIL_RATE_PER_MINUTE"] or 0) > 0
+
+    @cached_property
+    def _due_statement(self):
+        """The next due row's columns (parameter: now); locked on PostgreSQL, other workers skip it."""
+        m = _messages.c
+        statement = (select(*_MESSAGE_COLUMNS)
+                     .where(m.state == "wartend", m.next_attempt_at <= bindparam("now", type_=UTCDateTime),
+                            m.mailing_id.in_(_active_mailings))
+                     .order_by(m.next_attempt_at, m.id).limit(1))
+        if db.engine.dialect.name == "postgresql":
+            statement = statement.with_for_update(skip_locked=True, of=_messages)
+        return statement
+
+    @cached_property
+    def _claim_statement(self):
+        """Claim one row by id if it is still due (parameters: row_id, now, worker, rate_since, day_start)."""
+        m = _messages.c
+        now = bindparam("now", type_=UTCDateTime)
+        conditions = [m.id == bindparam("row_id"), m.state == "wartend", m.next_attempt_at <= now,
+                      m.mailing_id.in_(_active_mailings)]
+        if self._rate_limited:
+            conditions.append(select(func.count()).select_from(_messages)
+                              .where(m.claimed_at > bindparam("rate_since", type_=UTCDateTime)).scalar_subquery() == 0)
         cap = int(self.app.config["MAIL_DAILY_CAP"] or 0)
         if cap > 0:
-            day_start = now.astimezone(BERLIN).replace(hour=0, minute=0, second=0, microsecond=0)
-            conditions.append(
-                select(func.count()).select_from(OutboxMessage)
-                .where(or_(OutboxMessage.sent_at >= day_start, OutboxMessage.state == "in_arbeit"))
-                .scalar_subquery() < cap
-            )
-        return conditions
+            conditions.append(select(func.count()).select_from(_messages)
+                              .where(or_(m.sent_at >= bindparam("day_start", type_=UTCDateTime), m.state == "in_arbeit"))
+                              .scalar_subquery() < cap)
+        return update(_messages).where(*conditions).values(state="in_arbeit", claimed_by=bindparam("worker"), claimed_at=now)
 
-    def _claim_statements(self):
-        """Claim one due row; returns the columns build_mime needs (a Row) or None."""
+    def _claim_by_id(self, row_id: int) -> bool:
         now = utcnow()
-        limits = self._limits(now)
-        due = and_(
-            OutboxMessage.state == "wartend",
-            OutboxMessage.next_attempt_at <= now,
-            OutboxMessage.mailing_id.in_(select(Mailing.id).where(Mailing.state == "aktiv")),
-        )
-        order = (OutboxMessage.next_attempt_at, OutboxMessage.id)
-        values = {"state": "in_arbeit", "claimed_by": self.id, "claimed_at": now}
-        if db.engine.dialect.name == "postgresql":
-            if limits:
-                db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
-            # One round trip: UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING …
-            candidate = (select(OutboxMessage.id).where(due, *limits).order_by(*order).limit(1)
-                         .with_for_update(skip_locked=True, of=OutboxMessage).scalar_subquery())
-            return db.session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == candidate).values(**values).returning(*_MESSAGE_COLUMNS)
-            ).one_or_none()
-        candidate = select(OutboxMessage.id).where(due).order_by(*order).limit(1).scalar_subquery()
-        return db.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == candidate, OutboxMessage.state == "wartend", *limits)
-            .values(**values)
-            .returning(*_MESSAGE_COLUMNS)
-        ).one_or_none()
+        params = {"row_id": row_id, "now": now, "worker": self.id}
+        if self._rate_limited:
+            params["rate_since"] = now - timedelta(seconds=60.0 / int(self.app.config["MAIL_RATE_PER_MINUTE"]))
+        if self.app.config["MAIL_DAILY_CAP"]:
+            params["day_start"] = _berlin_day_start(now)
+        if len(params) > 3 and db.engine.dialect.name == "postgresql":
+            db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
+        return db.session.execute(self._claim_statement, params).rowcount == 1
+
+    def _next_due(self):
+        return db.session.execute(self._due_statement, {"now": utcnow()}).one_or_none()
+
+    def _prepare(self, row) -> Prepared:
+        attachments = db.session.execute(_ATTACHMENTS, {"row_id": row.id}).all()
+        message = _MessageData(**row._asdict(), attachments=attachments)
+        data = services.build_mime(message, self._load_blobs(message), self._encoded)
+        return Prepared(Envelope(parseaddr(row.from_header)[1], row.to_email, row.mailing_id, row.id), data)
 
     def claim_next(self, result: tuple[Envelope, str | Exception] | None = None) -> tuple[Prepared | None, str | None]:
-        """One transaction: record the previous message's result, claim the next, build its bytes.
+        """One transaction: record the previous message's result, claim the next, commit.
 
         The claim is committed before the SMTP transaction starts; folding the previous result
         into the same commit halves the commits per message without weakening crash safety.
         """
         outcome = self._record(*result) if result else None
-        row = self._claim_statements()
+        ahead, self._ahead = self._ahead, None
         prepared = None
-        if row is not None:
-            attachments = db.session.execute(
-                select(OutboxAttachment.filename, OutboxAttachment.mimetype, OutboxAttachment.blob_sha256)
-                .where(OutboxAttachment.message_id == row.id).order_by(OutboxAttachment.position)
-            ).all()
-            message = _MessageData(**row._asdict(), attachments=attachments)
-            data = services.build_mime(message, self._load_blobs(message), self._encoded)
-            prepared = Prepared(Envelope(parseaddr(row.from_header)[1], row.to_email, row.mailing_id, row.id), data)
+        if ahead is not None and self._claim_by_id(ahead.envelope.message_id):
+            prepared = ahead
+        else:  # nothing read ahead, or that row was paused, cancelled or taken meanwhile
+            row = self._next_due()
+            if row is not None and self._claim_by_id(row.id):
+                prepared = self._prepare(row)
         db.session.commit()
         return prepared, outcome
+
+    def read_ahead(self) -> None:
+        """Find and build the next due message while the server digests the one in flight.
+
+        Writes nothing and never raises: without a read-ahead the next claim simply does the work.
+        """
+        if self._ahead is not None or self._rate_limited:
+            return
+        try:
+            row = self._next_due()
+            self._ahead = self._prepare(row) if row is not None else None
+        except Exception:  # noqa: BLE001 - the message in flight must still get its reply read
+            db.session.rollback()
+            log.warning("Vorauslesen der nächsten Nachricht fehlgeschlagen", exc_info=True)
 
     def claim(self) -> int | None:
         """Claim one due message and commit the claim; returns its id or None."""
@@ -423,18 +478,17 @@ class Worker:
             return None
         return max(0.0, (soonest - utcnow()).total_seconds())
 
-    def _load_blobs(self, message: OutboxMessage) -> dict[str, bytes]:
+    def _load_blobs(self, message: _MessageData) -> dict[str, bytes]:
         from ..blobs import load_blob
 
         if len(self._encoded) > 64:
             self._encoded.clear()
         return {a.blob_sha256: load_blob(a.blob_sha256) for a in message.attachments if a.blob_sha256 not in self._encoded}
 
-
     # one message
     def _attempt(self, prepared: Prepared) -> str | Exception:
         try:
-            return self.transport.send(prepared.envelope, prepared.data)
+            return self.transport.send(prepared.envelope, prepared.data, while_waiting=self.read_ahead)
         except (TemporaryFailure, PermanentFailure, InDoubt) as error:
             return error
 
@@ -452,9 +506,9 @@ class Worker:
                 state="unklar", server_reply=result.reply))
             outcome = "unklar"
         else:
-            db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
-                state="gesendet", sent_at=utcnow(), server_reply=result, attempts=OutboxMessage.attempts + 1,
-                eml_file=result.split()[-1] if self.transport.kind == "datei" else ""))
+            db.session.execute(_RECORD_SENT, {
+                "row_id": message_id, "sent_now": utcnow(), "reply": result,
+                "eml": result.split()[-1] if self.transport.kind == "datei" else ""})
             if envelope.mailing_id not in self._mailings_reset:
                 # A success ends a run of failures; once per mailing unless this worker saw one fail.
                 db.session.execute(update(Mailing).where(Mailing.id == envelope.mailing_id, Mailing.failures_in_a_row != 0)
@@ -523,12 +577,13 @@ class Worker:
             self.heartbeat(force=True)
             summary.recovered_unklar += self.recover_orphans(force=True)
             while not self.stop_event.is_set():
-                self.heartbeat()
-                summary.recovered_unklar += self.recover_orphans()
+                # Claim first: on PostgreSQL the read-ahead row stays locked until this commit.
                 prepared, outcome = self.claim_next(result)
                 result = None
                 if outcome:
                     done(outcome)
+                self.heartbeat()
+                summary.recovered_unklar += self.recover_orphans()
                 if prepared is None:
                     wait = self.next_due_in()
                     if wait is None:
@@ -569,6 +624,7 @@ class Worker:
             db.session.rollback()
             if result is not None:
                 done(self._record(*result))
+            self._ahead = None
             db.session.execute(delete(OutboxWorker).where(OutboxWorker.id == self.id))
             db.session.commit()
         return summary
@@ -581,7 +637,7 @@ class Worker:
         cap = int(self.app.config["MAIL_DAILY_CAP"] or 0)
         if cap <= 0:
             return False
-        day_start = utcnow().astimezone(BERLIN).replace(hour=0, minute=0, second=0, microsecond=0)
+        day_start = _berlin_day_start(utcnow())
         sent = db.session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.sent_at >= day_start))
         db.session.commit()
         return (sent or 0) >= cap

@@ -80,6 +80,8 @@ def test_sqlite_has_foreign_keys_and_wal(tmp_path):
     with app.app_context():
         assert db.session.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert db.session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        # FULL (2): a commit is on disk when it returns; a claim or "sent" must survive a power loss.
+        assert db.session.execute(text("PRAGMA synchronous")).scalar() == 2
         db.engine.dispose()
 
 

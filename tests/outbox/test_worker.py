@@ -5,7 +5,7 @@ import time
 from collections import Counter
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, text, update
 
 from ki_post.extensions import db
 from ki_post.outbox.models import Mailing, OutboxMessage
@@ -170,6 +170,66 @@ def test_daily_cap(smtp_app, smtp):
     summary = Worker(smtp_app).run(once=True)
     assert summary.sent == 2 and summary.stopped_because == "Tageslimit erreicht"
     assert states(mailing.id) == {"gesendet": 2, "wartend": 2}
+
+
+def test_pause_while_a_message_is_in_flight_stops_the_one_read_ahead(smtp_app, smtp):
+    """While the server digests a message the worker reads and builds the next one; the commit that
+    claims it re-checks the mailing, so a pause in that moment sends nothing more."""
+    mailing = make_mailing(5)
+
+    def pause_during_first(rcpt: str) -> None:
+        if rcpt == "person0@kreis.example":
+            time.sleep(0.3)  # the worker reads ahead meanwhile (it has sent the data, the reply waits)
+            with smtp_app.app_context():
+                pause_mailing(db.session.get(Mailing, mailing.id))
+                db.session.commit()
+
+    smtp.handler.on_data = pause_during_first
+    summary = Worker(smtp_app).run(once=True)
+    assert smtp.recipients() == ["person0@kreis.example"]
+    assert summary.sent == 1
+    assert states(mailing.id) == {"gesendet": 1, "wartend": 4}
+
+
+def test_claim_walks_the_due_index_even_with_statistics_from_before_the_mailing(smtp_app, backend):
+    """PostgreSQL plans the claim once per connection (generic plan). With statistics taken while
+    nothing waited, it sorted every waiting row for each claim: quadratic in the mailing's size.
+    Two things keep the plan on the due index (either alone suffices, checked by removing each):
+    no other index on ``state``, and start_mailing refreshing the statistics."""
+    if backend != "postgresql":
+        pytest.skip("Abfragepläne: nur PostgreSQL")
+
+    def copies(of: Mailing, count: int, state: str) -> None:
+        db.session.execute(text(
+            "INSERT INTO outbox_messages (mailing_id, from_header, reply_to, to_email, to_name, subject, message_id, date,"
+            " text, state, attempts, next_attempt_at, server_reply, eml_file, created_at)"
+            " SELECT mailing_id, from_header, reply_to, to_email, to_name, subject, '<' || g || message_id, date, text,"
+            " :state, 0, next_attempt_at, '', '', created_at"
+            " FROM outbox_messages, generate_series(1, :count) AS g WHERE mailing_id = :mailing"),
+            {"state": state, "count": count, "mailing": of.id})
+
+    old = make_mailing(1, prefix="alt")
+    copies(old, 3000, "gesendet")
+    mailing = make_mailing(1, start=False)
+    copies(mailing, 3000, "gesendet")
+    db.session.execute(text("ANALYZE outbox_messages"))  # statistics: nothing waiting
+    # The new mailing's rows become due without new statistics, as after enqueueing.
+    db.session.execute(update(OutboxMessage).where(OutboxMessage.mailing_id == mailing.id).values(state="wartend"))
+    start_mailing(mailing)
+    db.session.commit()
+
+    compiled = Worker(smtp_app)._due_statement.compile(dialect=db.engine.dialect)
+    sql = compiled.string
+    for name, value in compiled.params.items():
+        sql = sql.replace(f"%({name})s", "$1" if name == "now" else f"'{value}'")
+    db.session.execute(text("SET plan_cache_mode = force_generic_plan"))
+    db.session.execute(text(f"PREPARE due_probe(timestamp) AS {sql}"))
+    plan = "\n".join(db.session.scalars(text("EXPLAIN EXECUTE due_probe(now() AT TIME ZONE 'UTC')")))
+    db.session.rollback()
+    db.session.execute(text("DEALLOCATE ALL"))
+    db.session.execute(text("RESET plan_cache_mode"))
+    assert "ix_outbox_messages_due" in plan, plan
+    assert "Sort" not in plan, plan
 
 
 def test_cancel_stops_waiting_messages(smtp_app, smtp):
