@@ -9,6 +9,8 @@ import hashlib
 from datetime import datetime
 
 from sqlalchemy import LargeBinary, String, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .db_types import UTCDateTime, utcnow
@@ -29,11 +31,16 @@ def sha256_of(data: bytes) -> str:
 
 
 def store_blob(data: bytes) -> str:
-    """Store ``data`` unless the same bytes are stored already; returns the sha256 key."""
+    """Store ``data`` unless the same bytes are stored already; returns the sha256 key.
+
+    Two processes may store the same new bytes at the same moment (two staff members mailing the
+    same circular): the loser's insert does nothing instead of failing its whole transaction.
+    """
     key = sha256_of(data)
     if db.session.get(Blob, key) is None:
-        db.session.add(Blob(sha256=key, size=len(data), data=data))
-        db.session.flush()
+        insert = postgresql_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+        db.session.execute(insert(Blob).values(sha256=key, size=len(data), data=data, created_at=utcnow())
+                           .on_conflict_do_nothing(index_elements=[Blob.sha256]))
     return key
 
 

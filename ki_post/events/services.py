@@ -339,8 +339,11 @@ def invite(event: Event, *, verteiler_id: int | None = None, contact_ids: list[i
         raise ValidationError("Der Verteiler enthält keine aktiven Kontakte.", "verteiler_id")
     if event.state == "draft":
         publish_event(event)
-    created = add_invitations(event, contacts)
-    already = len(contacts) - len(created)
+    add_invitations(event, contacts)
+    # "Already invited" means an invitation went out before, not merely that a row exists (the
+    # demo data and staff answers create rows without sending anything).
+    chosen = {contact.id for contact in contacts}
+    already = sum(1 for i in event.invitations if i.invited_at is not None and i.contact_id in chosen)
     pending = [i for i in event.invitations if i.invited_at is None]
     if not pending:
         return InviteResult(0, already, None)

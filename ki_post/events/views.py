@@ -197,7 +197,8 @@ def invite(event_id: int):
         flash(str(error), "error")
     else:
         db.session.commit()
-        flash(f"{result.invited} Einladungen stehen im Postausgang ({result.already} waren bereits eingeladen).", "success")
+        already = f" {result.already} Kontakte waren bereits eingeladen und erhalten keine zweite Einladung." if result.already else ""
+        flash(f"{result.invited} Einladungen stehen im Postausgang.{already}", "success")
     return redirect(url_for("events.detail", event_id=event_id))
 
 

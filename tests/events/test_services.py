@@ -72,6 +72,18 @@ def test_invite_enqueues_one_mail_each_with_request_MIME(app, demo, make_event):
     assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "veranstaltung.eingeladen")) is not None
 
 
+def test_rows_without_a_sent_invitation_do_not_count_as_already_invited(app, demo, make_event):
+    """Demo data and staff answers create invitation rows without mailing anything."""
+    event = make_event()
+    verteiler = services.verteiler_id_by_name("Alle KI-Dezernate")
+    contacts = services._contacts(verteiler, None)
+    services.add_invitations(event, contacts[:5])
+    result = services.invite(event, verteiler_id=verteiler)
+    assert (result.invited, result.already) == (53, 0)
+    again = services.invite(event, verteiler_id=verteiler)
+    assert (again.invited, again.already) == (0, 53)
+
+
 def test_template_without_link_is_refused(app, demo, make_event, tmp_path, monkeypatch):
     from ki_post.outbox import services as outbox
 
