@@ -91,6 +91,7 @@ class OutboxMessage(db.Model):
     to_name: Mapped[str] = mapped_column(String(200), default="")
     subject: Mapped[str] = mapped_column(String(500))
     message_id: Mapped[str] = mapped_column(String(300), unique=True)
+    # Set at enqueue (for the preview) and again by the worker's claim: the moment of sending.
     date: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Bodies.
     text: Mapped[str] = mapped_column(Text)

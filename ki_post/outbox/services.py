@@ -22,8 +22,9 @@ messages the next flush writes in batches)::
   Kinds: rundschreiben, einladung, aktualisierung, absage, erinnerung, bestaetigung, nachruecker,
   testversand, allgemein.
 - ``enqueue(...) -> OutboxMessage``: renders one message for one recipient (To only, never Cc/Bcc)
-  and stores what will be sent: From/Reply-To from the config, Date and Message-ID generated now,
-  the bodies, the calendar part and the attachments (bytes stored once by sha256). Raises
+  and stores what will be sent: From/Reply-To from the config, Message-ID and Date generated now
+  (the worker sets Date again to the moment it sends), the bodies, the calendar part and the
+  attachments (bytes stored once by sha256). Raises
   ``ValidationError`` (German) for CR/LF or other control characters in a header value, a bad
   address, or a mailing that is no longer open.
 - ``Attachment(filename, mimetype, data)`` and ``CalendarPart(method, data)`` are frozen

@@ -31,9 +31,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 import flask_mail
@@ -271,6 +271,7 @@ class _MessageData:
 class Prepared:
     envelope: Envelope
     data: bytes
+    date: datetime  # the Date header in ``data``; the claim stores it in the row
 
 
 # --- Worker ------------------------------------------------------------------------------------
@@ -289,6 +290,10 @@ class Summary:
         text = (f"gesendet: {self.sent}, später erneut: {self.retry}, fehlgeschlagen: {self.failed}, "
                 f"unklar: {self.unklar + self.recovered_unklar}")
         return text + (f" ({self.stopped_because})" if self.stopped_because else "")
+
+
+def _header_date() -> datetime:
+    return utcnow().replace(microsecond=0)
 
 
 def _berlin_day_start(now: datetime) -> datetime:
@@ -406,27 +411,30 @@ class Worker:
             conditions.append(select(func.count()).select_from(_messages)
                               .where(or_(m.sent_at >= bindparam("day_start", type_=UTCDateTime), m.state == "in_arbeit"))
                               .scalar_subquery() < cap)
-        return update(_messages).where(*conditions).values(state="in_arbeit", claimed_by=bindparam("worker"), claimed_at=now)
+        # The Date header is the moment of sending, not of enqueueing (a draft may wait for days).
+        return update(_messages).where(*conditions).values(
+            state="in_arbeit", claimed_by=bindparam("worker"), claimed_at=now, date=bindparam("header_date"))
 
-    def _claim_by_id(self, row_id: int) -> bool:
+    def _claim_by_id(self, row_id: int, header_date: datetime) -> bool:
         now = utcnow()
-        params = {"row_id": row_id, "now": now, "worker": self.id}
+        params = {"row_id": row_id, "now": now, "worker": self.id, "header_date": header_date}
+        capped = int(self.app.config["MAIL_DAILY_CAP"] or 0) > 0
         if self._rate_limited:
             params["rate_since"] = now - timedelta(seconds=60.0 / int(self.app.config["MAIL_RATE_PER_MINUTE"]))
-        if self.app.config["MAIL_DAILY_CAP"]:
+        if capped:
             params["day_start"] = _berlin_day_start(now)
-        if len(params) > 3 and db.engine.dialect.name == "postgresql":
+        if (self._rate_limited or capped) and db.engine.dialect.name == "postgresql":
             db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
         return db.session.execute(self._claim_statement, params).rowcount == 1
 
     def _next_due(self):
         return db.session.execute(self._due_statement, {"now": utcnow()}).one_or_none()
 
-    def _prepare(self, row) -> Prepared:
+    def _prepare(self, row, header_date: datetime) -> Prepared:
         attachments = db.session.execute(_ATTACHMENTS, {"row_id": row.id}).all()
-        message = _MessageData(**row._asdict(), attachments=attachments)
+        message = _MessageData(**{**row._asdict(), "date": header_date}, attachments=attachments)
         data = services.build_mime(message, self._load_blobs(message), self._encoded)
-        return Prepared(Envelope(parseaddr(row.from_header)[1], row.to_email, row.mailing_id, row.id), data)
+        return Prepared(Envelope(parseaddr(row.from_header)[1], row.to_email, row.mailing_id, row.id), data, header_date)
 
     def claim_next(self, result: tuple[Envelope, str | Exception] | None = None) -> tuple[Prepared | None, str | None]:
         """One transaction: record the previous message's result, claim the next, commit.
@@ -437,12 +445,12 @@ class Worker:
         outcome = self._record(*result) if result else None
         ahead, self._ahead = self._ahead, None
         prepared = None
-        if ahead is not None and self._claim_by_id(ahead.envelope.message_id):
+        if ahead is not None and self._claim_by_id(ahead.envelope.message_id, ahead.date):
             prepared = ahead
         else:  # nothing read ahead, or that row was paused, cancelled or taken meanwhile
-            row = self._next_due()
-            if row is not None and self._claim_by_id(row.id):
-                prepared = self._prepare(row)
+            row, header_date = self._next_due(), _header_date()
+            if row is not None and self._claim_by_id(row.id, header_date):
+                prepared = self._prepare(row, header_date)
         db.session.commit()
         return prepared, outcome
 
@@ -455,7 +463,7 @@ class Worker:
             return
         try:
             row = self._next_due()
-            self._ahead = self._prepare(row) if row is not None else None
+            self._ahead = self._prepare(row, _header_date()) if row is not None else None
         except Exception:  # noqa: BLE001 - the message in flight must still get its reply read
             db.session.rollback()
             log.warning("Vorauslesen der nächsten Nachricht fehlgeschlagen", exc_info=True)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 
 import pytest
 from sqlalchemy import func, select, text, update
@@ -58,6 +60,21 @@ def test_batch_sent_once_each(smtp_app, smtp):
     # A second run finds nothing to do and sends nothing again.
     assert Worker(smtp_app).run(once=True).sent == 0
     assert len(smtp.handler.received) == 12
+
+
+def test_date_header_is_the_moment_of_sending_not_of_enqueueing(smtp_app, smtp):
+    mailing = make_mailing(2, start=False)
+    three_days_ago = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=3)
+    db.session.execute(update(OutboxMessage).values(date=three_days_ago))  # a draft that waited
+    start_mailing(mailing)
+    db.session.commit()
+    Worker(smtp_app).run(once=True)
+    db.session.expire_all()
+    rows = {m.message_id: m for m in db.session.scalars(select(OutboxMessage))}
+    for received in smtp.messages():
+        date = parsedate_to_datetime(received["Date"])
+        assert abs((datetime.now(timezone.utc) - date).total_seconds()) < 60
+        assert rows[received["Message-ID"]].date == date  # the row still shows what went out
 
 
 def test_draft_and_paused_mailings_are_not_sent(smtp_app, smtp):
