@@ -107,10 +107,9 @@ def ingest(path: str) -> None:
 def poll_imap() -> None:
     """Ungelesene Mails des Funktionspostfachs per IMAP lesen (Einstellungen IMAP_*)."""
     try:
-        result = services.poll_imap()
+        result = services.poll_imap(commit=db.session.commit)
     except KiPostError as error:
         raise click.ClickException(str(error)) from None
-    db.session.commit()
     click.echo(result.summary())
 
 

@@ -7,6 +7,7 @@ import pytest
 from ki_post.events import services
 from ki_post.extensions import db
 from ki_post.recipients.models import Contact, Organisation
+from tests.imap_server import DovecotServer
 
 FIXTURE_UID = "4b1f7d2e-3c6a-4e8b-9f0a-2d5c7e9a1b3c"
 
@@ -58,3 +59,17 @@ def published(make_event, make_contacts):
         return event
 
     return make
+
+
+@pytest.fixture(scope="session")
+def _dovecot(tmp_path_factory):
+    with DovecotServer(tmp_path_factory.mktemp("dovecot")) as server:
+        yield server
+
+
+@pytest.fixture
+def imap_server(_dovecot):
+    """A real Dovecot IMAP server on 127.0.0.1 (plain IMAP, see tests/imap_server.py) with an empty mailbox;
+    skips without Dovecot."""
+    _dovecot.reset()
+    return _dovecot
