@@ -41,6 +41,9 @@ MAIL_PORT = 587
 MAIL_USE_TLS = True
 # Connect with SSL/TLS from the start (port 465).
 MAIL_USE_SSL = False
+# PEM file with the CA certificate(s) of an internal CA that signed the SMTP server's certificate;
+# empty = the system's trust store. The certificate is always verified (STARTTLS and SSL).
+MAIL_CA_FILE = ""
 # SMTP login name; empty = no login.
 MAIL_USERNAME = ""
 # SMTP password.

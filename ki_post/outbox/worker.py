@@ -25,6 +25,7 @@ import logging
 import os
 import smtplib
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -91,25 +92,51 @@ def _raise_for(code: int, message: bytes | str) -> None:
 
 
 class _Connection(flask_mail.Connection):
-    """Flask-Mail's connection with a timeout and TCP_NODELAY (without it each message waits ~40 ms)."""
+    """Flask-Mail's connection with a timeout, TCP_NODELAY (without it each message waits ~40 ms)
+    and certificate verification for STARTTLS and implicit TLS (Flask-Mail verifies nothing)."""
 
-    def __init__(self, state, timeout: float):
+    def __init__(self, state, timeout: float, ca_file: str = ""):
         super().__init__(state)
         self.timeout = timeout
+        self.ca_file = ca_file
+
+    @property
+    def where(self) -> str:
+        return f"{self.mail.server}:{self.mail.port}"
+
+    def _tls_context(self) -> ssl.SSLContext:
+        try:
+            return ssl.create_default_context(cafile=self.ca_file or None)
+        except (OSError, ssl.SSLError) as error:
+            raise TemporaryFailure(f"MAIL_CA_FILE {self.ca_file} lässt sich nicht laden: {error}", connection=True) from None
 
     def configure_host(self):
         m = self.mail
+        context = self._tls_context() if m.use_ssl or m.use_tls else None
         if m.use_ssl:
-            host = smtplib.SMTP_SSL(m.server, m.port, timeout=self.timeout)
+            host = smtplib.SMTP_SSL(m.server, m.port, timeout=self.timeout, context=context)
         else:
             host = smtplib.SMTP(m.server, m.port, timeout=self.timeout)
-        if host.sock is not None:
-            host.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if m.use_tls:
-            host.starttls()
-        if m.username and m.password:
-            host.login(m.username, m.password)
-        host.ehlo_or_helo_if_needed()
+        try:
+            if host.sock is not None:
+                host.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # With implicit TLS the connection is encrypted already; STARTTLS on top would only fail.
+            if m.use_tls and not m.use_ssl:
+                host.ehlo_or_helo_if_needed()
+                if not host.has_extn("starttls"):
+                    # Never fall back to plain text: login and message would travel readable.
+                    raise TemporaryFailure(f"Der SMTP-Server {self.where} bietet kein STARTTLS an; "
+                                           "unverschlüsselt wird nicht gesendet (MAIL_USE_TLS).", connection=True)
+                host.starttls(context=context)
+            host.ehlo_or_helo_if_needed()
+            if m.username and m.password:
+                if not host.has_extn("auth"):
+                    raise TemporaryFailure(f"Der SMTP-Server {self.where} bietet keine Anmeldung (AUTH) an, "
+                                           "MAIL_USERNAME ist aber gesetzt.", connection=True)
+                host.login(m.username, m.password)
+        except BaseException:
+            host.close()
+            raise
         return host
 
 
@@ -121,19 +148,25 @@ class SmtpTransport:
     def __init__(self, app: Flask):
         self.state = app.extensions["mail"]
         self.timeout = float(app.config["MAIL_TIMEOUT"])
+        self.ca_file = app.config.get("MAIL_CA_FILE", "")
         self.connection: _Connection | None = None
 
     def _host(self) -> smtplib.SMTP:
         if self.connection is None:
-            connection = _Connection(self.state, self.timeout)
+            connection = _Connection(self.state, self.timeout, self.ca_file)
             try:
                 connection.host = connection.configure_host()
             except smtplib.SMTPResponseException as error:
                 if error.smtp_code >= 500:
                     raise TemporaryFailure(f"Anmeldung/Verbindung abgelehnt: {_reply(error.smtp_code, error.smtp_error)}", connection=True) from None
                 raise TemporaryFailure(_reply(error.smtp_code, error.smtp_error), connection=True) from None
+            except ssl.SSLCertVerificationError as error:
+                raise TemporaryFailure(
+                    f"Das Zertifikat des SMTP-Servers {connection.where} konnte nicht verifiziert werden "
+                    f"({error.verify_message}); nichts gesendet. Bei einer internen Zertifizierungsstelle "
+                    "MAIL_CA_FILE setzen.", connection=True) from None
             except (OSError, smtplib.SMTPException) as error:
-                raise TemporaryFailure(f"SMTP-Server {self.state.server}:{self.state.port} nicht erreichbar: {error}", connection=True) from None
+                raise TemporaryFailure(f"SMTP-Server {connection.where} nicht erreichbar: {error}", connection=True) from None
             self.connection = connection
         return self.connection.host
 
