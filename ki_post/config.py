@@ -84,6 +84,9 @@ IMAP_SERVER = ""
 IMAP_PORT = 993
 # Connect with SSL.
 IMAP_USE_SSL = True
+# PEM file with the CA certificate(s) of an internal CA that signed the IMAP server's certificate;
+# empty = the system's trust store. The certificate is always verified.
+IMAP_CA_FILE = ""
 # IMAP login name.
 IMAP_USERNAME = ""
 # IMAP password.

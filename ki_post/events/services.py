@@ -787,7 +787,8 @@ def poll_imap(commit: Callable[[], None]) -> IngestResult:
     try:
         if config.get("IMAP_USE_SSL"):
             # imaplib's default context does not check the certificate; this one does.
-            connection = imaplib.IMAP4_SSL(host, port, timeout=60, ssl_context=ssl.create_default_context())
+            context = ssl.create_default_context(cafile=config.get("IMAP_CA_FILE") or None)
+            connection = imaplib.IMAP4_SSL(host, port, timeout=60, ssl_context=context)
         else:
             connection = imaplib.IMAP4(host, port, timeout=60)
     except ssl.SSLCertVerificationError as error:

@@ -131,7 +131,7 @@ def test_folder_with_umlaut_and_space(app, published, make_contacts, imap_server
         services.poll_imap(commit=db.session.commit)
 
 
-def test_ssl_checks_the_certificate(app, published, make_contacts, tmp_path, monkeypatch):
+def test_ssl_checks_the_certificate(app, published, make_contacts, tmp_path):
     event = _setup(published, make_contacts)
     with DovecotServer(tmp_path / "dovecot-ssl", use_ssl=True) as imap_server:
         imap_server.append(raw("exchange_base64.eml"))
@@ -140,8 +140,8 @@ def test_ssl_checks_the_certificate(app, published, make_contacts, tmp_path, mon
         with pytest.raises(ValidationError, match="Das Zertifikat des IMAP-Servers 127.0.0.1 ist nicht vertrauenswürdig"):
             services.poll_imap(commit=db.session.commit)
         assert invitation(event, MAX).state == "open"
-        # Trusted the way an administrator would (the system's CA file), it connects.
-        monkeypatch.setenv("SSL_CERT_FILE", str(imap_server.ca_file))
+        # Trusted the way an administrator would (the internal CA's file), it connects.
+        app.config["IMAP_CA_FILE"] = str(imap_server.ca_file)
         result = services.poll_imap(commit=db.session.commit)
         assert result.statuses["applied"] == 1 and invitation(event, MAX).state == "accepted"
 
