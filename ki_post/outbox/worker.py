@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
@@ -150,6 +151,7 @@ class SmtpTransport:
         self.timeout = float(app.config["MAIL_TIMEOUT"])
         self.ca_file = app.config.get("MAIL_CA_FILE", "")
         self.connection: _Connection | None = None
+        self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ki-post-smtp")
 
     def _host(self) -> smtplib.SMTP:
         if self.connection is None:
@@ -186,9 +188,21 @@ class SmtpTransport:
                 pass
         self.connection = None
 
-    def send(self, envelope: Envelope, data: bytes, while_waiting: Callable[[], None] | None = None) -> str:
-        """One SMTP transaction. ``while_waiting`` runs after the data went out, before the reply is read
-        (the server digests the message meanwhile); it must not raise."""
+    def begin(self, envelope: Envelope) -> Future:
+        """Start the transaction up to the server's 354 in a helper thread, so that the commit of the
+        claim runs meanwhile. Safe: nothing is delivered before the data and its final dot follow,
+        and ``send`` sends them only after that commit (``abandon`` drops the connection otherwise)."""
+        return self._helper.submit(self._envelope, envelope)
+
+    def abandon(self, begun: Future) -> None:
+        """The claim was not committed: end the begun transaction unsent (the server discards it)."""
+        try:
+            begun.result()
+        except (TemporaryFailure, PermanentFailure):
+            pass
+        self.reset()
+
+    def _envelope(self, envelope: Envelope) -> None:
         host = self._host()
         try:
             code, resp = host.mail(envelope.from_addr)
@@ -207,6 +221,16 @@ class SmtpTransport:
         except (OSError, smtplib.SMTPServerDisconnected) as error:
             self.reset()
             raise TemporaryFailure(f"Verbindung zum SMTP-Server unterbrochen: {error}", connection=True) from None
+
+    def send(self, envelope: Envelope, data: bytes, while_waiting: Callable[[], None] | None = None,
+             begun: Future | None = None) -> str:
+        """One SMTP transaction (its start already ``begun`` or not). ``while_waiting`` runs after the
+        data went out, before the reply is read (the server digests the message meanwhile); it must not raise."""
+        if begun is None:
+            self._envelope(envelope)
+        else:
+            begun.result()
+        host = self.connection.host
         # From here the server may have the message: a broken connection leaves it in doubt.
         try:
             host.send(_dot_stuffed(data) + b".\r\n")
@@ -237,7 +261,11 @@ class FileTransport:
 
     kind = "datei"
 
-    def send(self, envelope: Envelope, data: bytes, while_waiting: Callable[[], None] | None = None) -> str:
+    def begin(self, envelope: Envelope) -> None:
+        return None
+
+    def send(self, envelope: Envelope, data: bytes, while_waiting: Callable[[], None] | None = None,
+             begun: None = None) -> str:
         name = services.write_eml(envelope.mailing_id, envelope.message_id, data)
         return f"nicht versendet: als Datei im Postausgang abgelegt: {name}"
 
@@ -355,6 +383,7 @@ class Worker:
         self._encoded: dict[str, bytes] = {}  # base64 of shared attachments, per sha256
         self._mailings_reset: set[int] = set()
         self._ahead: Prepared | None = None  # read and built while the message before was in flight
+        self._begun: Future | None = None  # SMTP transaction of the claimed message, started during its commit
         self.stop_event = threading.Event()
 
     # settings
@@ -469,11 +498,13 @@ class Worker:
         data = services.build_mime(message, self._load_blobs(message), self._encoded)
         return Prepared(Envelope(parseaddr(row.from_header)[1], row.to_email, row.mailing_id, row.id), data, header_date)
 
-    def claim_next(self, result: tuple[Envelope, str | Exception] | None = None) -> tuple[Prepared | None, str | None]:
+    def claim_next(self, result: tuple[Envelope, str | Exception] | None = None, *,
+                   begin_sending: bool = False) -> tuple[Prepared | None, str | None]:
         """One transaction: record the previous message's result, claim the next, commit.
 
-        The claim is committed before the SMTP transaction starts; folding the previous result
-        into the same commit halves the commits per message without weakening crash safety.
+        The claim is committed before the message's data go out; folding the previous result into
+        the same commit halves the commits per message without weakening crash safety. With
+        ``begin_sending`` the SMTP envelope (MAIL, RCPT, DATA) is exchanged during the commit.
         """
         outcome = self._record(*result) if result else None
         ahead, self._ahead = self._ahead, None
@@ -484,7 +515,14 @@ class Worker:
             row, header_date = self._next_due(), _header_date()
             if row is not None and self._claim_by_id(row.id, header_date):
                 prepared = self._prepare(row, header_date)
-        db.session.commit()
+        begun = self.transport.begin(prepared.envelope) if prepared and begin_sending else None
+        try:
+            db.session.commit()
+        except BaseException:
+            if begun is not None:
+                self.transport.abandon(begun)
+            raise
+        self._begun = begun
         return prepared, outcome
 
     def read_ahead(self) -> None:
@@ -529,7 +567,8 @@ class Worker:
     # one message
     def _attempt(self, prepared: Prepared) -> str | Exception:
         try:
-            return self.transport.send(prepared.envelope, prepared.data, while_waiting=self.read_ahead)
+            begun, self._begun = self._begun, None
+            return self.transport.send(prepared.envelope, prepared.data, while_waiting=self.read_ahead, begun=begun)
         except (TemporaryFailure, PermanentFailure, InDoubt) as error:
             return error
 
@@ -619,7 +658,7 @@ class Worker:
             summary.recovered_unklar += self.recover_orphans(force=True)
             while not self.stop_event.is_set():
                 # Claim first: on PostgreSQL the read-ahead row stays locked until this commit.
-                prepared, outcome = self.claim_next(result)
+                prepared, outcome = self.claim_next(result, begin_sending=True)
                 result = None
                 if outcome:
                     done(outcome)
@@ -661,6 +700,9 @@ class Worker:
                 else:
                     backoff = 0.0
         finally:
+            if self._begun is not None:
+                self.transport.abandon(self._begun)
+                self._begun = None
             self.transport.close()
             db.session.rollback()
             if result is not None:

@@ -7,7 +7,9 @@ from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import event, select, text, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from ki_post.extensions import db
 from ki_post.outbox.models import Mailing, OutboxMessage
@@ -187,6 +189,36 @@ def test_daily_cap(smtp_app, smtp):
     summary = Worker(smtp_app).run(once=True)
     assert summary.sent == 2 and summary.stopped_because == "Tageslimit erreicht"
     assert states(mailing.id) == {"gesendet": 2, "wartend": 2}
+
+
+def test_claim_commit_failing_after_the_envelope_began_sends_nothing(smtp_app, smtp):
+    """The SMTP envelope (MAIL, RCPT, DATA) is exchanged while the claim commits; when that commit
+    fails, the data must not follow: the transaction is abandoned and the message stays waiting."""
+    mailing = make_mailing(2)
+    worker = Worker(smtp_app)
+    begin = worker.transport.begin
+    failing = {"armed": False}
+
+    def begin_and_arm(envelope):
+        failing["armed"] = True
+        return begin(envelope)
+
+    def fail_the_claim_commit(session):
+        if failing["armed"]:
+            failing["armed"] = False
+            raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    worker.transport.begin = begin_and_arm
+    event.listen(Session, "before_commit", fail_the_claim_commit)
+    try:
+        with pytest.raises(OperationalError):
+            worker.run(once=True)
+    finally:
+        event.remove(Session, "before_commit", fail_the_claim_commit)
+    assert smtp.handler.received == []
+    assert states(mailing.id) == {"wartend": 2}
+    assert Worker(smtp_app).run(once=True).sent == 2
+    assert Counter(smtp.recipients()) == Counter({"person0@kreis.example": 1, "person1@kreis.example": 1})
 
 
 def test_pause_while_a_message_is_in_flight_stops_the_one_read_ahead(smtp_app, smtp):
