@@ -1,16 +1,17 @@
 """The sending worker: claims due messages, sends them, records each result.
 
-Crash safety: a message is committed as ``in_arbeit`` (with worker id and time) BEFORE the SMTP
-transaction and as ``gesendet`` right after it. A worker that dies in between leaves its row
-``in_arbeit``; the next worker sees that the claiming worker is gone (same host: its process no
+Crash safety: a message is committed as ``in_arbeit`` (with worker id and time) BEFORE its data
+go to the server and as ``gesendet`` right after the server took them. A worker that dies in
+between leaves its row ``in_arbeit``; the next worker sees that the claiming worker is gone (same host: its process no
 longer exists; any host: its heartbeat is older than ``OUTBOX_WORKER_STALE_SECONDS``) and marks
 the row ``unklar`` for a person to decide (resend or mark as sent) — never resent silently.
 
 Read-ahead: while the server digests the message in flight, the worker finds the next due
 message and builds its bytes, writing nothing; the commit that records the message in flight
-claims it with a conditional UPDATE (still due, mailing still active, limits kept). So between two
-SMTP transactions only that one commit remains, and a crash leaves at most the message in flight
-in doubt. On PostgreSQL the read-ahead row is locked (``FOR UPDATE SKIP LOCKED``) until that
+claims it with a conditional UPDATE (still due, mailing still active, limits kept). During that
+commit a helper thread already exchanges MAIL, RCPT and DATA (nothing is delivered before the data
+and their final dot, which follow only after the commit). So between two messages only that one
+commit remains, and a crash leaves at most the message in flight in doubt. On PostgreSQL the read-ahead row is locked (``FOR UPDATE SKIP LOCKED``) until that
 commit, so parallel workers do not read the same row. No read-ahead under a rate limit.
 
 Claiming: the due row is read (PostgreSQL: ``FOR UPDATE SKIP LOCKED``), then claimed by id with a
