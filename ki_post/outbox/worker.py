@@ -1,10 +1,11 @@
 """The sending worker: claims due messages, sends them, records each result.
 
-Crash safety: a message is committed as ``in_arbeit`` (with worker id and time) BEFORE its data
-go to the server and as ``gesendet`` right after the server took them. A worker that dies in
-between leaves its row ``in_arbeit``; the next worker sees that the claiming worker is gone (same host: its process no
-longer exists; any host: its heartbeat is older than ``OUTBOX_WORKER_STALE_SECONDS``) and marks
-the row ``unklar`` for a person to decide (resend or mark as sent) — never resent silently.
+Crash safety: a message is committed as ``in_arbeit`` (with worker id and time) BEFORE its data go
+to the server and as ``gesendet`` right after the server took them. A worker that dies in between
+leaves its row ``in_arbeit``; the next worker sees that the claiming worker is gone (same host: its
+process no longer exists; any host: its heartbeat is older than ``OUTBOX_WORKER_STALE_SECONDS``)
+and marks the row ``unklar`` for a person to decide (resend or mark as sent) — never resent
+silently.
 
 Read-ahead: while the server digests the message in flight, the worker finds the next due
 message and builds its bytes, writing nothing; the commit that records the message in flight
