@@ -153,7 +153,7 @@ class SmtpTransport:
         self.timeout = float(app.config["MAIL_TIMEOUT"])
         self.ca_file = app.config.get("MAIL_CA_FILE", "")
         self.connection: _Connection | None = None
-        self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ki-post-smtp")
+        self._helper: ThreadPoolExecutor | None = None  # one thread for ``begin``, while sending
 
     def _host(self) -> smtplib.SMTP:
         if self.connection is None:
@@ -183,6 +183,9 @@ class SmtpTransport:
         self.connection = None
 
     def close(self) -> None:
+        if self._helper is not None:
+            self._helper.shutdown()
+            self._helper = None
         if self.connection is not None and self.connection.host is not None:
             try:
                 self.connection.host.quit()
@@ -194,6 +197,8 @@ class SmtpTransport:
         """Start the transaction up to the server's 354 in a helper thread, so that the commit of the
         claim runs meanwhile. Safe: nothing is delivered before the data and its final dot follow,
         and ``send`` sends them only after that commit (``abandon`` drops the connection otherwise)."""
+        if self._helper is None:
+            self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ki-post-smtp")
         return self._helper.submit(self._envelope, envelope)
 
     def abandon(self, begun: Future) -> None:
