@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy.exc import OperationalError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as default_config
 from .extensions import babel, csrf, db, limiter, login_manager, mail, migrate
@@ -34,6 +35,9 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     )
     os.makedirs(app.instance_path, exist_ok=True)
     load_config(app, overrides or {})
+    proxies = app.config["PROXY_COUNT"]
+    if proxies > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)

@@ -12,6 +12,9 @@ DATABASE_URL = ""
 SECRET_KEY = ""
 # Public address of the app, used for links in mails (RSVP links). No trailing slash.
 BASE_URL = "http://127.0.0.1:5000"
+# Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted (0 = none), so that
+# rate limits and the audit log see the client's address. Never more than exist: clients could forge it.
+PROXY_COUNT = 0
 # Create or migrate the database schema on start (turn off when several processes start at once).
 AUTO_MIGRATE = True
 # Name shown in the page header and in mails.

@@ -22,15 +22,33 @@ _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 SHEET_TITLE_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 
 
+def _needs_guard(text: str) -> bool:
+    # Text already starting with apostrophes before a formula start is guarded once more, so that
+    # ``unneutralise`` can tell our apostrophe from one in the data ("'=x" ↔ "''=x").
+    text = text.lstrip("'")
+    return bool(FORMULA_START.match(text)) or text[:1] in ("\t", "\r")
+
+
 def neutralise(value: Any) -> Any:
     """Text that a spreadsheet would read as a formula gets a leading apostrophe; other values pass."""
     if value is None:
         return ""
-    if isinstance(value, str):
-        if FORMULA_START.match(value) or value[:1] in ("\t", "\r"):
-            return "'" + value
-        return value
+    if isinstance(value, str) and _needs_guard(value):
+        return "'" + value
     return value
+
+
+def unneutralise(text: str) -> str:
+    """Undo ``neutralise`` for text read back from a spreadsheet, so an export re-imports unchanged.
+
+    One apostrophe goes, and only before text that ``neutralise`` would prefix: ``'+49 211`` becomes
+    ``+49 211``, ``''=x`` becomes ``'=x``, while ``'abc`` stays as it is. A file not made by our
+    export is read by the same rule, there is no way to tell: a typed ``'=x`` becomes ``=x`` (a
+    spreadsheet hides that apostrophe as a text marker too).
+    """
+    if text.startswith("'") and _needs_guard(text[1:]):
+        return text[1:]
+    return text
 
 
 def _text(value: Any) -> str:

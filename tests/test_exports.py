@@ -8,9 +8,10 @@ from datetime import date
 import pytest
 from openpyxl import load_workbook
 
-from ki_post.exports import csv_bytes, neutralise, xlsx_bytes
+from ki_post.exports import csv_bytes, neutralise, unneutralise, xlsx_bytes
 
-DANGEROUS = ["=1+1", "+49 211 1234", "-2", "@SUM(A1)", " =HYPERLINK(\"http://x\")", "\t=1", "\r=1", "\n+1", "   @x"]
+DANGEROUS = ["=1+1", "+49 211 1234", "-2", "@SUM(A1)", " =HYPERLINK(\"http://x\")", "\t=1", "\r=1", "\n+1", "   @x",
+             "'=schon", "''+1"]  # apostrophes in the data get one more, so re-import can tell them apart
 
 
 @pytest.mark.parametrize("value", DANGEROUS)
@@ -18,9 +19,26 @@ def test_neutralise_prefixes_formula_starts(value):
     assert neutralise(value) == "'" + value
 
 
-@pytest.mark.parametrize("value", ["Köln", "a=b", "", "E-Mail", "x@y.example", "'=schon"])
+@pytest.mark.parametrize("value", ["Köln", "a=b", "", "E-Mail", "x@y.example", "'abc", "'"])
 def test_neutralise_leaves_harmless_text(value):
     assert neutralise(value) == value
+
+
+@pytest.mark.parametrize("value", [*DANGEROUS, "Köln", "a=b", "", "'abc", "'"])
+def test_unneutralise_undoes_exactly_what_neutralise_added(value):
+    assert unneutralise(neutralise(value)) == value
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("'+49 5231 62-0", "+49 5231 62-0"),
+    ("'=x", "=x"),          # also when typed by hand: the same rule, no way to tell the two apart
+    ("''=x", "'=x"),        # only one apostrophe goes
+    ("'abc", "'abc"),       # neutralise would not have prefixed "abc"
+    ("'", "'"),
+    ("+49", "+49"),
+])
+def test_unneutralise_only_removes_the_guard_apostrophe(text, expected):
+    assert unneutralise(text) == expected
 
 
 def test_neutralise_non_text():

@@ -49,6 +49,12 @@ def zahl(value: int | float) -> str:
     return format_decimal(value, locale="de_DE")
 
 
+def anzahl(value: int, singular: str, plural: str) -> str:
+    """1 Ansprechperson, 2.000 Ansprechpersonen — ``{{ n|anzahl("Ansprechperson", "Ansprechpersonen") }}``."""
+    return f"{zahl(value)} {singular if value == 1 else plural}"
+
+
 def register(app: Flask) -> None:
-    for name, func in {"datum": datum, "datum_zeit": datum_zeit, "zeit": zeit, "datum_kurz": datum_kurz, "zahl": zahl}.items():
+    filters = {"datum": datum, "datum_zeit": datum_zeit, "zeit": zeit, "datum_kurz": datum_kurz, "zahl": zahl, "anzahl": anzahl}
+    for name, func in filters.items():
         app.add_template_filter(func, name)

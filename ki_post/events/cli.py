@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from ..core.formatting import anzahl
 from ..errors import KiPostError
 from ..extensions import db
 from . import services
@@ -47,7 +48,7 @@ def list_events() -> None:
 
     for event in services.list_events():
         accepted = sum(1 for i in event.invitations if i.state == "accepted")
-        click.echo(f"{event.id}\t{datum_kurz(event.start_at)}\t{event.state}\t{len(event.invitations)}\t{accepted}\t{event.title}")
+        click.echo(f"{event.id}\t{datum_kurz(event.start_at)}\t{event.state_label}\t{len(event.invitations)}\t{accepted}\t{event.title}")
 
 
 def _event(event_id: int) -> Event:
@@ -68,7 +69,8 @@ def invite(event_id: int, list_name: str) -> None:
     except KiPostError as error:
         raise click.ClickException(str(error)) from None
     db.session.commit()
-    click.echo(f"{result.invited} Einladungen in den Postausgang gestellt, {result.already} bereits eingeladen.")
+    click.echo(f"{anzahl(result.invited, 'Einladung', 'Einladungen')} in den Postausgang gestellt, "
+               f"{result.already} bereits eingeladen.")
 
 
 @events.command("export")
@@ -83,7 +85,7 @@ def export(event_id: int, path: str) -> None:
     except KiPostError as error:
         raise click.ClickException(str(error)) from None
     Path(path).write_bytes(data)
-    click.echo(f"{len(event.invitations)} Einträge nach {path} geschrieben.")
+    click.echo(f"{anzahl(len(event.invitations), 'Eintrag', 'Einträge')} nach {path} geschrieben.")
 
 
 @click.group("rsvp")
@@ -94,7 +96,7 @@ def rsvp() -> None:
 @rsvp.command("ingest")
 @click.argument("path", type=click.Path(exists=True))
 def ingest(path: str) -> None:
-    """Eine .eml-Datei, ein mbox-Postfach oder einen Maildir-Ordner einlesen."""
+    """Eine .eml-Datei, ein mbox-Postfach, einen Maildir-Ordner oder einen Ordner mit .eml-Dateien einlesen."""
     try:
         result = services.ingest_path(path)
     except KiPostError as error:

@@ -2,11 +2,18 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import BooleanField, IntegerField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, IntegerField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields import DateField, TimeField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 REQUIRED = "Bitte ausfüllen."
+# An empty first choice, so that a staff member has to pick consciously instead of accepting the first entry.
+PLEASE_CHOOSE = ("", "– bitte wählen –")
+
+
+def optional_int(value: str | int | None) -> int | None:
+    """Coerces a select value; the empty placeholder becomes None (int("") would fail already when rendering)."""
+    return None if value in ("", None) else int(value)
 
 
 class EventForm(FlaskForm):
@@ -33,7 +40,12 @@ class InviteForm(FlaskForm):
 
 
 class ConfirmForm(FlaskForm):
-    """A bare POST with CSRF token (publish, update, cancel)."""
+    """A bare POST with CSRF token (publish, update)."""
+
+
+class CancelForm(FlaskForm):
+    # No default: a POST without the field (an old one-click form, a stray request) must not count as yes.
+    confirmed = HiddenField()
 
 
 class ReminderForm(FlaskForm):
@@ -49,8 +61,12 @@ class RsvpForm(FlaskForm):
 
 
 class StaffAnswerForm(RsvpForm):
-    invitation_id = SelectField("Eingeladene Person", coerce=int, validators=[InputRequired("Bitte eine Person wählen.")])
-    answer = SelectField("Antwort", choices=[("accepted", "Zusage"), ("declined", "Absage"), ("tentative", "vorläufig")])
+    invitation_id = SelectField("Eingeladene Person", coerce=optional_int, validators=[InputRequired("Bitte eine Person wählen.")],
+                                invalid_value_message="Bitte eine Person aus der Liste wählen.",
+                                invalid_choice_message="Bitte eine Person aus der Liste wählen.")
+    answer = SelectField("Antwort", choices=[PLEASE_CHOOSE, ("accepted", "Zusage"), ("declined", "Absage"), ("tentative", "vorläufig")],
+                         validators=[InputRequired("Bitte eine Antwort wählen.")],
+                         invalid_choice_message="Bitte eine Antwort aus der Liste wählen.")
     channel = SelectField("Antwortweg", choices=[("phone", "Telefon"), ("letter", "Brief"), ("staff", "persönlich/sonstiges")])
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import icalendar
 
+from ..errors import ValidationError
+
 VALID_PARTSTATS = {"ACCEPTED", "DECLINED", "TENTATIVE", "DELEGATED"}
 
 
@@ -137,18 +139,29 @@ def parse_mail(raw: bytes) -> ParsedMail:
     return parsed
 
 
+def _mailbox_messages(box: mailbox.Mailbox) -> Iterator[bytes]:
+    for key in box.iterkeys():
+        yield box.get_bytes(key)
+
+
 def iter_mail_source(path: str | os.PathLike) -> Iterator[bytes]:
-    """One .eml file, an mbox file, or a Maildir directory."""
+    """One .eml file, an mbox file, a Maildir directory, or a plain folder of .eml files (an Outlook export).
+
+    Decides eagerly, so that an unusable path fails before anything is read.
+    """
     path = Path(path)
     if path.is_dir():
-        box = mailbox.Maildir(str(path), factory=None, create=False)
-        for key in box.iterkeys():
-            yield box.get_bytes(key)
-        return
-    head = path.read_bytes()[:5]
-    if head == b"From ":
-        box = mailbox.mbox(str(path), create=False)
-        for key in box.iterkeys():
-            yield box.get_bytes(key)
-        return
-    yield path.read_bytes()
+        if (path / "cur").is_dir() and (path / "new").is_dir():
+            return _mailbox_messages(mailbox.Maildir(str(path), factory=None, create=False))
+        files = sorted(child for child in path.iterdir() if child.suffix.lower() == ".eml" and child.is_file())
+        if not files:
+            raise ValidationError(f"Der Ordner „{path}“ ist weder ein Maildir (mit den Unterordnern cur und new) "
+                                  "noch enthält er .eml-Dateien.")
+        return (file.read_bytes() for file in files)
+    if not path.is_file():
+        raise ValidationError(f"„{path}“ ist weder eine Datei noch ein Ordner.")
+    with path.open("rb") as file:
+        is_mbox = file.read(5) == b"From "
+    if is_mbox:
+        return _mailbox_messages(mailbox.mbox(str(path), create=False))
+    return iter([path.read_bytes()])

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload
 
 from ..auth.services import audit
-from ..core.formatting import BERLIN, datum, datum_zeit, zeit
+from ..core.formatting import BERLIN, anzahl, datum, datum_zeit, zeit
 from ..db_types import utcnow
 from ..errors import NotFound, ValidationError
 from ..extensions import db
@@ -29,11 +29,17 @@ MAX_COMPANIONS = 20
 
 # --- Events ---------------------------------------------------------------------------------------------
 
-def parse_local(value: str | datetime | None, field_name: str, label: str, *, required: bool = True) -> datetime | None:
+# (nominative, accusative) for the messages "Der Beginn ist …" and "Bitte geben Sie den Beginn an."
+_TIME_LABELS = {"start": ("Der Beginn", "den Beginn"), "end": ("Das Ende", "das Ende"),
+                "deadline": ("Die Antwortfrist", "die Antwortfrist")}
+
+
+def parse_local(value: str | datetime | None, field_name: str, *, required: bool = True) -> datetime | None:
     """'2017-02-08T11:00', '08.02.2017 11:00' or a datetime, read as Europe/Berlin, returned UTC."""
+    nominative, accusative = _TIME_LABELS[field_name]
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise ValidationError(f"Bitte geben Sie {label} an.", field_name)
+            raise ValidationError(f"Bitte geben Sie {accusative} an.", field_name)
         return None
     if isinstance(value, datetime):
         local = value
@@ -47,10 +53,17 @@ def parse_local(value: str | datetime | None, field_name: str, label: str, *, re
             except ValueError:
                 continue
         if local is None:
-            raise ValidationError(f"{label[0].upper()}{label[1:]} ist kein gültiger Zeitpunkt (Beispiel: 08.02.2017 11:00).", field_name)
+            raise ValidationError(f"{nominative} ist kein gültiger Zeitpunkt "
+                                  "(Beispiel: 2017-02-08T11:00 oder 08.02.2017 11:00).", field_name)
     if local.tzinfo is None:
         local = local.replace(tzinfo=BERLIN)
-    return local.astimezone(timezone.utc)
+    utc = local.astimezone(timezone.utc)
+    # zoneinfo silently shifts a wall-clock time inside the spring gap by an hour; say so instead.
+    if local.tzinfo is BERLIN and utc.astimezone(BERLIN).replace(tzinfo=None) != local.replace(tzinfo=None):
+        raise ValidationError(f"Die Uhrzeit {local:%H:%M} Uhr gibt es am {local:%d.%m.%Y} nicht: An diesem Tag wird die Uhr "
+                              "für die Sommerzeit eine Stunde vorgestellt (Zeitumstellung). "
+                              f"Bitte wählen Sie für {accusative} eine andere Uhrzeit.", field_name)
+    return utc
 
 
 @dataclass
@@ -82,11 +95,11 @@ def _validated(data: EventData) -> dict[str, Any]:
         raise ValidationError("Bitte geben Sie einen Titel an.", "title")
     if "\n" in title or "\r" in title:
         raise ValidationError("Der Titel darf keinen Zeilenumbruch enthalten.", "title")
-    start = parse_local(data.start, "start", "den Beginn")
-    end = parse_local(data.end, "end", "das Ende")
+    start = parse_local(data.start, "start")
+    end = parse_local(data.end, "end")
     if end <= start:
         raise ValidationError("Das Ende muss nach dem Beginn liegen.", "end")
-    deadline = parse_local(data.deadline, "deadline", "die Antwortfrist", required=False)
+    deadline = parse_local(data.deadline, "deadline", required=False)
     if deadline and deadline > end:
         raise ValidationError("Die Antwortfrist muss vor dem Ende der Veranstaltung liegen.", "deadline")
     capacity = data.capacity
@@ -379,15 +392,19 @@ def send_update(event: Event, created_by_id: int | None = None) -> int:
     return len(recipients)
 
 
+def cancel_recipients(event: Event) -> list[Invitation]:
+    """Who gets a cancellation: nobody for a draft, else everyone invited who has not declined."""
+    return _not_declined(event) if event.state == "published" else []
+
+
 def cancel_event(event: Event, created_by_id: int | None = None) -> int:
     """METHOD:CANCEL, STATUS:CANCELLED, SEQUENCE + 1 (ICS-22) to everyone invited who has not declined."""
     if event.state == "cancelled":
         raise ValidationError("Die Veranstaltung ist bereits abgesagt.")
-    was_published = event.state == "published"
+    recipients = cancel_recipients(event)
     event.state = "cancelled"
     event.sequence += 1
     event.update_pending = False
-    recipients = _not_declined(event) if was_published else []
     if recipients:
         mailing = _mailing("absage", f"Absage: {event.title}", event, created_by_id)
         for invitation in recipients:
@@ -701,7 +718,7 @@ class IngestResult:
     statuses: Counter = field(default_factory=Counter)
 
     def summary(self) -> str:
-        parts = [f"{self.mails} Mails gelesen"]
+        parts = [f"{anzahl(self.mails, 'Mail', 'Mails')} gelesen"]
         labels = {"applied": "übernommen", "stale": "veraltet", "ignored": "ignoriert", "unmatched": "zur Prüfung"}
         parts += [f"{self.statuses[key]} {label}" for key, label in labels.items() if self.statuses[key]]
         return ", ".join(parts) + "."
@@ -717,7 +734,7 @@ def ingest_mails(raw_mails) -> IngestResult:
 
 
 def ingest_path(path: str) -> IngestResult:
-    """One .eml file, an mbox file or a Maildir directory (RPLY-01…09)."""
+    """One .eml file, an mbox file, a Maildir directory or a folder of .eml files (RPLY-01…09)."""
     import os
 
     from .replies import iter_mail_source

@@ -1,20 +1,22 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, time
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from ..auth.access import public
-from ..core.formatting import BERLIN
+from ..auth.access import public, requires_role
+from ..core.formatting import BERLIN, anzahl
 from ..errors import NotFound, ValidationError
 from ..extensions import db, limiter
 from ..forms import apply_error
 from ..recipients.models import Verteiler
 from . import services
-from .forms import AssignReplyForm, ConfirmForm, EventForm, InviteForm, ReminderForm, RsvpForm, StaffAnswerForm
-from .models import INVITATION_STATES, Invitation
+from .forms import (PLEASE_CHOOSE, AssignReplyForm, CancelForm, ConfirmForm, EventForm, InviteForm, ReminderForm, RsvpForm,
+                    StaffAnswerForm)
+from .models import INVITATION_STATES, Event, Invitation
 
 bp = Blueprint("events", __name__)
 
@@ -109,18 +111,21 @@ def edit(event_id: int):
     return render_template("events/form.html", form=form, event=event), status
 
 
-@bp.route("/veranstaltungen/<int:event_id>")
-def detail(event_id: int):
-    event = services.get_event(event_id)
+def _answer_choices(event: Event) -> list[tuple[int | str, str]]:
+    return [PLEASE_CHOOSE] + [(i.id, f"{i.name or i.email} ({i.organisation_name or 'ohne Organisation'})")
+                              for i in sorted(event.invitations, key=lambda i: i.name.lower())]
+
+
+def _detail_page(event: Event, answer_form: StaffAnswerForm | None = None):
     q = request.args.get("q", "").strip()[:100]
     state = request.args.get("status", "")
     if state not in INVITATION_STATES:
         state = ""
     invite_form = InviteForm()
     invite_form.verteiler_id.choices = [(v.id, v.name) for v in db.session.scalars(select(Verteiler).order_by(Verteiler.name))]
-    answer_form = StaffAnswerForm()
-    answer_form.invitation_id.choices = [(i.id, f"{i.name or i.email} ({i.organisation_name or 'ohne Organisation'})")
-                                         for i in sorted(event.invitations, key=lambda i: i.name.lower())]
+    if answer_form is None:
+        answer_form = StaffAnswerForm()
+        answer_form.invitation_id.choices = _answer_choices(event)
     return render_template(
         "events/detail.html", event=event, overview=services.overview(event, q=q, state=state), q=q, state=state,
         states=INVITATION_STATES, invite_form=invite_form, answer_form=answer_form, confirm_form=ConfirmForm(),
@@ -130,7 +135,12 @@ def detail(event_id: int):
     )
 
 
-def _action(event_id: int, work, success: str):
+@bp.route("/veranstaltungen/<int:event_id>")
+def detail(event_id: int):
+    return _detail_page(services.get_event(event_id))
+
+
+def _action(event_id: int, work, success: Callable[[int], str]):
     event = services.get_event(event_id)
     form = ConfirmForm()
     if not form.validate_on_submit():
@@ -142,25 +152,44 @@ def _action(event_id: int, work, success: str):
         flash(str(error), "error")
     else:
         db.session.commit()
-        flash(success.format(result=result), "success")
+        flash(success(result), "success")
     return redirect(url_for("events.detail", event_id=event_id))
 
 
 @bp.route("/veranstaltungen/<int:event_id>/veroeffentlichen", methods=["POST"])
 def publish(event_id: int):
-    return _action(event_id, services.publish_event, "Die Veranstaltung ist veröffentlicht.")
+    return _action(event_id, services.publish_event, lambda _: "Die Veranstaltung ist veröffentlicht.")
 
 
 @bp.route("/veranstaltungen/<int:event_id>/aktualisierung", methods=["POST"])
 def send_update(event_id: int):
     return _action(event_id, lambda e: services.send_update(e, _user_id()),
-                   "Die Aktualisierung wurde für {result} Personen in den Postausgang gestellt.")
+                   lambda n: f"Die Aktualisierung wurde für {anzahl(n, 'Person', 'Personen')} in den Postausgang gestellt.")
+
+
+# Cancelling mails METHOD:CANCEL to everybody and cannot be undone, so the button on the detail page
+# only leads here; the POST needs the explicit "confirmed" field of this page's form.
+@bp.route("/veranstaltungen/<int:event_id>/absagen", methods=["GET"])
+@requires_role("sachbearbeitung")
+def cancel_confirm(event_id: int):
+    event = services.get_event(event_id)
+    if event.state == "cancelled":
+        flash("Die Veranstaltung ist bereits abgesagt.", "error")
+        return redirect(url_for("events.detail", event_id=event_id))
+    return render_template("events/cancel.html", event=event, form=CancelForm(),
+                           recipients=len(services.cancel_recipients(event)))
 
 
 @bp.route("/veranstaltungen/<int:event_id>/absagen", methods=["POST"])
 def cancel(event_id: int):
+    form = CancelForm()
+    if not form.validate_on_submit():
+        abort(400)
+    if form.confirmed.data != "ja":
+        flash("Die Veranstaltung wurde nicht abgesagt: Bitte bestätigen Sie die Absage auf dieser Seite.", "error")
+        return redirect(url_for("events.cancel_confirm", event_id=event_id))
     return _action(event_id, lambda e: services.cancel_event(e, _user_id()),
-                   "Die Veranstaltung ist abgesagt; {result} Absagen stehen im Postausgang.")
+                   lambda n: f"Die Veranstaltung ist abgesagt; {anzahl(n, 'Absage steht', 'Absagen stehen')} im Postausgang.")
 
 
 @bp.route("/veranstaltungen/<int:event_id>/erinnern", methods=["POST"])
@@ -176,7 +205,7 @@ def remind(event_id: int):
         flash(str(error), "error")
     else:
         db.session.commit()
-        flash(f"{count} Erinnerungen stehen im Postausgang.", "success")
+        flash(f"{anzahl(count, 'Erinnerung steht', 'Erinnerungen stehen')} im Postausgang.", "success")
     return redirect(url_for("events.detail", event_id=event_id))
 
 
@@ -197,8 +226,10 @@ def invite(event_id: int):
         flash(str(error), "error")
     else:
         db.session.commit()
-        already = f" {result.already} Kontakte waren bereits eingeladen und erhalten keine zweite Einladung." if result.already else ""
-        flash(f"{result.invited} Einladungen stehen im Postausgang.{already}", "success")
+        already = (" " + anzahl(result.already, "Kontakt war bereits eingeladen und erhält",
+                                "Kontakte waren bereits eingeladen und erhalten") + " keine zweite Einladung."
+                   if result.already else "")
+        flash(f"{anzahl(result.invited, 'Einladung steht', 'Einladungen stehen')} im Postausgang.{already}", "success")
     return redirect(url_for("events.detail", event_id=event_id))
 
 
@@ -206,10 +237,9 @@ def invite(event_id: int):
 def record_answer(event_id: int):
     event = services.get_event(event_id)
     form = StaffAnswerForm()
-    form.invitation_id.choices = [(i.id, i.name) for i in event.invitations]
+    form.invitation_id.choices = _answer_choices(event)
     if not form.validate_on_submit():
-        flash("Bitte prüfen Sie die Angaben: " + "; ".join(e for errs in form.errors.values() for e in errs), "error")
-        return redirect(url_for("events.detail", event_id=event_id))
+        return _detail_page(event, form), 422
     invitation = db.session.get(Invitation, form.invitation_id.data)
     try:
         result = services.answer(invitation, form.answer.data, companions=form.companions.data or 0,
@@ -239,7 +269,7 @@ def export(event_id: int, fmt: str):
         flash(str(error), "error")
         return redirect(url_for("events.detail", event_id=event_id))
     mimetypes = {
-        "csv": "text/csv; charset=utf-8",
+        "csv": "text/csv",  # Werkzeug adds "; charset=utf-8" to text/* itself
         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
         "pdf": "application/pdf",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import struct
+import traceback
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -99,6 +100,7 @@ class CompiledTemplate:
             raise ValidationError(f"Fehler beim Ausfüllen der Vorlage ({part_label(name)}): {exc}") from None
 
     def render_parts(self, context: Mapping[str, Any]) -> dict[str, bytes]:
+        """Every tagged part filled in once (the upload check with example data); failures are German."""
         out: dict[str, bytes] = {}
         for name, template in self.templates.items():
             try:
@@ -107,6 +109,8 @@ class CompiledTemplate:
                 raise ValidationError(f"Die Vorlage versucht einen unerlaubten Zugriff ({exc}).") from None
             except TemplateError as exc:
                 raise ValidationError(f"Fehler beim Ausfüllen der Vorlage ({part_label(name)}): {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - the template's own expressions: {{ 1/0 }}, {{ 1 + 'a' }}, range(10**9)
+                raise _sample_error(name, exc) from None
             out[name] = _postprocess(xml).encode("utf-8")
         return out
 
@@ -178,6 +182,27 @@ def _syntax_error(name: str, source: str, exc: TemplateSyntaxError) -> Validatio
         f"Fehler in einem Platzhalter: „{tag}“ ({where}, im Text „{short}“). "
         f"Bitte Klammern und Schreibweise prüfen – {{{{ … }}}} für Werte, {{% … %}} für Bedingungen. "
         f"(Technische Meldung: {exc.message})",
+        field="file",
+    )
+
+
+_RUNTIME_REASONS: tuple[tuple[type[Exception], str], ...] = (
+    (ZeroDivisionError, "Division durch null"),
+    (OverflowError, "eine Zahl oder ein Bereich ist zu groß"),
+    (TypeError, "Werte passen nicht zusammen, z. B. Zahl und Text"),
+    (MemoryError, "zu viel Speicher nötig"),
+)
+
+
+def _sample_error(name: str, exc: Exception) -> ValidationError:
+    # Jinja rewrites tracebacks so that template frames carry the template line; the compiled source
+    # starts every paragraph on its own line, hence line - 1 = paragraph (as in _syntax_error).
+    lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__) if frame.filename == "<template>"]
+    where = part_label(name) + (f", Absatz {max(lines[-1] - 1, 1)}" if lines else "")
+    reason = next((text for kind, text in _RUNTIME_REASONS if isinstance(exc, kind)), "ein Platzhalter löst einen Fehler aus")
+    return ValidationError(
+        f"Die Vorlage lässt sich nicht mit Beispieldaten füllen: {reason} ({where}). "
+        f"Bitte die Platzhalter dort prüfen. (Technische Meldung: {type(exc).__name__}: {exc})",
         field="file",
     )
 

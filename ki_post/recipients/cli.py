@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..core.formatting import anzahl
 from ..errors import KiPostError
 from ..extensions import db
 from .importer import ImportFileError, apply_import, preview_import
@@ -74,7 +75,7 @@ def export_command(file: Path, list_name: str) -> None:
         db.session.rollback()
         raise click.ClickException(f"Die Datei {file} kann nicht geschrieben werden ({error.strerror}).") from None
     db.session.commit()  # the audit entry
-    click.echo(f"{count} Ansprechpersonen nach {file} exportiert.")
+    click.echo(f"{anzahl(count, 'Ansprechperson', 'Ansprechpersonen')} nach {file} exportiert.")
 
 
 @recipients.command("lists")
@@ -84,7 +85,8 @@ def lists_command() -> None:
     if not verteiler_list:
         click.echo("Es gibt noch keinen Verteiler.")
     for verteiler in verteiler_list:
-        click.echo(f"{verteiler.name}\t{count_recipients(verteiler)} Ansprechpersonen\t{describe_filter(verteiler.filter)}")
+        count = anzahl(count_recipients(verteiler), "Ansprechperson", "Ansprechpersonen")
+        click.echo(f"{verteiler.name}\t{count}\t{describe_filter(verteiler.filter)}")
 
 
 commands: list[click.Command] = [recipients]

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from ..auth.services import audit
 from ..errors import RowError, ValidationError
+from ..exports import unneutralise
 from ..extensions import db
 from .models import ORGANISATION_KINDS, REGIERUNGSBEZIRKE, Contact, Organisation, Verteiler
 
@@ -156,7 +157,9 @@ def _cell_text(value: Any) -> str:
         return value.strftime("%d.%m.%Y %H:%M") if (value.hour or value.minute) else value.strftime("%d.%m.%Y")
     if isinstance(value, date):
         return value.strftime("%d.%m.%Y")
-    return str(value).strip()
+    # Our export prefixes an apostrophe to formula-like text (``+49 …``); without undoing it a
+    # re-import of that export would change every such cell.
+    return unneutralise(str(value).strip()).strip()
 
 
 def decode_text(data: bytes) -> tuple[str, str]:

@@ -82,7 +82,7 @@ def export():
     db.session.commit()
     name = "verteiler"
     if fmt == "csv":
-        return _download(data, f"{name}.csv", "text/csv; charset=utf-8")
+        return _download(data, f"{name}.csv", "text/csv")  # Werkzeug adds "; charset=utf-8" to text types
     return _download(data, f"{name}.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
@@ -303,11 +303,19 @@ def _verteiler_form(verteiler):
     return render_template("recipients/list_form.html", form=form, verteiler=verteiler), status
 
 
-@bp.post("/listen/<int:verteiler_id>/loeschen")
+@bp.route("/listen/<int:verteiler_id>/loeschen", methods=["GET", "POST"])
 def list_delete(verteiler_id: int):
+    """Confirm page (GET, changes nothing); the POST deletes only with the page's explicit confirmation."""
     verteiler = services.get_verteiler(verteiler_id)
-    if not ConfirmForm().validate_on_submit():
+    form = ConfirmForm()
+    if request.method == "GET":
+        return render_template("recipients/list_delete.html", verteiler=verteiler, form=form,
+                               recipients=services.count_recipients(verteiler))
+    if not form.validate_on_submit():
         abort(400)
+    if request.form.get("confirm") != "ja":
+        # e.g. an old one-click form: ask first instead of deleting
+        return redirect(url_for("recipients.list_delete", verteiler_id=verteiler.id), 303)
     services.delete_verteiler(verteiler)
     db.session.commit()
     flash("Der Verteiler ist gelöscht. Die Ansprechpersonen bleiben erhalten.", "success")

@@ -1,4 +1,5 @@
-"""Browser: follow the link of a captured invitation mail, accept with one companion, see the count on the event page."""
+"""Browser: follow the link of a captured invitation mail, accept with one companion, see the count on the event page;
+then cancel the event through its confirmation page."""
 from __future__ import annotations
 
 import re
@@ -57,3 +58,16 @@ def test_invitation_link_accept_with_companion(page, live_app, live_server):
     assert_accessible(page)
     page.goto("/veranstaltungen/kalenderantworten")
     assert_accessible(page)
+
+    # Cancelling takes two steps: the link opens a confirmation page; "Abbrechen" leaves everything as it was.
+    page.goto(f"/veranstaltungen/{event_id}")
+    page.get_by_role("link", name="Veranstaltung absagen").click()
+    page.get_by_role("heading", name="Veranstaltung absagen?").wait_for()
+    assert "1 eingeladene Person erhält" in page.locator("#absage-folgen").inner_text()
+    assert_accessible(page)
+    page.get_by_role("link", name="Abbrechen").click()
+    assert "veröffentlicht" in page.locator("main p strong").first.inner_text()
+    page.get_by_role("link", name="Veranstaltung absagen").click()
+    page.get_by_role("button", name="Ja, Veranstaltung absagen").click()
+    page.get_by_text("Die Veranstaltung ist abgesagt; 1 Absage steht im Postausgang.").wait_for()
+    assert "abgesagt" in page.locator("main p strong").first.inner_text()

@@ -23,9 +23,10 @@ def test_create_list_invite_export(runner, demo, tmp_path):
     event = db.session.get(Event, event_id)
     assert event.start_at.hour == 10 and event.place_name == "Fürstenwall 25, 40219 Düsseldorf"
     listed = runner.invoke(args=["events", "list"])
-    assert f"{event_id}\t08.02.2017, 11:00\tdraft\t0\t0\tFeierstunde" in listed.output
+    assert f"{event_id}\t08.02.2017, 11:00\tEntwurf\t0\t0\tFeierstunde" in listed.output
     invited = runner.invoke(args=["events", "invite", str(event_id), "--list", "Alle KI-Dezernate"])
     assert invited.exit_code == 0 and "53 Einladungen" in invited.output
+    assert f"{event_id}\t08.02.2017, 11:00\tveröffentlicht\t53\t0\t" in runner.invoke(args=["events", "list"]).output
     target = tmp_path / "liste.csv"
     exported = runner.invoke(args=["events", "export", str(event_id), str(target)])
     assert exported.exit_code == 0, exported.output
@@ -38,7 +39,9 @@ def test_create_list_invite_export(runner, demo, tmp_path):
 
 def test_cli_bad_input(runner, demo, tmp_path):
     bad = runner.invoke(args=["events", "create", "--title", "X", "--start", "2017-02-08T11:00", "--end", "gestern"])
-    assert bad.exit_code != 0 and "kein gültiger Zeitpunkt" in bad.output
+    assert bad.exit_code != 0 and "Das Ende ist kein gültiger Zeitpunkt (Beispiel: 2017-02-08T11:00" in bad.output
+    gap = runner.invoke(args=["events", "create", "--title", "X", "--start", "2027-03-28T02:30", "--end", "2027-03-28T03:00"])
+    assert gap.exit_code != 0 and "02:30 Uhr gibt es am 28.03.2027 nicht" in gap.output, gap.output
     assert runner.invoke(args=["events", "invite", "999"]).exit_code != 0
     assert db.session.scalar(select(db.func.count(Event.id))) == 0
     wrong = runner.invoke(args=["events", "invite", "1", "--list", "Gibt es nicht"])
@@ -58,7 +61,7 @@ def test_rsvp_ingest_eml_and_mbox(runner, published, tmp_path):
     services.add_invitations(event, [max_])
     db.session.commit()
     result = runner.invoke(args=["rsvp", "ingest", str(FIXTURES / "exchange_base64.eml")])
-    assert result.exit_code == 0 and "1 Mails gelesen, 1 übernommen" in result.output, result.output
+    assert result.exit_code == 0 and "1 Mail gelesen, 1 übernommen" in result.output, result.output
     box_path = tmp_path / "antworten.mbox"
     try:
         box = mailbox.mbox(str(box_path))
@@ -71,6 +74,44 @@ def test_rsvp_ingest_eml_and_mbox(runner, published, tmp_path):
     assert "3 Mails gelesen" in again.output and "1 ignoriert" in again.output and "1 zur Prüfung" in again.output
     db.session.expire_all()
     assert db.session.scalar(select(Invitation.state)) == "accepted"
+
+
+def test_rsvp_ingest_plain_folder_of_eml_files(runner, published, tmp_path):
+    """An Outlook export: a folder with .eml files and no cur/new (it used to crash as a Maildir)."""
+    from ki_post.recipients.models import Contact
+
+    event = published(0)
+    event.uid = FIXTURE_UID
+    max_ = Contact(first_name="Max", last_name="Müller", email="max.mueller@stadt-beispiel.example")
+    db.session.add(max_)
+    db.session.flush()
+    from ki_post.events import services
+
+    services.add_invitations(event, [max_])
+    db.session.commit()
+    folder = tmp_path / "Outlook-Export"
+    folder.mkdir()
+    for name in ("exchange_base64.eml", "unknown_attendee.eml", "needs_action.eml"):
+        (folder / name.replace(".eml", ".EML" if name.startswith("needs") else ".eml")).write_bytes((FIXTURES / name).read_bytes())
+    (folder / "liesmich.txt").write_text("keine Mail")
+    (folder / "Unterordner").mkdir()
+    result = runner.invoke(args=["rsvp", "ingest", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "3 Mails gelesen, 1 übernommen, 1 ignoriert, 1 zur Prüfung." in result.output
+    db.session.expire_all()
+    assert db.session.scalar(select(Invitation.state)) == "accepted"
+
+    empty = tmp_path / "leer"
+    empty.mkdir()
+    (empty / "notiz.txt").write_text("x")
+    refused = runner.invoke(args=["rsvp", "ingest", str(empty)])
+    assert refused.exit_code == 1 and refused.exception.__class__ is SystemExit
+    assert "weder ein Maildir (mit den Unterordnern cur und new) noch enthält er .eml-Dateien" in refused.output
+
+    maildir = mailbox.Maildir(str(tmp_path / "Maildir"))
+    maildir.add((FIXTURES / "exchange_base64.eml").read_bytes())
+    again = runner.invoke(args=["rsvp", "ingest", str(tmp_path / "Maildir")])
+    assert again.exit_code == 0 and "1 Mail gelesen" in again.output, again.output
 
 
 def test_poll_imap_without_server(runner):

@@ -77,7 +77,7 @@ def test_poll_applies_replies_marks_only_them_read_and_runs_once(app, runner, pu
     # Had the run stopped between commit and marking, the mail comes again: recorded once, marked read now.
     imap_server.store("<exch-b64@mail.stadt-beispiel.example>", "-FLAGS", "(\\Seen)")
     third = runner.invoke(args=["rsvp", "poll-imap"])
-    assert third.exit_code == 0 and "1 Mails gelesen." in third.output, third.output
+    assert third.exit_code == 0 and "1 Mail gelesen." in third.output, third.output
     assert replies_stored() == 3 and unread(imap_server.flags()) == {REQUEST_ID, PERSONAL_ID}
 
 

@@ -38,6 +38,29 @@ def test_create_event_stores_utc_and_validates(make_event):
     assert db.session.scalar(select(db.func.count(Event.id))) == 1
 
 
+def test_time_messages_in_correct_german_and_dst_gap(app):
+    def error_for(**overrides) -> ValidationError:
+        values = {"title": "T", "start": "2027-03-28T01:30", "end": "2027-03-28T04:00", **overrides}
+        with pytest.raises(ValidationError) as error:
+            services.create_event(services.EventData(**values))
+        return error.value
+
+    bad = error_for(start="morgen")
+    assert str(bad).startswith("Der Beginn ist kein gültiger Zeitpunkt") and "2017-02-08T11:00" in str(bad)
+    assert str(error_for(end="gestern")).startswith("Das Ende ist kein gültiger Zeitpunkt")
+    assert str(error_for(start="")) == "Bitte geben Sie den Beginn an."
+    # 02:30 does not exist on 28 March 2027 in Berlin: zoneinfo would quietly read it as 03:30.
+    for start in ("2027-03-28T02:30", "28.03.2027 02:30"):
+        gap = error_for(start=start, end="2027-03-28T03:00")
+        assert gap.field == "start" and "02:30 Uhr gibt es am 28.03.2027 nicht" in str(gap) and "Zeitumstellung" in str(gap)
+    assert error_for(end="2027-03-28T02:15").field == "end"
+    # The hour before and after the gap is fine, and so is the doubled hour in October.
+    event = services.create_event(services.EventData(title="T", start="2027-03-28T01:59", end="2027-03-28T03:00"))
+    assert (event.end_at - event.start_at).total_seconds() == 60
+    assert services.create_event(services.EventData(title="T", start="2027-10-31T02:30", end="2027-10-31T03:30"))
+    db.session.rollback()
+
+
 def test_invite_enqueues_one_mail_each_with_request_MIME(app, demo, make_event):
     event = make_event()
     verteiler = services.verteiler_id_by_name("Alle KI-Dezernate")

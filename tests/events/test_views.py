@@ -32,6 +32,7 @@ def test_rsvp_get_never_changes_state_and_post_accepts(client, published):
     assert (saved.state, saved.companions, saved.channel) == ("accepted", 1, "link")
     html = client.get(rsvp_url(invitation)).get_data(as_text=True)
     assert "Zusage ist gespeichert" in html and "&lt;script&gt;x&lt;/script&gt;" in html and "<script>x" not in html
+    assert "mit 1 Begleitperson." in html
 
 
 def test_rsvp_bad_input_and_forged_tokens(client, published):
@@ -144,6 +145,7 @@ def test_reader_cannot_change(client, make_user, published):
     reader = make_user("lesen")
     client.login(reader.email)
     assert client.get(f"/veranstaltungen/{event.id}").status_code == 200
+    assert client.get(f"/veranstaltungen/{event.id}/absagen").status_code == 403  # the confirmation page too
     assert client.submit(f"/veranstaltungen/{event.id}/absagen", {}, form_url=f"/veranstaltungen/{event.id}").status_code == 403
     assert client.get("/veranstaltungen/999").status_code == 404
 
@@ -187,3 +189,124 @@ def test_invite_with_bad_attachment_changes_nothing(staff_client, demo, make_eve
                              form_url=detail, content_type="multipart/form-data")
     assert ok.status_code == 302
     assert db.session.scalar(select(db.func.count(OutboxMessage.id))) == 53
+
+
+def _invited(make_event, make_contacts, n: int) -> Event:
+    """A published event whose invitations went out (so that a cancellation mails them)."""
+    event = make_event()
+    services.invite(event, contact_ids=[c.id for c in make_contacts(n)])
+    db.session.commit()
+    return event
+
+
+def _outbox_count() -> int:
+    from ki_post.outbox.models import OutboxMessage
+
+    return db.session.scalar(select(db.func.count(OutboxMessage.id)))
+
+
+def test_cancel_needs_the_confirmation_page(staff_client, make_event, make_contacts):
+    event = _invited(make_event, make_contacts, 3)
+    detail = f"/veranstaltungen/{event.id}"
+    confirm_url = f"{detail}/absagen"
+    html = staff_client.get(detail).get_data(as_text=True)
+    assert f'href="{confirm_url}"' in html and f'action="{confirm_url}"' not in html  # a link, not a one-click form
+    mails_before = _outbox_count()
+
+    page = staff_client.get(confirm_url)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "3 Eingeladene erhalten" in html and "nicht rückgängig" in html
+    assert "Ja, Veranstaltung absagen" in html and f'href="{detail}">Abbrechen</a>' in html
+    db.session.expire_all()
+    assert db.session.get(Event, event.id).state == "published"  # GET changes nothing
+
+    # The old one-click POST (CSRF token but no confirmation) is refused with a message; nothing happens.
+    refused = staff_client.submit(confirm_url, {}, form_url=detail, follow_redirects=True)
+    assert "nicht abgesagt" in refused.get_data(as_text=True) and refused.request.path == confirm_url
+    assert staff_client.submit(confirm_url, {"confirmed": "vielleicht"}, form_url=detail).status_code == 302
+    assert staff_client.post(confirm_url, data={"confirmed": "ja"}).status_code == 400  # no CSRF token
+    db.session.expire_all()
+    assert db.session.get(Event, event.id).state == "published" and _outbox_count() == mails_before
+
+    done = staff_client.submit(confirm_url, {"confirmed": "ja"}, follow_redirects=True)
+    assert "Die Veranstaltung ist abgesagt; 3 Absagen stehen im Postausgang." in done.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Event, event.id).state == "cancelled" and _outbox_count() == mails_before + 3
+    # Cancelled: the confirmation page only says so.
+    again = staff_client.get(confirm_url, follow_redirects=True)
+    assert again.request.path == detail and "bereits abgesagt" in again.get_data(as_text=True)
+
+
+def test_cancel_singular_wording(staff_client, make_event, make_contacts):
+    event = _invited(make_event, make_contacts, 1)
+    confirm_url = f"/veranstaltungen/{event.id}/absagen"
+    assert "1 eingeladene Person erhält" in staff_client.get(confirm_url).get_data(as_text=True)
+    done = staff_client.submit(confirm_url, {"confirmed": "ja"}, follow_redirects=True)
+    assert "1 Absage steht im Postausgang." in done.get_data(as_text=True)
+
+
+def test_staff_answer_needs_a_chosen_person_and_answer(staff_client, published, make_event, make_contacts):
+    event = published(2)
+    detail = f"/veranstaltungen/{event.id}"
+    html = staff_client.get(detail).get_data(as_text=True)
+    for name in ("invitation_id", "answer"):
+        select_html = re.search(rf'<select[^>]*name="{name}".*?</select>', html, re.DOTALL).group(0)
+        options = re.findall(r'<option( selected)? value="([^"]*)">([^<]*)</option>', select_html)
+        assert "required" in select_html and options[0][1:] == ("", "– bitte wählen –")
+        assert not any(selected for selected, value, _ in options if value), select_html  # nothing real preselected
+    # What a browser sends when the button is pressed untouched.
+    response = staff_client.submit(f"{detail}/antwort-erfassen", {"invitation_id": "", "answer": "", "channel": "phone",
+                                                                  "companions": "0", "remark": ""}, form_url=detail)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    summary = re.search(r'<div class="error-summary".*?</div>', html, re.DOTALL).group(0)
+    assert "Bitte eine Person wählen." in summary and "Bitte eine Antwort wählen." in summary
+    assert 'href="#invitation_id"' in summary and 'aria-invalid="true"' in html
+    db.session.expire_all()
+    assert [i.state for i in db.session.scalars(select(Invitation))] == ["open", "open"]
+    # A person of another event is not a choice.
+    other = make_event(title="Andere")
+    [foreigner] = services.add_invitations(other, make_contacts(1, "andere"))
+    db.session.commit()
+    foreign = staff_client.submit(f"{detail}/antwort-erfassen", {"invitation_id": str(foreigner.id),
+                                                                 "answer": "accepted", "channel": "phone"}, form_url=detail)
+    assert foreign.status_code == 422 and "Bitte eine Person aus der Liste wählen." in foreign.get_data(as_text=True)
+    chosen = event.invitations[1]
+    ok = staff_client.submit(f"{detail}/antwort-erfassen", {"invitation_id": str(chosen.id), "answer": "declined",
+                                                            "channel": "letter", "companions": "0"}, form_url=detail)
+    assert ok.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Invitation, chosen.id).state == "declined"
+    assert db.session.get(Invitation, event.invitations[0].id).state == "open"
+
+
+def test_csv_content_type_once_and_dst_gap_in_form(staff_client, published):
+    event = published(1)
+    export = staff_client.get(f"/veranstaltungen/{event.id}/teilnehmende.csv")
+    assert export.headers["Content-Type"] == "text/csv; charset=utf-8"
+    form = {"title": "Frühschicht", "start_date": "2027-03-28", "start_time": "02:30", "end_date": "2027-03-28",
+            "end_time": "03:00", "companions_allowed": "0", "capacity": ""}
+    bad = staff_client.submit("/veranstaltungen/neu", form)
+    html = bad.get_data(as_text=True)
+    assert bad.status_code == 422 and "02:30 Uhr gibt es am 28.03.2027 nicht" in html
+    assert "Das Ende muss nach dem Beginn liegen" not in html
+
+
+def test_singular_flashes(staff_client, make_event, make_contacts):
+    event = _invited(make_event, make_contacts, 1)
+    detail = f"/veranstaltungen/{event.id}"
+    html = staff_client.get(detail).get_data(as_text=True)
+    assert "Erinnerung: 1 Person ohne Antwort" in html
+    reminded = staff_client.submit(f"{detail}/erinnern", {}, form_url=detail, follow_redirects=True)
+    assert "1 Erinnerung steht im Postausgang." in reminded.get_data(as_text=True)
+    make_contacts(1, "nachzuegler")
+    from ki_post.recipients.models import Contact, Verteiler
+
+    verteiler = Verteiler(name="Zwei")
+    verteiler.members = list(db.session.scalars(select(Contact)))
+    db.session.add(verteiler)
+    db.session.commit()
+    invited = staff_client.submit(f"{detail}/einladen", {"verteiler_id": str(verteiler.id)}, form_url=detail,
+                                  follow_redirects=True)
+    assert "1 Einladung steht im Postausgang. 1 Kontakt war bereits eingeladen und erhält keine zweite Einladung." \
+        in invited.get_data(as_text=True)

@@ -183,3 +183,30 @@ def test_zip_bomb_is_refused_before_unpacking():
         archive.writestr("word/document.xml", b"\0" * (engine.MAX_UNPACKED_BYTES + 1))
     with pytest.raises(ValidationError, match="entpackt zu groß"):
         engine.compile_template(buffer.getvalue())
+
+
+@pytest.mark.parametrize("tag, reason, technical", [
+    ("{{ 1/0 }}", "Division durch null", "ZeroDivisionError"),
+    ("{{ 1 + 'a' }}", "Werte passen nicht zusammen, z. B. Zahl und Text", "TypeError"),
+    ("{% for x in range(10**9) %}x{% endfor %}", "eine Zahl oder ein Bereich ist zu groß", "OverflowError"),
+])
+def test_errors_while_filling_in_the_sample_are_german_validation_errors(tag, reason, technical):
+    with pytest.raises(ValidationError) as error:
+        engine.validate_template(make_docx("Sehr geehrte Damen und Herren,", f"Betrag: {tag}"), {"x"}, {})
+    message = str(error.value)
+    assert message.startswith(f"Die Vorlage lässt sich nicht mit Beispieldaten füllen: {reason} (Haupttext, Absatz 2).")
+    assert technical in message and error.value.field == "file"
+
+
+def test_error_while_filling_in_a_header_names_the_header():
+    with pytest.raises(ValidationError, match=r"Division durch null \(Kopfzeile 1, Absatz 1\)"):
+        engine.validate_template(make_docx("Text", header="Seite {{ 2 // 0 }}"), set(), {})
+
+
+def test_broken_template_upload_shows_the_error_instead_of_a_500(staff_client):
+    data = make_docx("Hallo", "{{ 1/0 }}")
+    response = staff_client.submit("/rundschreiben/vorlagen/neu", {"name": "Kaputt", "description": "", "file": (io.BytesIO(data), "kaputt.docx")},
+                                   content_type="multipart/form-data")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and 'class="error-summary"' in page
+    assert "Die Vorlage lässt sich nicht mit Beispieldaten füllen: Division durch null (Haupttext, Absatz 2)." in page

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
@@ -84,6 +85,30 @@ def test_export_csv_and_xlsx_round_trip(runner, tmp_path, demo):
     # the export imports back unchanged
     again = runner.invoke(args=["recipients", "import", str(target)])
     assert again.exit_code == 0 and again.output.splitlines()[0] == "0 neu, 0 geändert, 53 unverändert, 0 ungültig"
+
+
+@pytest.mark.parametrize("suffix", ["csv", "xlsx"])
+def test_export_reimports_without_changes_and_keeps_formula_like_text(runner, tmp_path, demo, suffix):
+    first, second = db.session.scalars(select(Contact).order_by(Contact.id).limit(2))
+    first.phone = "+49 5231 62-0"
+    first.extra = {"Kürzel": "=A1"}
+    second.function = "- kommissarisch -"
+    second.office_title = "'=Amt"  # an apostrophe that belongs to the data
+    db.session.commit()
+    target = tmp_path / f"alle.{suffix}"
+    assert runner.invoke(args=["recipients", "export", str(target)]).exit_code == 0
+    raw = target.read_bytes()
+    cells = raw.decode("utf-8-sig") if suffix == "csv" else [c.value for row in load_workbook(io.BytesIO(raw)).active.iter_rows() for c in row]
+    assert "'+49 5231 62-0" in cells and "''=Amt" in cells  # the export keeps its formula guard
+
+    dry = runner.invoke(args=["recipients", "import", str(target), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.splitlines()[0] == "Probelauf, nichts gespeichert: 0 neu, 0 geändert, 53 unverändert, 0 ungültig"
+    assert runner.invoke(args=["recipients", "import", str(target)]).exit_code == 0
+    db.session.expire_all()
+    first, second = db.session.get(Contact, first.id), db.session.get(Contact, second.id)
+    assert first.phone == "+49 5231 62-0" and first.extra == {"Kürzel": "=A1"}
+    assert second.function == "- kommissarisch -" and second.office_title == "'=Amt"
 
 
 def test_export_errors(runner, tmp_path):

@@ -30,7 +30,7 @@ def test_list_page_search_filter_sort_paginate(staff_client, demo):
     assert f"{expected} Ansprechpersonen" in koeln
 
     found = staff_client.get("/verteiler/?q=bielefeld").get_data(as_text=True)
-    assert "1 Ansprechpersonen" in found and "Bielefeld" in found
+    assert "<caption>1 Ansprechperson für „bielefeld“</caption>" in found and "Bielefeld" in found
 
     by_name = staff_client.get("/verteiler/?sort=name&dir=desc").get_data(as_text=True)
     assert 'aria-sort="descending"' in by_name
@@ -127,6 +127,7 @@ def test_export_from_list_page_is_neutralised(staff_client, demo):
     assert response.status_code == 200 and "attachment" in response.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"), newline=""), delimiter=";"))
     assert len(rows) == 54 and any(cell.startswith("'=HYPERLINK") for row in rows for cell in row)
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
 
     verteiler = db.session.scalar(select(Verteiler))
     xlsx = staff_client.submit("/verteiler/export", {"format": "xlsx", "list_id": str(verteiler.id)}, form_url="/verteiler/")
@@ -151,10 +152,46 @@ def test_verteiler_create_with_filter_and_members_edit_delete(staff_client, demo
     duplicate = staff_client.submit("/verteiler/listen/neu", {"name": "Alle KI-Dezernate"})
     assert duplicate.status_code == 422
 
-    gone = staff_client.submit(f"/verteiler/listen/{verteiler.id}/loeschen", {}, form_url=f"/verteiler/listen/{verteiler.id}")
+    gone = staff_client.submit(f"/verteiler/listen/{verteiler.id}/loeschen", {"confirm": "ja"})
     assert gone.status_code == 302 and db.session.get(Verteiler, verteiler.id) is None
     assert db.session.get(Contact, member.id) is not None
     assert staff_client.get("/verteiler/listen").status_code == 200
+
+
+def test_verteiler_delete_asks_first_and_needs_the_explicit_confirmation(staff_client, demo):
+    verteiler = db.session.scalar(select(Verteiler))
+    url = f"/verteiler/listen/{verteiler.id}/loeschen"
+    detail = staff_client.get(f"/verteiler/listen/{verteiler.id}").get_data(as_text=True)
+    assert f'href="{url}"' in detail and f'action="{url}"' not in detail  # a link to the question, no one-click form
+
+    page = staff_client.get(url)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Verteiler „Alle KI-Dezernate“ löschen?" in html
+    assert "0 feste Mitglieder und einen gespeicherten Filter" in html and "53 aktive Empfänger" in html
+    assert 'name="csrf_token"' in html and 'name="confirm" value="ja"' in html
+    assert f'href="/verteiler/listen/{verteiler.id}"' in html  # the way back
+    assert db.session.get(Verteiler, verteiler.id) is not None  # GET changes nothing
+
+    unconfirmed = staff_client.submit(url, {})
+    assert unconfirmed.status_code == 303 and unconfirmed.headers["Location"].endswith(url)
+    assert staff_client.post(url, data={"confirm": "ja"}).status_code == 400  # no CSRF token
+    db.session.expire_all()
+    assert db.session.get(Verteiler, verteiler.id) is not None
+    assert "verteiler.geloescht" not in audit_actions()
+
+    done = staff_client.submit(url, {"confirm": "ja"}, follow_redirects=True)
+    assert done.status_code == 200 and "Der Verteiler ist gelöscht" in done.get_data(as_text=True)
+    assert db.session.get(Verteiler, verteiler.id) is None and audit_actions()[-1] == "verteiler.geloescht"
+    assert db.session.scalar(select(func.count(Contact.id))) == 53
+
+
+def test_list_delete_page_uses_singular_for_one(staff_client, demo):
+    member = db.session.scalar(select(Contact).limit(1))
+    verteiler = Verteiler(name="Eine Person", filter=None, members=[member])
+    db.session.add(verteiler)
+    db.session.commit()
+    html = staff_client.get(f"/verteiler/listen/{verteiler.id}/loeschen").get_data(as_text=True)
+    assert "hat 1 festes Mitglied" in html and "erreicht zurzeit 1 aktiven Empfänger." in html
 
 
 def test_import_upload_preview_mapping_apply(staff_client, app):
@@ -167,6 +204,7 @@ def test_import_upload_preview_mapping_apply(staff_client, app):
     preview_url = response.headers["Location"]
     page = staff_client.get(preview_url).get_data(as_text=True)
     assert 'id="anzahl-neu">2<' in page and 'id="anzahl-ungueltig">1<' in page and "kaputt" in page
+    assert "(2 Änderungen speichern)" in page
     assert "Spalte „Sprechzeit“" in page
     assert db.session.scalar(select(func.count(Contact.id))) == 0  # the preview writes nothing
 
