@@ -8,6 +8,8 @@ from wtforms.validators import DataRequired, Length, Optional
 from ..recipients.models import ORGANISATION_KINDS, REGIERUNGSBEZIRKE
 from .services import OUTPUTS
 
+MAIL_FORMATS = {"docx": "Brief als DOCX-Anhang (Word)", "pdf": "Brief als PDF-Anhang"}
+
 
 class GermanDateField(DateField):
     def process_formdata(self, valuelist):
@@ -55,3 +57,5 @@ class ComposeForm(FlaskForm):
     regierungsbezirk = SelectField("Regierungsbezirk", choices=[("", "alle")] + [(r, r) for r in REGIERUNGSBEZIRKE], validate_choice=False)
     contact_ids = SelectMultipleField("Einzelne Kontakte", coerce=str, validate_choice=False)
     output = RadioField("Ergebnis", choices=list(OUTPUTS.items()), default="zip", validate_choice=False)
+    # For "Als Aussendung vorbereiten": the letter travels as an attachment in this format.
+    attachment_format = RadioField("Format des Anhangs", choices=list(MAIL_FORMATS.items()), default="docx", validate_choice=False)

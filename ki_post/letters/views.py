@@ -7,12 +7,15 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 from sqlalchemy import select
 
+from ..auth.services import audit
 from ..errors import KiPostError, ValidationError
 from ..extensions import db
 from ..forms import apply_error
+from ..outbox.circulars import mail_letters
 from ..recipients.models import Contact, Organisation, Verteiler
 from . import pdf, services
 from .forms import ComposeForm, SenderForm, UploadForm
+from .models import LetterTemplateVersion
 
 bp = Blueprint("letters", __name__)
 
@@ -155,6 +158,8 @@ def compose():
                 db.session.commit()
                 spool.seek(0)
                 return send_file(spool, mimetype=result.mimetype, as_attachment=True, download_name=result.filename)
+            if action == "mailing":
+                return _prepare_mailing(version, contacts, fields, form.attachment_format.data)
             requested = request.form.get("index", "0")
             index, preview_text = services.preview(version, contacts, fields, int(requested) if requested.isdigit() else 0)
             total = len(contacts)
@@ -168,6 +173,16 @@ def compose():
             db.session.commit()  # a shipped template used for the first time is now registered
     return render_template("letters/compose.html", form=form, preview_text=preview_text, index=index, total=total,
                            pdf_available=pdf.pdf_available(current_app.config.get("SOFFICE_PATH")), install_hint=pdf.INSTALL_HINT)
+
+
+def _prepare_mailing(version: LetterTemplateVersion, contacts: list[Contact], fields: dict[str, str], fmt: str):
+    """A draft mailing (Entwurf): the user previews, sends a test and releases it on the mailing page."""
+    mailing = mail_letters(version, contacts, fields, fmt=fmt, start=False, created_by_id=current_user.id)
+    audit("outbox.rundschreiben", mailing, count=len(mailing.messages))
+    db.session.commit()
+    flash(f"Die Aussendung mit {len(mailing.messages)} Nachrichten ist als Entwurf vorbereitet; noch ist nichts gesendet. "
+          "Bitte die Vorschau prüfen, eine Testnachricht an sich senden und dann „Senden“ wählen.", "success")
+    return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
 
 
 @bp.route("/rundschreiben/archiv/")

@@ -6,49 +6,70 @@ it only glues the letters engine (rendering, archive-free) to the outbox API.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import KiPostError
+from ..errors import KiPostError, ValidationError
 from ..extensions import db
 from .models import Mailing
 from .services import Attachment, create_mailing, enqueue, render_mail, start_mailing
+
+if TYPE_CHECKING:
+    from ..letters.models import LetterTemplateVersion
+    from ..recipients.models import Contact
 
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 def mail_circular(template_name: str, *, list_name: str | None = None, fmt: str = "docx", subject: str = "",
                   start: bool = True, created_by_id: int | None = None, progress=None) -> Mailing:
-    """Render the circular per recipient and enqueue it with a cover mail (flushes, never commits)."""
+    """The latest version of a template to a Verteiler (or all active contacts), with default fields."""
+    from ..letters import services as letters
+    from ..recipients.services import resolve_recipients, verteiler_by_name
+
+    version = letters.template_by_name(template_name).latest
+    contacts = resolve_recipients(verteiler_id=verteiler_by_name(list_name).id) if list_name else resolve_recipients(filters={})
+    if not contacts:
+        raise ValidationError("Der Verteiler enthält keine aktiven Kontakte mit E-Mail-Adresse.", "list")
+    fields = letters.default_fields()
+    fields["betreff"] = subject or fields.get("betreff") or template_name
+    return mail_letters(version, contacts, fields, fmt=fmt, start=start, created_by_id=created_by_id, progress=progress)
+
+
+def mail_letters(version: LetterTemplateVersion, contacts: Sequence[Contact], fields: Mapping[str, Any], *,
+                 fmt: str = "docx", start: bool = True, created_by_id: int | None = None,
+                 progress: Callable[[int], None] | None = None) -> Mailing:
+    """Render the circular per recipient and enqueue it with a cover mail (flushes, never commits).
+
+    Shared by the CLI and the compose page; with ``start=False`` the mailing stays an Entwurf.
+    """
     from flask import current_app
 
     from ..letters import pdf, services as letters
     from ..recipients.addressing import salutation
-    from ..recipients.services import resolve_recipients, verteiler_by_name
 
     if fmt not in ("docx", "pdf"):
-        from ..errors import ValidationError
-
         raise ValidationError("Format muss docx oder pdf sein.", "format")
-    version = letters.template_by_name(template_name).latest
-    contacts = resolve_recipients(verteiler_id=verteiler_by_name(list_name).id) if list_name else resolve_recipients(filters={})
     if not contacts:
-        from ..errors import ValidationError
-
-        raise ValidationError("Der Verteiler enthält keine aktiven Kontakte mit E-Mail-Adresse.", "list")
-    fields = letters.default_fields()
-    fields["betreff"] = subject or fields.get("betreff") or template_name
+        raise ValidationError("Keine Empfängerinnen oder Empfänger ausgewählt.", "recipients")
+    soffice = current_app.config.get("SOFFICE_PATH") or None
+    # Checked before rendering: without LibreOffice every letter would be rendered for nothing.
+    if fmt == "pdf" and not pdf.pdf_available(soffice):
+        raise pdf.LibreOfficeMissing(pdf.INSTALL_HINT)
+    fields = letters.clean_fields(fields)
     profile = letters.sender_dict(letters.sender_profile())
     rendered = list(letters.render_letters_for(contacts, version, fields))
     documents = [document for _, document in rendered]
     if fmt == "pdf":
-        documents = pdf.convert_to_pdf(documents, soffice=current_app.config.get("SOFFICE_PATH") or None)
+        documents = pdf.convert_to_pdf(documents, soffice=soffice)
     mailing = create_mailing("rundschreiben", fields["betreff"], created_by_id=created_by_id)
     for (contact, _), document in zip(rendered, documents):
         filename = letters.letter_filename(contact, fields, fmt)
         mail = render_mail("rundschreiben", {
             "betreff": fields["betreff"], "aktenzeichen": fields.get("aktenzeichen", ""),
-            "anrede": salutation(contact), "datum": letters.format_letter_date(fields["datum"]),
+            "anrede": salutation(contact), "datum": letters.format_letter_date(fields.get("datum", "")),
             "dateiname": filename, "absender": "\n".join(p for p in (profile.get("ansprechperson"), profile.get("ministerium")) if p)
                         or current_app.config["APP_NAME"],
         })

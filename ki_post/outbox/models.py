@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db_types import UTCDateTime, utcnow
@@ -64,6 +64,16 @@ class Mailing(db.Model):
 
     @property
     def state_label(self) -> str:
+        """The German state; a released mailing with nothing left to send reads "abgeschlossen".
+
+        Derived from the messages rather than stored, so no worker or migration has to set it and a
+        retry of failed messages turns it back into "wird gesendet" by itself.
+        """
+        if self.state == "aktiv" and self.id is not None:
+            left = db.session.scalar(select(OutboxMessage.id).where(
+                OutboxMessage.mailing_id == self.id, OutboxMessage.state.in_(("wartend", "in_arbeit"))).limit(1))
+            if left is None:
+                return "abgeschlossen"
         return MAILING_STATES.get(self.state, self.state)
 
     @property

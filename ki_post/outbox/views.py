@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import email
+import re
 from email import policy
 
 from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from ..auth.access import requires_role
 from ..auth.services import audit
 from ..blobs import load_blob
 from ..errors import KiPostError
@@ -17,6 +19,11 @@ from .models import MESSAGE_STATES, Mailing, OutboxAttachment, OutboxMessage
 
 bp = Blueprint("outbox", __name__, url_prefix="/postausgang")
 PER_PAGE = 100
+# Personal RSVP links (events.services.RSVP_PATH + token). The outbox does not import the events
+# package; tests/outbox/test_views.py checks the pattern against a real invitation. A calendar
+# part is folded every 75 octets (RFC 5545, 3.1), so a line break plus space may split a link.
+_FOLD = r"(?:\r?\n[ \t])?"
+RSVP_TOKEN = re.compile(_FOLD.join(map(re.escape, "/antwort/")) + r"(?:[A-Za-z0-9_-]|\r?\n[ \t])+")
 
 
 @bp.get("/")
@@ -100,12 +107,24 @@ def test_send(mailing_id: int):
     return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
 
 
+def shown_to_viewer(text: str | None) -> str | None:
+    """Mail content as the signed-in user may see it.
+
+    Below ``sachbearbeitung`` the token of each personal RSVP link is masked: with it a read-only
+    user could answer an invitation in the recipient's name.
+    """
+    if text is None or current_user.has_role("sachbearbeitung"):
+        return text
+    return RSVP_TOKEN.sub("/antwort/…", text)
+
+
 @bp.get("/nachricht/<int:message_id>")
 def message(message_id: int):
     message = services.get_message(message_id)
     raw = services.build_mime(message)
-    return render_template("outbox/message.html", message=message, mailing=message.mailing,
-                           headers=_headers(raw), calendar_text=_calendar_text(message))
+    return render_template("outbox/message.html", message=message, mailing=message.mailing, headers=_headers(raw),
+                           text=shown_to_viewer(message.text), html=shown_to_viewer(message.html),
+                           calendar_text=shown_to_viewer(_calendar_text(message)))
 
 
 def _headers(raw: bytes) -> list[tuple[str, str]]:
@@ -124,7 +143,7 @@ def message_html(message_id: int):
     message = services.get_message(message_id)
     if not message.html:
         abort(404)
-    response = Response(message.html, mimetype="text/html")
+    response = Response(shown_to_viewer(message.html), mimetype="text/html")
     # Shown in a sandboxed frame: no scripts, no requests, no forms, whatever the mail contains.
     response.headers["Content-Security-Policy"] = (
         "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'")
@@ -133,6 +152,7 @@ def message_html(message_id: int):
 
 
 @bp.get("/nachricht/<int:message_id>.eml")
+@requires_role("sachbearbeitung")  # the raw message holds RSVP tokens, encoded beyond masking
 def message_eml(message_id: int):
     message = services.get_message(message_id)
     return Response(services.build_mime(message), mimetype="message/rfc822",
@@ -195,10 +215,12 @@ def files():
 def file(name: str):
     raw = services.read_eml(name)
     if request.args.get("herunterladen"):
+        if not current_user.has_role("sachbearbeitung"):
+            abort(403)  # like message_eml: the raw file holds RSVP tokens
         return Response(raw, mimetype="message/rfc822", headers={"Content-Disposition": f'attachment; filename="{name}"'})
     parsed = email.message_from_bytes(raw, policy=policy.default)
     body = parsed.get_body(preferencelist=("plain",))
     parts = [(part.get_content_type(), part.get_filename() or "", len(part.get_payload(decode=True) or b""))
              for part in parsed.walk() if not part.is_multipart()]
     return render_template("outbox/file.html", name=name, headers=_headers(raw),
-                           text=body.get_content() if body is not None else "", parts=parts)
+                           text=shown_to_viewer(body.get_content() if body is not None else ""), parts=parts)

@@ -1,4 +1,4 @@
-"""Browser: compose a circular for the demo Verteiler, preview it record by record, download the ZIP."""
+"""Browser: compose a circular for the demo Verteiler, preview it record by record, download the ZIP, prepare a mailing."""
 from __future__ import annotations
 
 import io
@@ -48,6 +48,15 @@ def test_compose_preview_and_download_zip(page, tmp_path):
         assert len(names) == 53
         texts = [p.text for p in Document(io.BytesIO(archive.read(names[0]))).paragraphs]
         assert "Ausbau der Kommunalen Integrationszentren" in texts
+
+    # The same form, finished the other way: a draft mailing in the Postausgang, nothing sent yet.
+    page.get_by_label("Brief als DOCX-Anhang (Word)").check()
+    page.get_by_role("button", name="Als Aussendung vorbereiten").click()
+    page.wait_for_url("**/postausgang/*")
+    assert page.get_by_text("als Entwurf vorbereitet; noch ist nichts gesendet").is_visible()
+    assert page.locator("#zustand").inner_text() == "Entwurf"
+    assert page.get_by_role("button", name="Senden (53 Nachrichten)").is_visible()
+    assert_accessible(page)
 
     page.goto("/rundschreiben/archiv/")
     assert_accessible(page)

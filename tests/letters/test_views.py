@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 from ki_post.extensions import db
 from ki_post.letters import services
 from ki_post.letters.models import ArchivedLetter, LetterTemplateVersion, SenderProfile
+from ki_post.outbox.models import Mailing, OutboxMessage
+from ki_post.outbox.services import eml_files
 from ki_post.recipients.models import Verteiler
 from tests.letters.test_engine import make_docx
 
@@ -147,3 +149,49 @@ def test_compose_rejects_forged_choices(staff_client, demo, override, message):
     assert response.status_code == 200 and response.mimetype == "text/html"
     assert db.session.scalar(select(func.count(ArchivedLetter.id))) == 0
     assert message in response.get_data(as_text=True)
+
+
+def test_compose_prepares_a_draft_mailing_with_the_letter_attached(staff_client, demo):
+
+    data = compose_data(staff_client, action="mailing", attachment_format="docx")
+    response = staff_client.submit("/rundschreiben/erstellen", data)
+    mailing = db.session.scalar(select(Mailing))
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/postausgang/{mailing.id}")
+    page = staff_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "als Entwurf vorbereitet; noch ist nichts gesendet" in page and "Testnachricht an mich senden" in page
+    assert "Senden (53 Nachrichten)" in page
+    # A draft: one waiting message per recipient, nothing sent, nothing written by a transport.
+    assert mailing.state == "entwurf" and mailing.kind == "rundschreiben" and mailing.title == "Ausbau der KI <2017>"
+    messages = mailing.messages
+    assert len(messages) == 53 and len({m.to_email for m in messages}) == 53
+    assert {m.state for m in messages} == {"wartend"} and not any(m.eml_file or m.sent_at for m in messages)
+    assert eml_files() == []
+    (attachment,) = messages[0].attachments
+    assert attachment.filename.startswith("2016-12-28_Ausbau-der-KI-2017_") and attachment.filename.endswith(".docx")
+    document = Document(io.BytesIO(services.load_blob(attachment.blob_sha256)))
+    assert any(p.text == "Ausbau der KI <2017>" for p in document.paragraphs)
+    assert "Ausbau der KI <2017>" in messages[0].text
+    assert db.session.scalar(select(func.count(OutboxMessage.id))) == 53
+
+
+def test_compose_mailing_validates_like_the_download(staff_client, demo, monkeypatch, tmp_path, app):
+    page = staff_client.submit("/rundschreiben/erstellen", compose_data(staff_client, action="mailing", verteiler_id="")).get_data(as_text=True)
+    assert "Bitte einen Verteiler, einen Filter oder einzelne Kontakte wählen." in page
+    page = staff_client.submit("/rundschreiben/erstellen", compose_data(staff_client, action="mailing", betreff="")).get_data(as_text=True)
+    assert "Bitte einen Betreff angeben." in page
+    # A machine without LibreOffice: PDF is refused with the download path's German hint.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("KI_POST_SOFFICE", raising=False)
+    app.config["SOFFICE_PATH"] = ""
+    data = compose_data(staff_client, action="mailing", attachment_format="pdf")
+    page = staff_client.submit("/rundschreiben/erstellen", data).get_data(as_text=True)
+    assert "apt-get install libreoffice-writer-nogui" in page and 'class="error-summary"' in page
+    assert db.session.scalar(select(func.count(Mailing.id))) == 0
+
+
+def test_reader_cannot_prepare_a_mailing(client, make_user, demo):
+    make_user("admin", "admin@ministerium.example")
+    client.login(make_user("lesen").email)
+    response = client.submit("/rundschreiben/erstellen", compose_data(client, action="mailing"))
+    assert response.status_code == 403
+    assert db.session.scalar(select(func.count(Mailing.id))) == 0

@@ -157,3 +157,68 @@ def test_eml_viewer_marks_not_sent(staff_client, app):
     assert "Nicht versendet." in detail and "Hallo Person 0" in detail
     assert staff_client.get("/postausgang/dateien/..%2Fsecret_key").status_code == 404
     assert staff_client.get("/postausgang/dateien/gibtsnicht.eml").status_code == 404
+
+
+def test_finished_mailing_reads_abgeschlossen_everywhere(staff_client, app):
+    mailing = make_mailing(2, start=True)
+    url = f"/postausgang/{mailing.id}"
+    page = staff_client.get(url).get_data(as_text=True)
+    assert '<dd id="zustand">wird gesendet</dd>' in page and "Pausieren" in page
+    app.config["MAIL_RATE_PER_MINUTE"] = 0
+    Worker(app).run(once=True)
+    db.session.expire_all()
+    page = staff_client.get(url).get_data(as_text=True)
+    assert '<dd id="zustand">abgeschlossen</dd>' in page
+    assert "Pausieren" not in page and "wird gesendet" not in page
+    assert staff_client.get(f"{url}/fortschritt").get_json()["state_label"] == "abgeschlossen"
+    for overview in ("/postausgang/", "/"):
+        assert "<td>abgeschlossen</td>" in staff_client.get(overview).get_data(as_text=True), overview
+    # No state of its own: a message waiting again makes it "wird gesendet" again.
+    db.session.get(Mailing, mailing.id).messages[0].state = "wartend"
+    db.session.commit()
+    assert staff_client.get(f"{url}/fortschritt").get_json()["state_label"] == "wird gesendet"
+
+
+def _invitation_mail() -> tuple[OutboxMessage, str]:
+    """A real invitation through the events package: its RSVP link is in text, HTML and calendar part."""
+    from datetime import UTC, datetime, timedelta
+
+    from ki_post.events import services as events
+    from ki_post.recipients.models import Contact, Organisation
+
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+    event = events.create_event(events.EventData(title="Feierstunde", start=start, end=start + timedelta(hours=2),
+                                                 place_name="Ministerium", place_address="Fürstenwall 25, 40219 Düsseldorf"))
+    events.publish_event(event)
+    contact = Contact(anrede="frau", first_name="Erika", last_name="Muster", email="erika@stadt.example",
+                      organisation=Organisation(name="Stadt Musterstadt", kind="kreisfreie_stadt"))
+    db.session.add(contact)
+    db.session.flush()
+    events.invite(event, contact_ids=[contact.id])
+    db.session.commit()
+    message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.to_email == contact.email))
+    (invitation,) = event.invitations
+    return message, invitation.token
+
+
+def test_reader_sees_rsvp_links_without_token(staff_client, make_user):
+    message, token = _invitation_mail()
+    link = f"/antwort/{token}"
+    assert link in message.text and link in message.html and message.calendar_data
+    url = f"/postausgang/nachricht/{message.id}"
+
+    page = staff_client.get(url).get_data(as_text=True)
+    assert link in page and ".eml-Datei herunterladen" in page
+    assert staff_client.get(f"{url}.eml").status_code == 200
+
+    reader = staff_client
+    reader.submit("/abmelden", form_url=url)
+    reader.login(make_user("lesen").email)
+    page = reader.get(url).get_data(as_text=True)
+    html = reader.get(f"{url}/html").get_data(as_text=True)
+    # Neither the token nor a piece of it (the calendar part folds lines inside the link).
+    for shown in (page, html):
+        assert token[:10] not in shown and token[-10:] not in shown
+    assert page.count("/antwort/…") >= 3 and "/antwort/…" in html  # text, HTML source, calendar part
+    assert ".eml-Datei herunterladen" not in page
+    assert reader.get(f"{url}.eml").status_code == 403
