@@ -48,7 +48,9 @@ def test_cli_bad_input(runner, demo, tmp_path):
     assert wrong.exit_code != 0
 
 
-def test_rsvp_ingest_eml_and_mbox(runner, published, tmp_path):
+def _invite_max(published) -> None:
+    """The event of the reply fixtures (their UID) with Max Müller, the fixtures' attendee, invited."""
+    from ki_post.events import services
     from ki_post.recipients.models import Contact
 
     event = published(0)
@@ -56,10 +58,12 @@ def test_rsvp_ingest_eml_and_mbox(runner, published, tmp_path):
     max_ = Contact(first_name="Max", last_name="Müller", email="max.mueller@stadt-beispiel.example")
     db.session.add(max_)
     db.session.flush()
-    from ki_post.events import services
-
     services.add_invitations(event, [max_])
     db.session.commit()
+
+
+def test_rsvp_ingest_eml_and_mbox(runner, published, tmp_path):
+    _invite_max(published)
     result = runner.invoke(args=["rsvp", "ingest", str(FIXTURES / "exchange_base64.eml")])
     assert result.exit_code == 0 and "1 Mail gelesen, 1 übernommen" in result.output, result.output
     box_path = tmp_path / "antworten.mbox"
@@ -78,17 +82,7 @@ def test_rsvp_ingest_eml_and_mbox(runner, published, tmp_path):
 
 def test_rsvp_ingest_plain_folder_of_eml_files(runner, published, tmp_path):
     """An Outlook export: a folder with .eml files and no cur/new (it used to crash as a Maildir)."""
-    from ki_post.recipients.models import Contact
-
-    event = published(0)
-    event.uid = FIXTURE_UID
-    max_ = Contact(first_name="Max", last_name="Müller", email="max.mueller@stadt-beispiel.example")
-    db.session.add(max_)
-    db.session.flush()
-    from ki_post.events import services
-
-    services.add_invitations(event, [max_])
-    db.session.commit()
+    _invite_max(published)
     folder = tmp_path / "Outlook-Export"
     folder.mkdir()
     for name in ("exchange_base64.eml", "unknown_attendee.eml", "needs_action.eml"):
