@@ -129,6 +129,8 @@ class OutboxMessage(db.Model):
 
     @property
     def state_label(self) -> str:
+        if self.state == "gesendet" and self.eml_file:
+            return "nicht versendet (als Datei abgelegt)"  # no SMTP server configured
         return MESSAGE_STATES.get(self.state, self.state)
 
 

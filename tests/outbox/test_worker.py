@@ -336,6 +336,7 @@ def test_file_transport_writes_eml_marked_not_sent(app, tmp_path):
     assert len(files) == 2
     message = db.session.scalar(select(OutboxMessage).order_by(OutboxMessage.id))
     assert message.eml_file and "nicht versendet" in message.server_reply
+    assert message.state_label == "nicht versendet (als Datei abgelegt)"
     assert read_eml(message.eml_file).startswith(b"From: ")
     assert states(mailing.id) == {"gesendet": 2}
 
