@@ -21,6 +21,8 @@ def test_login_page_is_accessible(page):
     assert_accessible(page)
     page.get_by_role("button", name="Anmelden").click()  # empty form: error summary
     assert page.locator(".error-summary").is_visible()
+    # Focus moves to the summary, so keyboard and screen-reader users land on the errors.
+    assert page.evaluate("document.activeElement.classList.contains('error-summary')")
     assert page.get_by_label("E-Mail-Adresse").get_attribute("aria-invalid") == "true"
     assert_accessible(page)
 
@@ -49,3 +51,20 @@ def test_narrow_screen_has_no_horizontal_scrolling(page):
     page.set_viewport_size({"width": 320, "height": 800})
     login(page)
     assert page.evaluate("document.scrollingElement.scrollWidth") <= 320
+
+
+def test_pages_reflow_at_320_css_pixels(page, live_app):
+    """WCAG 1.4.10: no sideways scrolling of the page at 320 px; wide tables scroll in their own box."""
+    from ki_post.demo import load_demo_data
+    from ki_post.extensions import db
+    from tests.e2e.test_outbox import make_mailing
+
+    mailing_id = make_mailing(live_app, 3)
+    with live_app.app_context():
+        load_demo_data()
+        db.session.commit()
+    login(page, "admin")
+    page.set_viewport_size({"width": 320, "height": 800})
+    for url in ("/", f"/postausgang/{mailing_id}", "/veranstaltungen/1", "/postausgang/"):
+        page.goto(url)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320, url
