@@ -91,28 +91,21 @@ class CompiledTemplate:
         return assemble_zip(self.members, {}, packed=packed)
 
     @staticmethod
-    def _render_raw(name: str, template: Any, context: Mapping[str, Any]) -> str:
+    def _render_raw(name: str, template: Any, context: Mapping[str, Any], *, sample: bool = False) -> str:
+        """One part filled in; every failure becomes a German ValidationError (never a 500)."""
         try:
             return template.render(context)
         except SecurityError as exc:
             raise ValidationError(f"Die Vorlage versucht einen unerlaubten Zugriff ({exc}).") from None
         except TemplateError as exc:
             raise ValidationError(f"Fehler beim Ausfüllen der Vorlage ({part_label(name)}): {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - the template's own expressions: {{ 1/0 }}, {{ 1 + 'a' }}, range(10**9)
+            raise _runtime_error(name, exc, sample=sample) from None
 
     def render_parts(self, context: Mapping[str, Any]) -> dict[str, bytes]:
         """Every tagged part filled in once (the upload check with example data); failures are German."""
-        out: dict[str, bytes] = {}
-        for name, template in self.templates.items():
-            try:
-                xml = template.render(context)
-            except SecurityError as exc:
-                raise ValidationError(f"Die Vorlage versucht einen unerlaubten Zugriff ({exc}).") from None
-            except TemplateError as exc:
-                raise ValidationError(f"Fehler beim Ausfüllen der Vorlage ({part_label(name)}): {exc}") from None
-            except Exception as exc:  # noqa: BLE001 - the template's own expressions: {{ 1/0 }}, {{ 1 + 'a' }}, range(10**9)
-                raise _sample_error(name, exc) from None
-            out[name] = _postprocess(xml).encode("utf-8")
-        return out
+        return {name: _postprocess(self._render_raw(name, template, context, sample=True)).encode("utf-8")
+                for name, template in self.templates.items()}
 
     def render_many(self, contexts: Iterable[Mapping[str, Any]]) -> Iterator[bytes]:
         for context in contexts:
@@ -194,16 +187,17 @@ _RUNTIME_REASONS: tuple[tuple[type[Exception], str], ...] = (
 )
 
 
-def _sample_error(name: str, exc: Exception) -> ValidationError:
+def _runtime_error(name: str, exc: Exception, *, sample: bool) -> ValidationError:
     # Jinja rewrites tracebacks so that template frames carry the template line; the compiled source
     # starts every paragraph on its own line, hence line - 1 = paragraph (as in _syntax_error).
     lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__) if frame.filename == "<template>"]
     where = part_label(name) + (f", Absatz {max(lines[-1] - 1, 1)}" if lines else "")
     reason = next((text for kind, text in _RUNTIME_REASONS if isinstance(exc, kind)), "ein Platzhalter löst einen Fehler aus")
+    what = "mit Beispieldaten füllen" if sample else "mit diesen Angaben füllen"
     return ValidationError(
-        f"Die Vorlage lässt sich nicht mit Beispieldaten füllen: {reason} ({where}). "
+        f"Die Vorlage lässt sich nicht {what}: {reason} ({where}). "
         f"Bitte die Platzhalter dort prüfen. (Technische Meldung: {type(exc).__name__}: {exc})",
-        field="file",
+        field="file" if sample else None,
     )
 
 

@@ -80,6 +80,14 @@ def test_template_cannot_reach_python_internals():
     assert texts(compiled.render({"name": "x"}))[0] == "[]"
 
 
+def test_errors_while_rendering_real_letters_are_german_validation_errors():
+    """Data the sample check could not foresee: {{ 100 / felder.anzahl }} with anzahl 0."""
+    compiled = engine.compile_template(make_docx("Anteil: {{ 100 / felder.anzahl }}"))
+    assert texts(compiled.render({"felder": {"anzahl": 4}}))[0] == "Anteil: 25.0"
+    with pytest.raises(ValidationError, match="lässt sich nicht mit diesen Angaben füllen: Division durch null"):
+        compiled.render({"felder": {"anzahl": 0}})
+
+
 def test_line_breaks_in_data_become_word_line_breaks():
     compiled = engine.compile_template(make_docx("{{ adresse }}"))
     letter = compiled.render({"adresse": "Fürstenwall 25\n40219 Düsseldorf"})
@@ -148,7 +156,7 @@ def test_condition_across_a_table_boundary_gives_a_broken_document_error():
 def test_write_letters_zip_streams_and_names_uniquely(tmp_path):
     compiled = engine.compile_template(make_docx("{{ n }}"))
     target = tmp_path / "briefe.zip"
-    count = engine.write_letters_zip(target, ((f"Brief.docx", compiled.render({"n": str(i)})) for i in range(3)))
+    count = engine.write_letters_zip(target, (("Brief.docx", compiled.render({"n": str(i)})) for i in range(3)))
     assert count == 3
     with zipfile.ZipFile(target) as archive:
         assert archive.namelist() == ["Brief.docx", "Brief (2).docx", "Brief (3).docx"]
