@@ -5,6 +5,7 @@ sha256 in the blob store), so the preview is the truth and the archive shows wha
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, select
@@ -64,15 +65,22 @@ class Mailing(db.Model):
 
     @property
     def state_label(self) -> str:
+        return self.state_label_for()
+
+    def state_label_for(self, counts: Mapping[str, int] | None = None) -> str:
         """The German state; a released mailing with nothing left to send reads "abgeschlossen".
 
         Derived from the messages rather than stored, so no worker or migration has to set it and a
-        retry of failed messages turns it back into "wird gesendet" by itself.
+        retry of failed messages turns it back into "wird gesendet" by itself. Pages that already
+        hold the counts per state (lists, progress) pass them instead of a query per mailing.
         """
         if self.state == "aktiv" and self.id is not None:
-            left = db.session.scalar(select(OutboxMessage.id).where(
-                OutboxMessage.mailing_id == self.id, OutboxMessage.state.in_(("wartend", "in_arbeit"))).limit(1))
-            if left is None:
+            if counts is not None:
+                left = counts.get("wartend", 0) + counts.get("in_arbeit", 0)
+            else:
+                left = db.session.scalar(select(OutboxMessage.id).where(
+                    OutboxMessage.mailing_id == self.id, OutboxMessage.state.in_(("wartend", "in_arbeit"))).limit(1))
+            if not left:
                 return "abgeschlossen"
         return MAILING_STATES.get(self.state, self.state)
 

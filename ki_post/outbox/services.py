@@ -482,7 +482,7 @@ def mailing_progress(mailing: Mailing) -> dict[str, Any]:
     return {
         "id": mailing.id,
         "state": mailing.state,
-        "state_label": mailing.state_label,
+        "state_label": mailing.state_label_for(counts),
         "pause_reason": mailing.pause_reason,
         "total": total,
         "sent": counts["gesendet"],
