@@ -29,6 +29,12 @@ MESSAGE_STATES = {
     "fehlgeschlagen": "fehlgeschlagen",
     "unklar": "unklar",
     "abgebrochen": "abgebrochen",
+    # Superseded before it went out (event cancelled, person erased …): never sent, counted apart
+    # from "abgebrochen" (a person stopped the mailing) because nobody decided against this mail.
+    "zurueckgezogen": "zurückgezogen",
+    # Never built: a problem with this one recipient (address, data, letter) that must not block the
+    # others; ``server_reply`` holds the German reason.
+    "uebersprungen": "übersprungen",
 }
 MAILING_KINDS = {
     "rundschreiben": "Rundschreiben",

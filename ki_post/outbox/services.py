@@ -283,6 +283,34 @@ def enqueue(
     return message
 
 
+def skip_recipient(mailing: Mailing, *, to_email: str, to_name: str = "", contact_id: int | None = None,
+                   reason: str) -> OutboxMessage:
+    """Record that no message could be built for one recipient (``reason`` in German), so the batch
+    goes on and the mailing shows this person with the reason. Such a row is never sent."""
+    from_header, reply_to = _sender()
+    message = OutboxMessage(
+        mailing=mailing, contact_id=contact_id, from_header=from_header, reply_to=reply_to,
+        # Kept as given (it may be the very problem), without anything that could break a line.
+        to_email=_CONTROL.sub(" ", to_email or "")[:254], to_name=_CONTROL.sub(" ", to_name or "")[:200],
+        subject="", message_id=make_msgid(domain=_msgid_domain(from_header)), text="",
+        state="uebersprungen", server_reply=reason,
+    )
+    db.session.add(message)
+    return message
+
+
+def withdraw_messages(condition: Any, reason: str) -> int:
+    """Withdraw every message matching ``condition`` (an SQL expression on OutboxMessage) that has
+    not been claimed yet; returns how many. What a worker already claimed is beyond recall."""
+    result = db.session.execute(
+        update(OutboxMessage).where(OutboxMessage.state == "wartend", condition)
+        .values(state="zurueckgezogen", server_reply=reason),
+        execution_options={"synchronize_session": "fetch"},
+    )
+    db.session.flush()
+    return result.rowcount or 0
+
+
 def _store_blob_cached(data: bytes) -> str:
     """store_blob, but a mailing with 2,000 identical attachments asks the database once per session."""
     known: set[str] = db.session.info.setdefault("outbox_blob_keys", set())
@@ -303,9 +331,10 @@ def start_mailing(mailing: Mailing) -> None:
     """Release a draft to the worker."""
     if mailing.state != "entwurf":
         raise ValidationError("Nur ein Entwurf kann gesendet werden.")
-    count = db.session.scalar(select(func.count()).where(OutboxMessage.mailing_id == mailing.id))
+    count = db.session.scalar(select(func.count()).where(OutboxMessage.mailing_id == mailing.id,
+                                                         OutboxMessage.state == "wartend"))
     if not count:
-        raise ValidationError("Die Aussendung enthält keine Nachrichten.")
+        raise ValidationError("Die Aussendung enthält keine Nachrichten, die gesendet werden können.")
     mailing.state = "aktiv"
     mailing.started_at = utcnow()
     db.session.flush()
@@ -490,6 +519,8 @@ def mailing_progress(mailing: Mailing) -> dict[str, Any]:
         "failed": counts["fehlgeschlagen"],
         "unklar": counts["unklar"],
         "cancelled": counts["abgebrochen"],
+        "withdrawn": counts["zurueckgezogen"],
+        "skipped": counts["uebersprungen"],
         "done": done,
         "percent": round(100 * done / total) if total else 100,
         "seconds_left": seconds_left,
@@ -568,7 +599,8 @@ def mark_message_sent(message: OutboxMessage) -> None:
 def send_test(mailing: Mailing, email: str, name: str = "", message: OutboxMessage | None = None) -> Mailing:
     """Send one message of ``mailing`` (the first unless given) to a staff member, as its own mailing."""
     source = message or db.session.scalar(
-        select(OutboxMessage).where(OutboxMessage.mailing_id == mailing.id).order_by(OutboxMessage.id).limit(1)
+        select(OutboxMessage).where(OutboxMessage.mailing_id == mailing.id, OutboxMessage.state != "uebersprungen")
+        .order_by(OutboxMessage.id).limit(1)
     )
     if source is None:
         raise ValidationError("Die Aussendung enthält keine Nachricht, die getestet werden könnte.")

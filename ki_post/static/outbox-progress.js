@@ -30,6 +30,8 @@
     setField("waiting", number.format(data.waiting));
     setField("failed", number.format(data.failed));
     setField("unklar", number.format(data.unklar));
+    setField("skipped", number.format(data.skipped));
+    setField("withdrawn", number.format(data.withdrawn));
     setField("total", number.format(data.total));
     setField("eta", eta(data));
     var state = document.getElementById("zustand");

@@ -11,6 +11,7 @@ from sqlalchemy import event, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from ki_post.errors import ValidationError
 from ki_post.extensions import db
 from ki_post.outbox.models import Mailing, OutboxMessage
 from ki_post.outbox.services import (
@@ -351,3 +352,40 @@ def test_smtp_socket_has_tcp_nodelay(smtp_app, smtp):
         assert transport._host().sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         transport.close()
+
+
+def test_withdrawn_and_skipped_messages_are_never_sent(smtp_app, smtp):
+    """A message withdrawn before it was claimed and a recipient skipped at enqueue stay unsent; the
+    rest of the mailing goes out, and the progress counts them apart from cancelled ones."""
+    from ki_post.outbox.services import mailing_progress, skip_recipient, withdraw_messages
+
+    mailing = create_mailing("rundschreiben", "Rundschreiben")
+    kept = [enqueue(mailing, to_email=f"p{i}@kreis.example", subject="Betreff", text="Text\n") for i in range(3)]
+    withdrawn = enqueue(mailing, to_email="erased@kreis.example", subject="Betreff", text="Text\n")
+    skip_recipient(mailing, to_email="kaputt@@kreis.example", to_name="Kaputt\r\nBcc: x", reason="Adresse ungültig")
+    start_mailing(mailing)
+    db.session.flush()
+    assert withdraw_messages(OutboxMessage.to_email == "erased@kreis.example", "gelöscht") == 1
+    db.session.commit()
+
+    Worker(smtp_app).run(once=True)
+
+    assert sorted(smtp.recipients()) == sorted(m.to_email for m in kept)
+    db.session.expire_all()
+    assert db.session.get(OutboxMessage, withdrawn.id).state == "zurueckgezogen"
+    progress = mailing_progress(mailing)
+    assert (progress["sent"], progress["withdrawn"], progress["skipped"], progress["cancelled"]) == (3, 1, 1, 0)
+    assert progress["finished"]
+    skipped = db.session.scalar(select(OutboxMessage).where(OutboxMessage.state == "uebersprungen"))
+    assert skipped.server_reply == "Adresse ungültig" and "\n" not in skipped.to_name
+    # A withdrawn message is beyond a resend; claimed ones are beyond a withdrawal.
+    assert withdraw_messages(OutboxMessage.mailing_id == mailing.id, "zu spät") == 0
+
+
+def test_mailing_of_only_skipped_recipients_cannot_start(app):
+    from ki_post.outbox.services import skip_recipient
+
+    mailing = create_mailing("rundschreiben", "Rundschreiben")
+    skip_recipient(mailing, to_email="x@", reason="Adresse ungültig")
+    with pytest.raises(ValidationError, match="keine Nachrichten, die gesendet werden können"):
+        start_mailing(mailing)
