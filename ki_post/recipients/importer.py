@@ -26,6 +26,7 @@ from ..errors import RowError, ValidationError
 from ..exports import unneutralise
 from ..extensions import db
 from .models import ORGANISATION_KINDS, REGIERUNGSBEZIRKE, Contact, Organisation, Verteiler
+from .signals import contacts_changed
 
 
 class ImportFileError(ValidationError):
@@ -628,7 +629,12 @@ def apply_import(data: bytes, filename: str = "", mapping: dict[str, str] | None
         present = {member.id for member in verteiler.members if member.id is not None}
         verteiler.members.extend(contact for contact in touched if contact.id is None or contact.id not in present)
         result.list_name = verteiler.name
+    changed_ids = [contact.id for contact in touched if contact.id is not None and db.session.is_modified(contact)]
+    changed_ids += [contact.id for org in organisations.values() if org.id is not None and db.session.is_modified(org)
+                    for contact in org.contacts]
     db.session.flush()
+    if changed_ids:
+        contacts_changed.send(None, contact_ids=sorted(set(changed_ids)))
     result.applied = True
     audit("kontakte.importiert", verteiler, **result.counts, organisations_new=len(result.new_organisations))
     return result

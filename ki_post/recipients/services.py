@@ -26,6 +26,7 @@ from .models import (
     Verteiler,
     verteiler_members,
 )
+from .signals import contact_erasing, contacts_changed
 
 if TYPE_CHECKING:
     from .importer import ImportResult
@@ -248,7 +249,10 @@ def save_contact(contact: Contact | None, data: Mapping[str, Any]) -> Contact:
     contact.organisation = organisation
     if "active" in data:
         contact.active = bool(data["active"])
+    changed = not created and db.session.is_modified(contact)
     db.session.flush()
+    if changed:
+        contacts_changed.send(None, contact_ids=[contact.id])
     audit("kontakt.angelegt" if created else "kontakt.geaendert", contact)
     return contact
 
@@ -312,6 +316,7 @@ def anonymise_contact(contact: Contact) -> None:
     """Overwrite every personal field; the row stays so past mailings keep their counts (DSG-04)."""
     if contact.anonymised_at is not None:
         raise ValidationError("Diese Ansprechperson ist bereits anonymisiert.")
+    contact_erasing.send(None, contact=contact, delete=False)
     for name in ("anrede", "academic_title", "office_title", "first_name", "function", "phone", "notes"):
         setattr(contact, name, "")
     contact.last_name = "Anonymisiert"
@@ -327,6 +332,7 @@ def anonymise_contact(contact: Contact) -> None:
 def delete_contact(contact: Contact) -> None:
     """Delete the row; other packages keep their own copy of the address (their FKs SET NULL)."""
     audit("kontakt.geloescht", contact)
+    contact_erasing.send(None, contact=contact, delete=True)
     db.session.delete(contact)
     db.session.flush()
 
@@ -368,7 +374,10 @@ def save_organisation(organisation: Organisation | None, data: Mapping[str, Any]
     for name, value in values.items():
         setattr(organisation, name, value)
     organisation.kind, organisation.regierungsbezirk = kind, bezirk
+    changed = not created and db.session.is_modified(organisation)
     db.session.flush()
+    if changed:
+        contacts_changed.send(None, contact_ids=[contact.id for contact in organisation.contacts])
     audit("kommune.angelegt" if created else "kommune.geaendert", organisation)
     return organisation
 

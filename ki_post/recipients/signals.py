@@ -1,0 +1,20 @@
+"""What the Verteiler tells the packages above it, which it must not import.
+
+Higher layers (outbox, letters, events) connect receivers at start-up; the recipients services send
+inside the same transaction, so the receivers' work commits or rolls back together with the change.
+
+- ``contacts_changed``: ``send(None, contact_ids=[…])`` after a change to contacts or their
+  organisation (form, import, organisation edit) has been flushed: messages still waiting for those
+  people should be rendered again with the current data.
+- ``contact_erasing``: ``send(None, contact=contact, delete=bool)`` right before a contact is
+  anonymised or deleted, while every row still carries the contact's id: withdraw what still waits
+  for that person and scrub their personal data wherever no record-keeping duty requires it.
+"""
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+contacts_changed = _signals.signal("contacts-changed")
+contact_erasing = _signals.signal("contact-erasing")
