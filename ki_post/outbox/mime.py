@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email
+from email import policy
 from email.header import Header
+from email.message import EmailMessage
 from email.utils import encode_rfc2231, format_datetime, formataddr, getaddresses, parseaddr
 
 from ..blobs import load_blob, sha256_of
@@ -26,7 +29,8 @@ def _address(name: str, addr: str) -> str:
     if not name:
         return addr
     if name.isascii():
-        return formataddr((name, addr))
+        # formataddr quotes the name where needed; its address must be ASCII, so it gets a stand-in.
+        return formataddr((name, "x@x")).removesuffix("<x@x>") + f"<{addr}>"
     return f"{_header_text(name)} <{addr}>"
 
 
@@ -111,4 +115,16 @@ def build_mime(message: OutboxMessage, attachment_data: dict[str, bytes] | None 
             ], encoded))
         body = _multipart("mixed", f"=_kipost_{seed}_0", parts)
     part_headers, payload = body
-    return ("\r\n".join(headers + part_headers) + "\r\n\r\n").encode("ascii") + payload
+    # UTF-8 only where an address needs it (RFC 6532); every other header value is 7-bit by now.
+    return ("\r\n".join(headers + part_headers) + "\r\n\r\n").encode("utf-8") + payload
+
+
+def parse_mime(raw: bytes) -> EmailMessage:
+    """Read a message back (preview, .eml viewer). ``email.message_from_bytes`` leaves UTF-8 header
+    bytes (RFC 6532) as surrogates, so a message that is valid UTF-8 is read as text; our bodies are
+    7-bit anyway (quoted-printable, base64)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return email.message_from_bytes(raw, policy=policy.default)  # type: ignore[return-value]
+    return email.message_from_string(text, policy=policy.default)  # type: ignore[return-value]

@@ -49,11 +49,11 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.headerregistry import Address
 from email.utils import make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
 
+from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
@@ -178,25 +178,21 @@ def _check_header(value: str, label: str, field: str) -> str:
 
 
 def _check_address(value: str, field: str = "to_email") -> str:
+    """One bare address, checked by email-validator; returned with the domain in its ASCII (IDNA)
+    form, which every server takes. A local part beyond ASCII (RFC 6531, ``renée@…``) is valid: such
+    a message is sent with SMTPUTF8, or refused for just this recipient where the server lacks it."""
     value = _check_header((value or "").strip(), "Die E-Mail-Adresse", field)
-    if not value or value.count("@") != 1 or any(ch in value for ch in " ,;<>()[]\\\"'"):
-        raise ValidationError(f"„{value}“ ist keine gültige E-Mail-Adresse (genau eine Adresse, ohne Namen).", field)
-    local, domain = value.split("@")
-    if not local or not domain or "." not in domain or domain.startswith(".") or domain.endswith("."):
-        raise ValidationError(f"„{value}“ ist keine gültige E-Mail-Adresse.", field)
-    if not local.isascii():
-        raise ValidationError(f"„{value}“: Umlaute vor dem @ werden von vielen Mailservern nicht angenommen.", field)
-    if not domain.isascii():
-        try:
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise ValidationError(f"„{value}“ ist keine gültige E-Mail-Adresse.", field) from None
-        value = f"{local}@{domain}"
     try:
-        Address(addr_spec=value)
-    except Exception:
-        raise ValidationError(f"„{value}“ ist keine gültige E-Mail-Adresse.", field) from None
-    return value
+        checked = validate_email(value, check_deliverability=False, allow_smtputf8=True, allow_display_name=False,
+                                 allow_quoted_local=False, allow_domain_literal=False)
+    except EmailNotValidError:
+        raise ValidationError(f"„{value}“ ist keine gültige E-Mail-Adresse (genau eine Adresse, ohne Namen).", field) from None
+    return f"{checked.local_part}@{checked.ascii_domain}"
+
+
+def needs_smtputf8(address: str) -> bool:
+    """True for an address (as ``enqueue`` stores it) that only an SMTPUTF8 server can take."""
+    return not address.isascii()
 
 
 def _sender() -> tuple[str, str]:

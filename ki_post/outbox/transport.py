@@ -29,11 +29,15 @@ class TemporaryFailure(Exception):
 
 
 class PermanentFailure(Exception):
-    """5xx: the server refused this message for good."""
+    """5xx: the server refused this message for good.
 
-    def __init__(self, reply: str):
+    ``server_trouble`` False: the refusal says nothing about the server's health (it lacks a feature
+    this one recipient needs), so it must not count towards pausing the whole mailing."""
+
+    def __init__(self, reply: str, *, server_trouble: bool = True):
         super().__init__(reply)
         self.reply = reply
+        self.server_trouble = server_trouble
 
 
 class InDoubt(Exception):
@@ -174,8 +178,15 @@ class SmtpTransport:
 
     def _envelope(self, envelope: Envelope) -> None:
         host = self._host()
+        options: tuple[str, ...] = ()
+        if envelope.needs_smtputf8:
+            if not host.has_extn("smtputf8"):
+                # Sending it anyway would mean UTF-8 the server never agreed to (RFC 6531 §3.4); nothing
+                # was sent, and the next recipient goes on over the same connection.
+                raise PermanentFailure(_smtputf8_missing(self.connection.where, envelope), server_trouble=False)
+            options = ("SMTPUTF8", "BODY=8BITMIME") if host.has_extn("8bitmime") else ("SMTPUTF8",)
         try:
-            code, resp = host.mail(envelope.from_addr)
+            code, resp = host.mail(envelope.from_addr, options)
             if code != 250:
                 host.rset()
                 _raise_for(code, resp)
@@ -213,6 +224,14 @@ class SmtpTransport:
         if code != 250:
             _raise_for(code, resp)
         return _reply(code, resp)
+
+
+def _smtputf8_missing(where: str, envelope: Envelope) -> str:
+    address = envelope.to_addr if not envelope.to_addr.isascii() else envelope.from_addr
+    return (f"Nicht gesendet: Die Adresse {address} enthält vor dem @ Zeichen außerhalb von ASCII (z. B. Akzente), "
+            f"und der Mailserver {where} unterstützt solche internationalisierten Adressen nicht (SMTPUTF8 fehlt). "
+            "Bitte eine andere Adresse der Person eintragen und die Nachricht erneut senden, oder die IT bitten, "
+            "SMTPUTF8 am Mailserver einzuschalten.")
 
 
 def _dot_stuffed(data: bytes) -> bytes:
@@ -256,3 +275,8 @@ class Envelope:
     to_addr: str
     mailing_id: int
     message_id: int
+
+    @property
+    def needs_smtputf8(self) -> bool:
+        """An address beyond ASCII (the domain is always ASCII by now): only SMTPUTF8 can carry it."""
+        return not (self.from_addr + self.to_addr).isascii()

@@ -1,9 +1,7 @@
 """Postausgang pages: mailings, progress, preview, steering, .eml viewer. Nothing here sends mail."""
 from __future__ import annotations
 
-import email
 import re
-from email import policy
 
 from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -15,6 +13,7 @@ from ..blobs import load_blob
 from ..errors import KiPostError
 from ..extensions import db
 from . import services
+from .mime import parse_mime
 from .models import MESSAGE_STATES, Mailing, OutboxAttachment, OutboxMessage
 
 bp = Blueprint("outbox", __name__, url_prefix="/postausgang")
@@ -128,7 +127,7 @@ def message(message_id: int):
 
 
 def _headers(raw: bytes) -> list[tuple[str, str]]:
-    parsed = email.message_from_bytes(raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", policy=policy.default)
+    parsed = parse_mime(raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n")
     return [(name, str(value)) for name, value in parsed.items()]
 
 
@@ -218,7 +217,7 @@ def file(name: str):
         if not current_user.has_role("sachbearbeitung"):
             abort(403)  # like message_eml: the raw file holds RSVP tokens
         return Response(raw, mimetype="message/rfc822", headers={"Content-Disposition": f'attachment; filename="{name}"'})
-    parsed = email.message_from_bytes(raw, policy=policy.default)
+    parsed = parse_mime(raw)
     body = parsed.get_body(preferencelist=("plain",))
     parts = [(part.get_content_type(), part.get_filename() or "", len(part.get_payload(decode=True) or b""))
              for part in parsed.walk() if not part.is_multipart()]

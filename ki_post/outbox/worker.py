@@ -354,10 +354,11 @@ class Worker:
             if result.connection:
                 outcome = "verbindung:" + outcome
         elif isinstance(result, PermanentFailure):
-            outcome = self._permanent(db.session.get(OutboxMessage, message_id, populate_existing=True), result.reply)
+            outcome = self._permanent(db.session.get(OutboxMessage, message_id, populate_existing=True), result)
         elif isinstance(result, InDoubt):
             db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
                 state="unklar", server_reply=result.reply))
+            self._count_failure(envelope.mailing_id, result.reply, in_doubt=True)
             outcome = "unklar"
         else:
             db.session.execute(_RECORD_SENT, {
@@ -402,17 +403,28 @@ class Worker:
         message.next_attempt_at = now + timedelta(seconds=delay)
         return "wartend"
 
-    def _permanent(self, message: OutboxMessage, reply: str) -> str:
+    def _permanent(self, message: OutboxMessage, failure: PermanentFailure) -> str:
         message.state = "fehlgeschlagen"
-        message.server_reply = reply
-        mailing = db.session.get(Mailing, message.mailing_id, with_for_update=db.engine.dialect.name == "postgresql")
+        message.server_reply = failure.reply
+        if failure.server_trouble:
+            self._count_failure(message.mailing_id, failure.reply)
+        return "fehlgeschlagen"
+
+    def _count_failure(self, mailing_id: int, reply: str, *, in_doubt: bool = False) -> None:
+        """One more failure in a row; at MAIL_PAUSE_AFTER_FAILURES the mailing pauses with the reason.
+
+        A message in doubt counts too: a connection that breaks after every DATA is as broken a
+        server as one that refuses, and without the pause it would turn a whole mailing into "unklar"."""
+        mailing = db.session.get(Mailing, mailing_id, with_for_update=db.engine.dialect.name == "postgresql")
         mailing.failures_in_a_row += 1
         limit = int(self.app.config["MAIL_PAUSE_AFTER_FAILURES"] or 0)
         if limit and mailing.failures_in_a_row >= limit and mailing.state == "aktiv":
             mailing.state = "pausiert"
             mailing.pause_reason = (f"Automatisch pausiert nach {mailing.failures_in_a_row} Fehlern in Folge; "
                                     f"zuletzt: {reply}")
-        return "fehlgeschlagen"
+            if in_doubt:
+                mailing.pause_reason += (" Ob die unklaren Nachrichten angekommen sind, weiß nur der Mailserver: "
+                                         "bitte prüfen und sie gesammelt erneut senden oder als gesendet markieren.")
 
     # loop
     def run(self, once: bool = False, on_message: Callable[[str], None] | None = None,
