@@ -15,7 +15,8 @@ TLS and login (certificates from ``make_certificates``, a throw-away CA made wit
 
     SmtpServer(tls="starttls", certificates=certs, users={"kipost": "geheim"})  # STARTTLS required
     SmtpServer(tls="ssl", certificates=certs, users={...})                      # implicit TLS (465)
-    SmtpServer(smtputf8=True)   # offers SMTPUTF8 (RFC 6531); without it non-ASCII commands get "500 strict ASCII"
+    SmtpServer(smtputf8=False)  # an old relay: no SMTPUTF8 (RFC 6531; on by default, as in aiosmtpd),
+                                # non-ASCII commands get "500 strict ASCII", replies must be ASCII
     smtp.handler.logins         # every AUTH attempt's login name, refused ones too
     smtp.handler.received[0].tls, .login   # TLS version of the session ("TLSv1.3") and who logged in
 
@@ -169,7 +170,7 @@ class SmtpServer:
 
     def __init__(self, port: int | None = None, handler: Handler | None = None, *,
                  tls: Literal["starttls", "ssl"] | None = None, certificates: Certificates | None = None,
-                 users: dict[str, str] | None = None, auth_require_tls: bool = True, smtputf8: bool = False):
+                 users: dict[str, str] | None = None, auth_require_tls: bool = True, smtputf8: bool = True):
         if tls and certificates is None:
             raise ValueError("TLS braucht certificates (make_certificates)")
         self.port = port or free_port()

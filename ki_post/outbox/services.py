@@ -38,7 +38,8 @@ messages the next flush writes in batches)::
 - ``build_mime(message) -> bytes``: the RFC 5322 bytes of a stored message (pure apart from
   loading attachment blobs), used by the worker, the preview and the .eml viewer.
 - Control: ``pause_mailing``, ``resume_mailing``, ``cancel_mailing``, ``retry_failed``,
-  ``resend_message`` / ``mark_message_sent`` (for messages in doubt, ``unklar``),
+  ``resend_message`` / ``mark_message_sent`` (for messages in doubt, ``unklar``), ``resend_unklar`` /
+  ``mark_unklar_sent`` (all messages in doubt of a mailing at once, ``expected`` = the count confirmed),
   ``send_test(mailing, email, name)``, ``mailing_counts``, ``mailing_progress``.
 """
 from __future__ import annotations
@@ -489,6 +490,53 @@ def mark_message_sent(message: OutboxMessage) -> None:
     db.session.flush()
 
 
+def _unklar_of(mailing: Mailing):
+    return (OutboxMessage.mailing_id == mailing.id) & (OutboxMessage.state == "unklar")
+
+
+def count_unklar(mailing: Mailing) -> int:
+    return db.session.scalar(select(func.count()).select_from(OutboxMessage).where(_unklar_of(mailing))) or 0
+
+
+def _check_unklar_count(mailing: Mailing, expected: int | None) -> None:
+    """The decision was made for the number of messages shown; if more became unklar meanwhile
+    (the worker still ran), ask again rather than decide for messages nobody looked at."""
+    found = count_unklar(mailing)
+    if not found:
+        raise ValidationError("Die Aussendung hat keine unklaren Nachrichten.")
+    if expected is not None and expected != found:
+        raise ValidationError(f"Inzwischen sind {found} statt {expected} Nachrichten unklar. "
+                              "Bitte prüfen Sie die Liste erneut und bestätigen Sie dann.")
+
+
+def resend_unklar(mailing: Mailing, expected: int | None = None) -> int:
+    """A person decided for every message in doubt of a mailing: they did not arrive, send them
+    again (same Message-ID, so a mail client that has one already can tell). Returns how many."""
+    if mailing.state == "abgebrochen":
+        raise ValidationError("Die Aussendung ist abgebrochen.")
+    _check_unklar_count(mailing, expected)
+    result = db.session.execute(
+        update(OutboxMessage).where(_unklar_of(mailing))
+        .values(state="wartend", next_attempt_at=utcnow(), first_failure_at=None, claimed_by=None),
+        execution_options={"synchronize_session": "fetch"},
+    )
+    db.session.flush()
+    return result.rowcount or 0
+
+
+def mark_unklar_sent(mailing: Mailing, expected: int | None = None) -> int:
+    """A person decided for every message in doubt of a mailing: they did arrive. Returns how many."""
+    _check_unklar_count(mailing, expected)
+    result = db.session.execute(
+        update(OutboxMessage).where(_unklar_of(mailing))
+        .values(state="gesendet", sent_at=func.coalesce(OutboxMessage.claimed_at, utcnow()),
+                server_reply=OutboxMessage.server_reply + " · als gesendet markiert"),
+        execution_options={"synchronize_session": "fetch"},
+    )
+    db.session.flush()
+    return result.rowcount or 0
+
+
 def send_test(mailing: Mailing, email: str, name: str = "", message: OutboxMessage | None = None) -> Mailing:
     """Send one message of ``mailing`` (the first unless given) to a staff member, as its own mailing."""
     source = message or db.session.scalar(
@@ -553,8 +601,8 @@ def write_eml(mailing_id: int, message_id: int, data: bytes) -> str:
     return name
 
 
-def messages_in_state(state: str, mailing_id: int | None = None) -> list[OutboxMessage]:
-    query = select(OutboxMessage).where(OutboxMessage.state == state).order_by(OutboxMessage.id)
+def messages_in_state(state: str, mailing_id: int | None = None, limit: int | None = None) -> list[OutboxMessage]:
+    query = select(OutboxMessage).where(OutboxMessage.state == state).order_by(OutboxMessage.id).limit(limit)
     if mailing_id is not None:
         query = query.where(OutboxMessage.mailing_id == mailing_id)
     return list(db.session.scalars(query))

@@ -92,6 +92,55 @@ def retry(mailing_id: int):
     return _steer(mailing_id, services.retry_failed, "{n} fehlgeschlagene Nachrichten werden erneut gesendet.", "retry-failed")
 
 
+# A decision for every message in doubt of a mailing at once: (service, question, audit action, done).
+UNKLAR_DECISIONS = {
+    "erneut-senden": (services.resend_unklar, "erneut senden", "outbox.unklar-resend",
+                      "{n} unklare Nachrichten werden erneut gesendet."),
+    "als-gesendet": (services.mark_unklar_sent, "als gesendet markieren", "outbox.unklar-mark-sent",
+                     "{n} unklare Nachrichten sind als gesendet markiert."),
+}
+
+
+@bp.get("/<int:mailing_id>/unklar/<decision>")
+@requires_role("sachbearbeitung")
+def unklar_confirm(mailing_id: int, decision: str):
+    """The confirmation page: what will happen to how many messages, and to whom."""
+    if decision not in UNKLAR_DECISIONS:
+        abort(404)
+    mailing = services.get_mailing(mailing_id)
+    count = services.count_unklar(mailing)
+    if not count:
+        flash("Die Aussendung hat keine unklaren Nachrichten.", "info")
+        return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
+    shown = services.messages_in_state("unklar", mailing.id, limit=200)
+    return render_template("outbox/unklar.html", mailing=mailing, decision=decision, count=count, shown=shown,
+                           question=UNKLAR_DECISIONS[decision][1])
+
+
+@bp.post("/<int:mailing_id>/unklar/<decision>")
+def unklar_decide(mailing_id: int, decision: str):
+    if decision not in UNKLAR_DECISIONS:
+        abort(404)
+    action, _, audit_action, done = UNKLAR_DECISIONS[decision]
+    mailing = services.get_mailing(mailing_id)
+    if request.form.get("bestaetigt") != "ja":
+        flash("Bitte bestätigen Sie die Entscheidung.", "error")
+        return redirect(url_for("outbox.unklar_confirm", mailing_id=mailing.id, decision=decision))
+    try:
+        count = action(mailing, request.form.get("anzahl", type=int))
+    except KiPostError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+        return redirect(url_for("outbox.unklar_confirm", mailing_id=mailing.id, decision=decision))
+    audit(audit_action, mailing, count=count)
+    db.session.commit()
+    text = done.format(n=count)
+    if decision == "erneut-senden" and mailing.state == "pausiert":
+        text += " Die Aussendung ist pausiert: Sie gehen hinaus, sobald Sie sie fortsetzen."
+    flash(text, "success")
+    return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
+
+
 @bp.post("/<int:mailing_id>/testversand")
 def test_send(mailing_id: int):
     mailing = services.get_mailing(mailing_id)
