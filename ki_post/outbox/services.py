@@ -44,12 +44,11 @@ messages the next flush writes in batches)::
 """
 from __future__ import annotations
 
-import os
 import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from email.utils import make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
@@ -65,6 +64,7 @@ from ..blobs import load_blob, sha256_of, store_blob
 from ..db_types import utcnow
 from ..errors import NotFound, ValidationError
 from ..extensions import db
+from .files import eml_files, outbox_dir, read_eml, write_eml  # noqa: F401  (part of this module's API)
 from .mime import build_mime  # noqa: F401  (part of this module's API, see the docstring)
 from .models import MAILING_KINDS, MESSAGE_STATES, Mailing, OutboxAttachment, OutboxMessage
 
@@ -558,47 +558,6 @@ def send_test(mailing: Mailing, email: str, name: str = "", message: OutboxMessa
     )
     start_mailing(test)
     return test
-
-
-# --- File transport (.eml viewer) --------------------------------------------------------------
-
-_EML_NAME = re.compile(r"^[0-9A-Za-z._-]+\.eml$")
-
-
-def outbox_dir() -> Path:
-    return Path(current_app.config["OUTBOX_DIR"])
-
-
-def eml_files() -> list[dict[str, Any]]:
-    folder = outbox_dir()
-    if not folder.is_dir():
-        return []
-    files = []
-    for path in sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True):
-        stat = path.stat()
-        files.append({"name": path.name, "size": stat.st_size,
-                      "modified": datetime.fromtimestamp(stat.st_mtime).astimezone()})
-    return files
-
-
-def read_eml(name: str) -> bytes:
-    if not _EML_NAME.match(name):
-        raise NotFound("Diese Datei gibt es nicht.")
-    path = outbox_dir() / name
-    if not path.is_file():
-        raise NotFound("Diese Datei gibt es nicht.")
-    return path.read_bytes()
-
-
-def write_eml(mailing_id: int, message_id: int, data: bytes) -> str:
-    folder = outbox_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"{mailing_id:05d}-{message_id:07d}.eml"
-    tmp = folder / (name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, folder / name)
-    return name
 
 
 def messages_in_state(state: str, mailing_id: int | None = None, limit: int | None = None) -> list[OutboxMessage]:

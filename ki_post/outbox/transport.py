@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import flask_mail
 from flask import Flask
 
-from . import services
+from .files import write_eml
 
 
 class TemporaryFailure(Exception):
@@ -255,7 +255,7 @@ class FileTransport:
 
     def send(self, envelope: Envelope, data: bytes, while_waiting: Callable[[], None] | None = None,
              begun: None = None) -> str:
-        name = services.write_eml(envelope.mailing_id, envelope.message_id, data)
+        name = write_eml(envelope.mailing_id, envelope.message_id, data)
         return f"nicht versendet: als Datei im Postausgang abgelegt: {name}"
 
     def reset(self) -> None:

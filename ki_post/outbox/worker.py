@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -42,11 +41,14 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask
 from sqlalchemy import bindparam, delete, func, or_, select, text, update
+from sqlalchemy.exc import DBAPIError
 
+from .. import health
 from ..db_types import UTCDateTime, utcnow
 from ..extensions import db
 from . import services
 from .models import Mailing, OutboxAttachment, OutboxMessage, OutboxWorker
+from .outage import OutageHandling, rollback as _rollback
 from .transport import (  # noqa: F401  (re-exported: tests and callers import them from here)
     Envelope,
     FileTransport,
@@ -60,6 +62,9 @@ from .transport import (  # noqa: F401  (re-exported: tests and callers import t
 log = logging.getLogger(__name__)
 BERLIN = ZoneInfo("Europe/Berlin")
 _ADVISORY_LOCK = 0x4B49504F  # "KIPO": serialises rate-limited claims across PostgreSQL workers
+_DB_WAIT_MAX = 5.0  # longest pause between two tries while the database is away (seconds)
+_DB_WAIT_ONCE = 300.0  # ``--once`` gives up after the database was away this long
+
 
 
 # The per-message statements run on the Core tables and are built once: the ORM's bulk-update
@@ -145,7 +150,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class Worker:
+class Worker(OutageHandling):
     def __init__(self, app: Flask, worker_id: str | None = None, transport=None):
         self.app = app
         self.hostname = socket.gethostname()
@@ -429,10 +434,16 @@ class Worker:
     # loop
     def run(self, once: bool = False, on_message: Callable[[str], None] | None = None,
             poll_seconds: float = 1.0) -> Summary:
-        """Send until stopped; with ``once`` until nothing is due (or the server is unreachable)."""
+        """Send until stopped; with ``once`` until nothing is due (or the server is unreachable).
+
+        The database going away (restart, failover, full disk) does not end the loop: it waits with a
+        growing pause (at most ``_DB_WAIT_MAX`` seconds) and goes on where it stopped (``_settle``)."""
         summary = Summary()
         backoff = 0.0
         result: tuple[Envelope, str | Exception] | None = None
+        settle = True  # at the start and after an outage: heartbeat, own rows, other workers' orphans
+        away_since: float | None = None
+        db_wait = 0.0
 
         def done(outcome: str) -> None:
             self._tally(summary, outcome)
@@ -440,62 +451,93 @@ class Worker:
                 on_message(outcome)
 
         try:
-            self.heartbeat(force=True)
-            summary.recovered_unklar += self.recover_orphans(force=True)
             while not self.stop_event.is_set():
-                # Claim first: on PostgreSQL the read-ahead row stays locked until this commit.
-                prepared, outcome = self.claim_next(result, begin_sending=True)
-                result = None
-                if outcome:
-                    done(outcome)
-                self.heartbeat()
-                summary.recovered_unklar += self.recover_orphans()
-                if prepared is None:
-                    wait = self.next_due_in()
-                    if wait is None:
-                        if once:
-                            break
-                        self.transport.close()
-                        self.stop_event.wait(poll_seconds)
-                        continue
-                    if wait == 0:
-                        # Due but not claimable: rate limit, daily cap or another worker holds it.
-                        if self.daily_cap_reached():
-                            summary.stopped_because = "Tageslimit erreicht"
+                try:
+                    if settle:
+                        recovered, outcome = self._settle(result)
+                        summary.recovered_unklar += recovered
+                        settle, result = False, None
+                        if outcome:
+                            done(outcome)
+                        if away_since is not None:
+                            log.warning("Datenbank wieder erreichbar nach %.1f s; der Versand geht weiter.",
+                                        time.monotonic() - away_since)
+                            away_since, db_wait = None, 0.0
+                    # Claim first: on PostgreSQL the read-ahead row stays locked until this commit.
+                    prepared, outcome = self.claim_next(result, begin_sending=True)
+                    result = None
+                    if outcome:
+                        done(outcome)
+                    self.heartbeat()
+                    summary.recovered_unklar += self.recover_orphans()
+                    if prepared is None:
+                        wait = self.next_due_in()
+                        if wait is None:
                             if once:
                                 break
-                            self.stop_event.wait(60)
+                            self.transport.close()
+                            self.stop_event.wait(poll_seconds)
                             continue
-                        self.stop_event.wait(self._slot_wait())
+                        if wait == 0:
+                            # Due but not claimable: rate limit, daily cap or another worker holds it.
+                            if self.daily_cap_reached():
+                                summary.stopped_because = "Tageslimit erreicht"
+                                if once:
+                                    break
+                                self.stop_event.wait(60)
+                                continue
+                            self.stop_event.wait(self._slot_wait())
+                            continue
+                        if once and wait > 2:
+                            summary.stopped_because = "weitere Nachrichten sind später fällig"
+                            break
+                        self.stop_event.wait(min(wait, poll_seconds))
                         continue
-                    if once and wait > 2:
-                        summary.stopped_because = "weitere Nachrichten sind später fällig"
+                    result = (prepared.envelope, self._attempt(prepared))
+                    if isinstance(result[1], TemporaryFailure) and result[1].connection:
+                        outcome = self._record(*result)
+                        db.session.commit()
+                        result = None
+                        done(outcome)
+                        if once:
+                            summary.stopped_because = "SMTP-Server nicht erreichbar"
+                            break
+                        backoff = min(max(backoff * 2, 1.0), 60.0)
+                        self.stop_event.wait(backoff)
+                    else:
+                        backoff = 0.0
+                except DBAPIError as error:
+                    problem = self._outage(error)  # re-raises what is not an outage
+                    settle = True
+                    if away_since is None:
+                        away_since = time.monotonic()
+                        log.warning("Datenbank %s (%s); der Versand wartet und versucht es erneut.", problem.kind,
+                                    getattr(error, "orig", error))
+                    elif once and time.monotonic() - away_since > _DB_WAIT_ONCE:
+                        summary.stopped_because = f"Datenbank {problem.kind}"
                         break
-                    self.stop_event.wait(min(wait, poll_seconds))
-                    continue
-                result = (prepared.envelope, self._attempt(prepared))
-                if isinstance(result[1], TemporaryFailure) and result[1].connection:
-                    done(self._record(*result))
-                    db.session.commit()
-                    result = None
-                    if once:
-                        summary.stopped_because = "SMTP-Server nicht erreichbar"
-                        break
-                    backoff = min(max(backoff * 2, 1.0), 60.0)
-                    self.stop_event.wait(backoff)
-                else:
-                    backoff = 0.0
+                    db_wait = min(max(db_wait * 2, 0.5), _DB_WAIT_MAX)
+                    self.stop_event.wait(db_wait)
         finally:
-            if self._begun is not None:
-                self.transport.abandon(self._begun)
-                self._begun = None
+            self._abandon_begun()
             self.transport.close()
-            db.session.rollback()
-            if result is not None:
-                done(self._record(*result))
             self._ahead = None
-            db.session.execute(delete(OutboxWorker).where(OutboxWorker.id == self.id))
-            db.session.commit()
+            try:
+                db.session.rollback()
+                if result is not None:
+                    # After an outage the result may already be stored (the commit's answer got lost).
+                    outcome = self._settle(result)[1] if settle else self._record(*result)
+                    if outcome:
+                        done(outcome)
+                db.session.execute(delete(OutboxWorker).where(OutboxWorker.id == self.id))
+                db.session.commit()
+            except DBAPIError as error:
+                if health.database_problem(error) is None:
+                    raise
+                _rollback()
+                log.error("Datenbank beim Beenden nicht erreichbar (%s): %s", getattr(error, "orig", error),
+                          "die zuletzt gesendete Nachricht bleibt „in Arbeit“ und wird „unklar“." if result else
+                          "nichts offen.")
         return summary
 
     def _slot_wait(self) -> float:
@@ -521,64 +563,5 @@ def due_count() -> int:
     ) or 0
 
 
-# --- Embedded worker ---------------------------------------------------------------------------
-
-_embedded_lock = threading.Lock()
-_embedded: dict[int, threading.Thread] = {}
-
-
-def _should_embed(app: Flask) -> bool:
-    if not app.config.get("EMBEDDED_WORKER") or app.testing:
-        return False
-    main = sys.modules.get("__main__")
-    main_spec = getattr(main, "__spec__", None)
-    under_flask_cli = os.path.basename(sys.argv[0] if sys.argv else "").startswith("flask") or (
-        main_spec is not None and main_spec.name in ("flask", "flask.__main__"))
-    if under_flask_cli:
-        if "run" not in sys.argv[1:]:
-            return False  # `flask outbox work`, `flask db upgrade`, … must not send in the background
-        reloading = "--reload" in sys.argv or "--debug" in sys.argv or os.environ.get("FLASK_DEBUG", "").lower() in ("1", "true")
-        if reloading and "--no-reload" not in sys.argv and os.environ.get("WERKZEUG_RUN_MAIN") != "true":
-            return False  # the reloader's watcher process; its child starts the worker
-    return True
-
-
-def start_embedded_worker(app: Flask) -> threading.Thread | None:
-    """Start one daemon sending thread in this process (embedded default). Safe to call twice.
-
-    Call it from the app factory. It does nothing under TESTING, with EMBEDDED_WORKER false,
-    under `flask` commands other than `run`, and in the reloader's watcher process.
-    """
-    if not _should_embed(app):
-        return None
-    with _embedded_lock:
-        running = _embedded.get(os.getpid())
-        if running is not None and running.is_alive():
-            return running
-        stop = threading.Event()
-
-        def loop() -> None:
-            while not stop.is_set():
-                try:
-                    with app.app_context():
-                        worker = Worker(app)
-                        worker.stop_event = stop
-                        worker.run(once=False)
-                except Exception:  # noqa: BLE001 - the database may be away for a while; keep trying
-                    log.exception("Versand-Thread abgebrochen; neuer Versuch in 30 Sekunden")
-                    stop.wait(30)
-
-        thread = threading.Thread(target=loop, name="ki-post-outbox", daemon=True)
-        thread.stop_event = stop  # type: ignore[attr-defined]
-        thread.start()
-        _embedded[os.getpid()] = thread
-        return thread
-
-
-def stop_embedded_worker(timeout: float = 30) -> None:
-    """Stop this process's embedded worker after the message in flight (tests, clean shutdown)."""
-    with _embedded_lock:
-        thread = _embedded.pop(os.getpid(), None)
-    if thread is not None:
-        thread.stop_event.set()  # type: ignore[attr-defined]
-        thread.join(timeout)
+# The embedded worker thread lives in embedded.py; imported from here by the app factory and tests.
+from .embedded import _should_embed, start_embedded_worker, stop_embedded_worker  # noqa: E402,F401
