@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from flask import Flask
@@ -125,8 +126,32 @@ def _outbox_storage(app: Flask) -> Problem | None:
     return None
 
 
+# A write refused for lack of space or rights on a database server, seen by this app. Its disk cannot
+# be looked at from here, and a probe write on every /healthz call would cost more than it tells; so
+# /healthz repeats what the last refused write said, for a minute. (SQLite's disk is checked directly.)
+_REMEMBER_SECONDS = 60.0
+
+
+def note(app: Flask, problem: Problem | None) -> None:
+    """Remember a refused write (read-only, disk full) for /healthz; other problems it sees itself."""
+    if (problem is READ_ONLY or problem is DISK_FULL) and _sqlite_file(app) is None:
+        app.extensions["ki_post_refused_write"] = (time.monotonic(), problem)
+
+
+def _recent_refusal(app: Flask) -> Problem | None:
+    seen = app.extensions.get("ki_post_refused_write")
+    if seen is None:
+        return None
+    age = time.monotonic() - seen[0]
+    if age > _REMEMBER_SECONDS:
+        app.extensions.pop("ki_post_refused_write", None)
+        return None
+    return replace(seen[1], message=f"{seen[1].message} (Zuletzt vor {age:.0f} s beim Speichern festgestellt.)")
+
+
 def check(app: Flask) -> Problem | None:
-    """Everything /healthz reports: storage, then whether the database answers and accepts writes."""
+    """Everything /healthz reports: storage, then whether the database answers and accepts writes,
+    and a write refused lately (read-only, disk full) that no query would show."""
     problem = storage_problem(app)
     if problem is not None:
         return problem
@@ -141,7 +166,7 @@ def check(app: Flask) -> Problem | None:
         return database_problem(error) or UNREACHABLE
     finally:
         _rollback()
-    return None
+    return _recent_refusal(app)
 
 
 def explain(app: Flask, error: DBAPIError) -> Problem | None:

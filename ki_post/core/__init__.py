@@ -110,6 +110,7 @@ def _register_error_pages(app: Flask) -> None:
             log.exception("Unerwarteter Datenbankfehler bei %s", request.path)
             return error_page(500)
         log.error("Datenbankfehler bei %s: %s (%s)", request.path, problem.kind, error.orig)
+        health.note(app, problem)
         return error_page(503, problem.message)
 
     @app.errorhandler(Exception)

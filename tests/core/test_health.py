@@ -6,6 +6,8 @@ those tests skip with the reason.
 """
 from __future__ import annotations
 
+import base64
+import io
 import logging
 import os
 import sqlite3
@@ -206,3 +208,52 @@ def test_read_only_postgresql_is_reported(tmp_path, backend, caplog):
         assert page.status_code == 503 and "Die Datenbank ist schreibgeschützt" in page.get_data(as_text=True)
         db.session.remove()
         db.engine.dispose()
+
+
+def test_full_disk_on_postgresql(tmp_path, caplog):
+    """A cluster of the test's own on a small tmpfs that fills up: the error page and the log say
+    "Speicherplatz voll" (SQLSTATE 53100), and /healthz repeats what the refused write said."""
+    from tests.pg_cluster import PostgresCluster
+
+    missing = PostgresCluster.available()
+    if missing:
+        pytest.skip(f"kein eigener PostgreSQL-Cluster möglich: {missing}")
+    cluster = PostgresCluster()
+    cluster.data = cluster.base / "platte" / "daten"
+    try:
+        with small_disk(cluster.base / "platte", "96m") as disk, cluster:
+            config = build_config(tmp_path, "postgresql", DATABASE_URL=cluster.url)
+            app = create_app(config, instance_path=str(tmp_path / "instance"))
+            app.test_client_class = Client
+            prepare_database(app)
+            with app.app_context():
+                assert app.test_client().get("/healthz").status_code == 200
+                g.pop("csrf_token", None)
+                staff = app.test_client()
+                staff.login("admin@ministerium.example")
+                # New pages are what a full disk refuses: an upload of a few MB (stored until imported).
+                upload = ("E-Mail;Notizen\r\n" + "".join(
+                    f"person{n}@kreis.example;{base64.b64encode(os.urandom(3000)).decode()}\r\n" for n in range(1000))).encode()
+
+                def import_upload():
+                    return staff.submit("/verteiler/import", {"file": (io.BytesIO(upload), "verteiler.csv")},
+                                        content_type="multipart/form-data")
+
+                fill(disk)
+                with caplog.at_level(logging.ERROR):
+                    page = import_upload()
+                body = page.get_data(as_text=True)
+                assert page.status_code == 503, body[:500]
+                assert "Der Speicherplatz der Datenbank ist voll" in body and "nicht erreichbar" not in body
+                assert any("Speicherplatz voll" in record.getMessage() for record in caplog.records)
+                health = app.test_client().get("/healthz")
+                assert health.status_code == 503 and health.json["database"] == "Speicherplatz voll", health.json
+                assert "beim Speichern festgestellt" in health.json["meldung"]
+                (disk / "fuellung.bin").unlink()
+                assert import_upload().status_code == 302
+                db.session.remove()
+                db.engine.dispose()
+    finally:
+        import shutil
+
+        shutil.rmtree(cluster.base, ignore_errors=True)
