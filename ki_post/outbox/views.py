@@ -123,11 +123,12 @@ def unklar_decide(mailing_id: int, decision: str):
         abort(404)
     action, _, audit_action, done = UNKLAR_DECISIONS[decision]
     mailing = services.get_mailing(mailing_id)
-    if request.form.get("bestaetigt") != "ja":
-        flash("Bitte bestätigen Sie die Entscheidung.", "error")
+    expected = request.form.get("anzahl", type=int)  # the count the confirmation page showed
+    if request.form.get("bestaetigt") != "ja" or expected is None:
+        flash("Bitte bestätigen Sie die Entscheidung auf der Bestätigungsseite.", "error")
         return redirect(url_for("outbox.unklar_confirm", mailing_id=mailing.id, decision=decision))
     try:
-        count = action(mailing, request.form.get("anzahl", type=int))
+        count = action(mailing, expected)
     except KiPostError as error:
         db.session.rollback()
         flash(str(error), "error")

@@ -78,6 +78,9 @@ def test_bulk_resend_from_the_mailing_page_with_confirmation(smtp_app, smtp):
     refused = client.submit(f"/postausgang/{mailing_id}/unklar/erneut-senden", {"anzahl": "5"},
                             form_url=f"/postausgang/{mailing_id}/unklar/erneut-senden")
     assert refused.status_code == 302 and states(mailing_id) == {"unklar": 5, "wartend": 15}
+    unseen = client.submit(f"/postausgang/{mailing_id}/unklar/erneut-senden", {"bestaetigt": "ja"},
+                           form_url=f"/postausgang/{mailing_id}/unklar/erneut-senden")  # no count shown: no decision
+    assert unseen.status_code == 302 and states(mailing_id) == {"unklar": 5, "wartend": 15}
 
     done = client.submit(f"/postausgang/{mailing_id}/unklar/erneut-senden", {"anzahl": "5", "bestaetigt": "ja"},
                          form_url=f"/postausgang/{mailing_id}/unklar/erneut-senden", follow_redirects=True)
