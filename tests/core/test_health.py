@@ -11,9 +11,6 @@ import io
 import logging
 import os
 import sqlite3
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,60 +19,7 @@ from flask import g
 from ki_post import create_app
 from ki_post.extensions import db
 from tests.helpers import PASSWORD, Client, build_config
-
-
-def _mount(*args: str) -> None:
-    done = subprocess.run(["mount", *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"mount {' '.join(args)} nicht möglich (braucht root): {done.stderr.strip()}")
-
-
-def _umount(target: Path) -> None:
-    if subprocess.run(["umount", str(target)], capture_output=True).returncode != 0:
-        subprocess.run(["umount", "-l", str(target)], capture_output=True)  # still busy: detach lazily
-
-
-@contextmanager
-def read_only_view(source: Path, target: Path) -> Iterator[Path]:
-    """``target`` shows ``source`` (folder or file) read-only, for root too (EROFS, not permissions)."""
-    if os.geteuid() != 0:
-        pytest.skip("ein schreibgeschützter Bind-Mount braucht root")
-    if source.is_dir():
-        target.mkdir(parents=True, exist_ok=True)
-    else:
-        target.touch()
-    _mount("--bind", str(source), str(target))
-    try:
-        _mount("-o", "remount,bind,ro", str(target))
-        yield target
-    finally:
-        _umount(target)
-
-
-@contextmanager
-def small_disk(target: Path, size: str = "16m") -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("ein kleines tmpfs braucht root")
-    target.mkdir(parents=True, exist_ok=True)
-    _mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target))
-    try:
-        yield target
-    finally:
-        _umount(target)
-
-
-def fill(folder: Path) -> None:
-    """Write until the file system refuses: a full disk."""
-    handle = os.open(folder / "fuellung.bin", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (65536, 4096, 512, 1):  # down to the last byte
-            try:
-                while True:
-                    os.write(handle, b"\0" * size)
-            except OSError:
-                continue
-    finally:
-        os.close(handle)
+from tests.mounts import fill, read_only_view, small_disk
 
 
 def sqlite_app(tmp_path: Path, folder: Path, **extra):

@@ -29,8 +29,8 @@ from ki_post.extensions import db
 from ki_post.models import metadata
 from ki_post.outbox.models import OutboxMessage
 from ki_post.outbox.services import create_mailing, enqueue, start_mailing
-from tests.core.test_health import fill, small_disk
 from tests.helpers import build_config
+from tests.mounts import fill, small_disk
 from tests.outbox.conftest import smtp_config
 from tests.outbox.test_crash import PROJECT, worker_env
 from tests.pg_cluster import PostgresCluster
