@@ -2,6 +2,7 @@
 #   make run    install (virtualenv .venv) and start the app on http://127.0.0.1:5000
 #   make test   install the test tools and run the whole suite
 PYTHON ?= python3
+NPM ?= npm
 VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
@@ -24,7 +25,12 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/flask --app app run --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.installed-dev
+# ical.js (Mozilla's iCalendar parser) for the calendar tests, pinned in tests/package-lock.json.
+tests/node_modules/.package-lock.json: tests/package.json tests/package-lock.json
+	@if command -v $(NPM) >/dev/null; then $(NPM) ci --prefix tests --no-audit --no-fund --silent; \
+	else echo "npm fehlt: die Prüfung mit ical.js wird übersprungen (apt-get install nodejs npm)"; fi
+
+test: $(VENV)/.installed-dev tests/node_modules/.package-lock.json
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 worker: $(VENV)/.installed
@@ -34,4 +40,4 @@ bench: $(VENV)/.installed-dev
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache tests/node_modules

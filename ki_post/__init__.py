@@ -79,8 +79,12 @@ def load_config(app: Flask, overrides: dict[str, Any]) -> None:
 
     cfg = app.config
     cfg["SQLALCHEMY_DATABASE_URI"] = database_uri(cfg["DATABASE_URL"], app.instance_path)
+    engine_options = cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
     if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
+        engine_options.setdefault("connect_args", {"timeout": 30})
+    # A pooled connection that died with a database restart is replaced before use instead of
+    # failing the next request (and /healthz) with "nicht erreichbar".
+    engine_options.setdefault("pool_pre_ping", True)
     if not cfg["SECRET_KEY"]:
         cfg["SECRET_KEY"] = _instance_secret_key(app.instance_path)
     cfg["OUTBOX_DIR"] = cfg["OUTBOX_DIR"] or os.path.join(app.instance_path, "postausgang")

@@ -24,6 +24,8 @@ BABEL_DEFAULT_LOCALE = "de"
 BABEL_DEFAULT_TIMEZONE = "Europe/Berlin"
 # Largest accepted upload in bytes (imports, letter templates).
 MAX_CONTENT_LENGTH = 10 * 1024 * 1024
+# Free disk space in MB below which /healthz answers 503 (SQLite folder, .eml folder without SMTP), before writes fail.
+HEALTHZ_MIN_FREE_MB = 50
 
 # --- Sessions and login -------------------------------------------------------------------
 # Send the session cookie over HTTPS only (set true behind TLS).

@@ -5,6 +5,7 @@
         smtp.handler.temporary_failures["z@y.de"] = 2   # first two DATA answers: 451
         smtp.handler.delay = 0.2                         # seconds before answering DATA
         smtp.handler.on_data = lambda rcpt: ...          # runs (in the server's thread) before the reply
+        smtp.handler.drop_after_data = True              # take the message, then hang up instead of replying
         ...
         smtp.handler.received       # [Received(mail_from, rcpt_tos, content, at)]
         smtp.messages()             # parsed with email.policy.default
@@ -14,6 +15,8 @@ TLS and login (certificates from ``make_certificates``, a throw-away CA made wit
 
     SmtpServer(tls="starttls", certificates=certs, users={"kipost": "geheim"})  # STARTTLS required
     SmtpServer(tls="ssl", certificates=certs, users={...})                      # implicit TLS (465)
+    SmtpServer(smtputf8=False)  # an old relay: no SMTPUTF8 (RFC 6531; on by default, as in aiosmtpd),
+                                # non-ASCII commands get "500 strict ASCII", replies must be ASCII
     smtp.handler.logins         # every AUTH attempt's login name, refused ones too
     smtp.handler.received[0].tls, .login   # TLS version of the session ("TLSv1.3") and who logged in
 
@@ -49,6 +52,7 @@ class Received:
     peer: tuple = ()  # client (host, port): one value per SMTP connection
     tls: str | None = None  # TLS version of the connection ("TLSv1.3"), None in clear text
     login: str | None = None  # the name the session logged in with
+    mail_options: tuple[str, ...] = ()  # MAIL FROM parameters, e.g. ("SMTPUTF8", "BODY=8BITMIME")
 
 
 class Handler:
@@ -61,6 +65,7 @@ class Handler:
         self.data_replies: dict[str, str] = {}
         self.log_path = log_path
         self.logins: list[str] = []
+        self.drop_after_data = False
         self.lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -86,11 +91,24 @@ class Handler:
             tls = server.transport.get_extra_info("ssl_object")
             login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
             self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content, time.time(),
-                                          tuple(session.peer or ()), tls.version() if tls else None, login))
+                                          tuple(session.peer or ()), tls.version() if tls else None, login,
+                                          tuple(envelope.mail_options)))
             if self.log_path:
                 with open(self.log_path, "a") as log:
                     log.write(" ".join(envelope.rcpt_tos) + "\n")
+        if self.drop_after_data:
+            # The message is taken (as a real server may have queued it), but the reply never comes.
+            server.transport.abort()
         return "250 2.0.0 Ok: queued"
+
+
+def parse(content: bytes) -> email.message.EmailMessage:
+    """A received message as ``email`` with ``policy.default`` reads it. UTF-8 headers (RFC 6532,
+    sent with SMTPUTF8) are read as text: ``message_from_bytes`` would leave them as surrogates."""
+    try:
+        return email.message_from_string(content.decode("utf-8"), policy=policy.default)
+    except UnicodeDecodeError:
+        return email.message_from_bytes(content, policy=policy.default)
 
 
 @dataclass(frozen=True)
@@ -152,7 +170,7 @@ class SmtpServer:
 
     def __init__(self, port: int | None = None, handler: Handler | None = None, *,
                  tls: Literal["starttls", "ssl"] | None = None, certificates: Certificates | None = None,
-                 users: dict[str, str] | None = None, auth_require_tls: bool = True):
+                 users: dict[str, str] | None = None, auth_require_tls: bool = True, smtputf8: bool = True):
         if tls and certificates is None:
             raise ValueError("TLS braucht certificates (make_certificates)")
         self.port = port or free_port()
@@ -161,6 +179,7 @@ class SmtpServer:
         self.certificates = certificates
         self.users = users
         self.auth_require_tls = auth_require_tls
+        self.smtputf8 = smtputf8
         self.controller: Controller | None = None
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
@@ -179,7 +198,8 @@ class SmtpServer:
             # aiosmtpd counts only STARTTLS as TLS; with implicit TLS the whole connection is encrypted.
             options.update(authenticator=self._authenticate, auth_require_tls=self.auth_require_tls and self.tls != "ssl")
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, decode_data=False,
-                                     data_size_limit=100 * 1024 * 1024, **options)
+                                     data_size_limit=100 * 1024 * 1024,
+                                     enable_SMTPUTF8=self.smtputf8, **options)
         self.controller.start()
 
     def stop(self) -> None:
@@ -195,7 +215,7 @@ class SmtpServer:
         self.stop()
 
     def messages(self) -> list[email.message.EmailMessage]:
-        return [email.message_from_bytes(r.content, policy=policy.default) for r in self.handler.received]
+        return [parse(r.content) for r in self.handler.received]
 
     def recipients(self) -> list[str]:
         return [rcpt for r in self.handler.received for rcpt in r.rcpt_tos]

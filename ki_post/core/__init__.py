@@ -5,9 +5,10 @@ import logging
 
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
+from .. import health
 from ..auth.access import enforce_access
 from ..errors import NotFound
 from ..extensions import db, login_manager
@@ -97,12 +98,20 @@ def _register_error_pages(app: Flask) -> None:
             return error_page(429, str(error.description))
         return error_page(error.code or 500)
 
-    @app.errorhandler(OperationalError)
-    @app.errorhandler(InterfaceError)
-    def database_down(error):
-        log.error("Datenbankfehler bei %s: %s", request.path, error)
-        db.session.rollback()
-        return error_page(503)
+    @app.errorhandler(DBAPIError)
+    def database_error(error: DBAPIError):
+        # Say what it is (unreachable, read-only, full disk), on the page and in the log alike.
+        problem = health.explain(app, error)
+        try:
+            db.session.rollback()
+        except DBAPIError:
+            pass  # the connection is gone; the pool replaces it
+        if problem is None:
+            log.exception("Unerwarteter Datenbankfehler bei %s", request.path)
+            return error_page(500)
+        log.error("Datenbankfehler bei %s: %s (%s)", request.path, problem.kind, error.orig)
+        health.note(app, problem)
+        return error_page(503, problem.message)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

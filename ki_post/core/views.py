@@ -1,8 +1,8 @@
 import click
-from flask import Blueprint, jsonify, render_template
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import SQLAlchemyError
+from flask import Blueprint, current_app, jsonify, render_template
+from sqlalchemy import func, select
 
+from .. import health
 from ..auth.access import public
 from ..extensions import db
 
@@ -48,12 +48,13 @@ def index():
 @bp.get("/healthz")
 @public
 def healthz():
-    try:
-        db.session.execute(text("SELECT 1"))
-    except SQLAlchemyError:
-        db.session.rollback()
-        return jsonify(status="fehler", database="nicht erreichbar"), 503
-    return jsonify(status="ok", database="ok")
+    """200 only when KI-Post can work: the database answers and takes writes, and the local storage
+    it writes to (SQLite folder, .eml folder) is writable with room left. Otherwise 503 and why."""
+    problem = health.check(current_app)
+    if problem is None:
+        return jsonify(status="ok", database="ok")
+    answer = {"status": "fehler", "database": "ok", problem.what: problem.kind, "meldung": problem.message}
+    return jsonify(answer), 503
 
 
 @bp.get("/barrierefreiheit")

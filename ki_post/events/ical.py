@@ -6,6 +6,7 @@ VTIMEZONE is the fixed RRULE form Outlook understands (ICS-07) and folding/escap
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -36,7 +37,10 @@ VTIMEZONE_BERLIN = (
     "END:VTIMEZONE",
 )
 
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$")
+# RFC 6531: beyond ASCII, any character is allowed in an address except controls (C0, DEL, C1),
+# spaces and the Unicode line and paragraph separators; none of those can end a content line here.
+_INTERNATIONAL = r"[^\x00-\x7f\x80-\x9f\s\u2028\u2029]"
+_EMAIL = re.compile(rf"^(?:[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]|{_INTERNATIONAL})+@(?:[A-Za-z0-9.-]|{_INTERNATIONAL})+$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -90,7 +94,14 @@ def quote_param(value: str) -> str:
 
 
 def mailto(email: str) -> str:
-    email = (email or "").strip()
+    """The CAL-ADDRESS of an address, international ones (``renée@…``, ``max@münster.example``) as
+    UTF-8 (an IRI, RFC 3987), NFC-normalised like email-validator stores them.
+
+    Not percent-encoded, although a strict mailto URI (RFC 6068) would be: icalendar, ``ical`` and
+    Mozilla's ical.js (Thunderbird) all hand the value back verbatim, so ``ren%C3%A9e`` would reach
+    calendar clients and come back in REPLYs as a different address than the one invited, while UTF-8
+    reads back exactly in every one of them (tests/events/test_ical_addresses.py)."""
+    email = unicodedata.normalize("NFC", (email or "").strip())
     if not _EMAIL.match(email):
         raise ICalError(f"Ungültige E-Mail-Adresse für den Kalender: {email!r}")
     return f"mailto:{email}"

@@ -109,10 +109,38 @@ def start(mailing_id: int) -> None:
 
 @outbox.command("unklar")
 @click.argument("mailing_id", type=int, required=False)
-def list_unklar(mailing_id: int | None) -> None:
-    """Nachrichten im Zweifel (unklar) auflisten: Nummer, Empfänger, Grund."""
-    for message in services.messages_in_state("unklar", mailing_id):
+@click.option("--erneut-senden", "resend_all", is_flag=True, help="Alle unklaren Nachrichten der Aussendung erneut senden.")
+@click.option("--als-gesendet", "mark_all", is_flag=True, help="Alle unklaren Nachrichten der Aussendung als gesendet markieren.")
+@click.option("--ja", "confirmed", is_flag=True, help="Ohne Rückfrage (für Skripte).")
+def list_unklar(mailing_id: int | None, resend_all: bool, mark_all: bool, confirmed: bool) -> None:
+    """Nachrichten im Zweifel (unklar) auflisten: Nummer, Empfänger, Grund; mit --erneut-senden oder
+    --als-gesendet für alle unklaren einer Aussendung entscheiden (nach Rückfrage, protokolliert)."""
+    messages = services.messages_in_state("unklar", mailing_id)
+    for message in messages:
         click.echo(f"{message.id}\t{message.to_email}\t{message.server_reply}")
+    if not (resend_all or mark_all):
+        return
+    if resend_all and mark_all:
+        raise click.UsageError("Bitte entweder --erneut-senden oder --als-gesendet angeben.")
+    if mailing_id is None:
+        raise click.UsageError("Bitte die Nummer der Aussendung angeben (outbox unklar NR …).")
+    mailing = _mailing(mailing_id)
+    action, question, name = ((services.resend_unklar, "erneut senden", "unklar-resend") if resend_all
+                              else (services.mark_unklar_sent, "als gesendet markieren", "unklar-mark-sent"))
+    if messages and not confirmed:
+        click.confirm(f"Alle {len(messages)} unklaren Nachrichten der Aussendung {mailing.id} {question}?", abort=True)
+    try:
+        # The count confirmed above: if more became unklar meanwhile, nothing is decided unseen.
+        count = action(mailing, len(messages))
+    except KiPostError as error:
+        raise click.ClickException(str(error)) from None
+    from ..auth.services import audit
+
+    audit(f"outbox.{name}", mailing, count=count)
+    db.session.commit()
+    done = "werden erneut gesendet" if resend_all else "als gesendet markiert"
+    click.echo(f"{count} unklare Nachrichten der Aussendung {mailing.id} {done}."
+               + (" Die Aussendung ist pausiert: fortsetzen mit „outbox resume“." if resend_all and mailing.state == "pausiert" else ""))
 
 
 @outbox.command("resend")

@@ -1,9 +1,7 @@
 """Postausgang pages: mailings, progress, preview, steering, .eml viewer. Nothing here sends mail."""
 from __future__ import annotations
 
-import email
 import re
-from email import policy
 
 from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -15,6 +13,7 @@ from ..blobs import load_blob
 from ..errors import KiPostError
 from ..extensions import db
 from . import services
+from .mime import parse_mime
 from .models import MESSAGE_STATES, Mailing, OutboxAttachment, OutboxMessage
 
 bp = Blueprint("outbox", __name__, url_prefix="/postausgang")
@@ -93,6 +92,56 @@ def retry(mailing_id: int):
     return _steer(mailing_id, services.retry_failed, "{n} fehlgeschlagene Nachrichten werden erneut gesendet.", "retry-failed")
 
 
+# A decision for every message in doubt of a mailing at once: (service, question, audit action, done).
+UNKLAR_DECISIONS = {
+    "erneut-senden": (services.resend_unklar, "erneut senden", "outbox.unklar-resend",
+                      "{n} unklare Nachrichten werden erneut gesendet."),
+    "als-gesendet": (services.mark_unklar_sent, "als gesendet markieren", "outbox.unklar-mark-sent",
+                     "{n} unklare Nachrichten sind als gesendet markiert."),
+}
+
+
+@bp.get("/<int:mailing_id>/unklar/<decision>")
+@requires_role("sachbearbeitung")
+def unklar_confirm(mailing_id: int, decision: str):
+    """The confirmation page: what will happen to how many messages, and to whom."""
+    if decision not in UNKLAR_DECISIONS:
+        abort(404)
+    mailing = services.get_mailing(mailing_id)
+    count = services.count_unklar(mailing)
+    if not count:
+        flash("Die Aussendung hat keine unklaren Nachrichten.", "info")
+        return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
+    shown = services.messages_in_state("unklar", mailing.id, limit=200)
+    return render_template("outbox/unklar.html", mailing=mailing, decision=decision, count=count, shown=shown,
+                           question=UNKLAR_DECISIONS[decision][1])
+
+
+@bp.post("/<int:mailing_id>/unklar/<decision>")
+def unklar_decide(mailing_id: int, decision: str):
+    if decision not in UNKLAR_DECISIONS:
+        abort(404)
+    action, _, audit_action, done = UNKLAR_DECISIONS[decision]
+    mailing = services.get_mailing(mailing_id)
+    expected = request.form.get("anzahl", type=int)  # the count the confirmation page showed
+    if request.form.get("bestaetigt") != "ja" or expected is None:
+        flash("Bitte bestätigen Sie die Entscheidung auf der Bestätigungsseite.", "error")
+        return redirect(url_for("outbox.unklar_confirm", mailing_id=mailing.id, decision=decision))
+    try:
+        count = action(mailing, expected)
+    except KiPostError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+        return redirect(url_for("outbox.unklar_confirm", mailing_id=mailing.id, decision=decision))
+    audit(audit_action, mailing, count=count)
+    db.session.commit()
+    text = done.format(n=count)
+    if decision == "erneut-senden" and mailing.state == "pausiert":
+        text += " Die Aussendung ist pausiert: Sie gehen hinaus, sobald Sie sie fortsetzen."
+    flash(text, "success")
+    return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
+
+
 @bp.post("/<int:mailing_id>/testversand")
 def test_send(mailing_id: int):
     mailing = services.get_mailing(mailing_id)
@@ -128,7 +177,7 @@ def message(message_id: int):
 
 
 def _headers(raw: bytes) -> list[tuple[str, str]]:
-    parsed = email.message_from_bytes(raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", policy=policy.default)
+    parsed = parse_mime(raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n")
     return [(name, str(value)) for name, value in parsed.items()]
 
 
@@ -218,7 +267,7 @@ def file(name: str):
         if not current_user.has_role("sachbearbeitung"):
             abort(403)  # like message_eml: the raw file holds RSVP tokens
         return Response(raw, mimetype="message/rfc822", headers={"Content-Disposition": f'attachment; filename="{name}"'})
-    parsed = email.message_from_bytes(raw, policy=policy.default)
+    parsed = parse_mime(raw)
     body = parsed.get_body(preferencelist=("plain",))
     parts = [(part.get_content_type(), part.get_filename() or "", len(part.get_payload(decode=True) or b""))
              for part in parsed.walk() if not part.is_multipart()]

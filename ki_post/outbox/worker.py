@@ -7,6 +7,8 @@ process no longer exists; any host: its heartbeat is older than ``OUTBOX_WORKER_
 and marks the row ``unklar`` for a person to decide (resend or mark as sent) — never resent
 silently.
 
+Transports (SMTP, .eml files) live in ``transport.py``, the MIME bytes in ``mime.py``.
+
 Read-ahead: while the server digests the message in flight, the worker finds the next due
 message and builds its bytes, writing nothing; the commit that records the message in flight
 claims it with a conditional UPDATE (still due, mailing still active, limits kept). During that
@@ -25,274 +27,44 @@ from __future__ import annotations
 
 import logging
 import os
-import smtplib
 import socket
-import ssl
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-import flask_mail
 from flask import Flask
 from sqlalchemy import bindparam, delete, func, or_, select, text, update
+from sqlalchemy.exc import DBAPIError
 
+from .. import health
 from ..db_types import UTCDateTime, utcnow
 from ..extensions import db
 from . import services
 from .models import Mailing, OutboxAttachment, OutboxMessage, OutboxWorker
+from .outage import OutageHandling, rollback as _rollback
+from .transport import (  # noqa: F401  (re-exported: tests and callers import them from here)
+    Envelope,
+    FileTransport,
+    InDoubt,
+    PermanentFailure,
+    SmtpTransport,
+    TemporaryFailure,
+    make_transport,
+)
 
 log = logging.getLogger(__name__)
 BERLIN = ZoneInfo("Europe/Berlin")
 _ADVISORY_LOCK = 0x4B49504F  # "KIPO": serialises rate-limited claims across PostgreSQL workers
+_DB_WAIT_MAX = 5.0  # longest pause between two tries while the database is away (seconds)
+_DB_WAIT_ONCE = 300.0  # ``--once`` gives up after the database was away this long
 
-
-# --- Transports --------------------------------------------------------------------------------
-
-class TemporaryFailure(Exception):
-    """4xx or a connection problem before the message data went out: try again later."""
-
-    def __init__(self, reply: str, *, connection: bool = False):
-        super().__init__(reply)
-        self.reply = reply
-        self.connection = connection
-
-
-class PermanentFailure(Exception):
-    """5xx: the server refused this message for good."""
-
-    def __init__(self, reply: str):
-        super().__init__(reply)
-        self.reply = reply
-
-
-class InDoubt(Exception):
-    """The connection broke after the data went out: the server may or may not have taken it."""
-
-    def __init__(self, reply: str):
-        super().__init__(reply)
-        self.reply = reply
-
-
-def _reply(code: int, message: bytes | str) -> str:
-    if isinstance(message, bytes):
-        message = message.decode("utf-8", "replace")
-    return f"{code} {' '.join(message.split())}".strip()
-
-
-def _raise_for(code: int, message: bytes | str) -> None:
-    reply = _reply(code, message)
-    if 400 <= code < 500:
-        raise TemporaryFailure(reply)
-    raise PermanentFailure(reply)
-
-
-class _Connection(flask_mail.Connection):
-    """Flask-Mail's connection with a timeout, TCP_NODELAY (without it each message waits ~40 ms)
-    and certificate verification for STARTTLS and implicit TLS (Flask-Mail verifies nothing)."""
-
-    def __init__(self, state, timeout: float, ca_file: str = ""):
-        super().__init__(state)
-        self.timeout = timeout
-        self.ca_file = ca_file
-
-    @property
-    def where(self) -> str:
-        return f"{self.mail.server}:{self.mail.port}"
-
-    def _tls_context(self) -> ssl.SSLContext:
-        try:
-            return ssl.create_default_context(cafile=self.ca_file or None)
-        except (OSError, ssl.SSLError) as error:
-            raise TemporaryFailure(f"MAIL_CA_FILE {self.ca_file} lässt sich nicht laden: {error}", connection=True) from None
-
-    def configure_host(self):
-        m = self.mail
-        context = self._tls_context() if m.use_ssl or m.use_tls else None
-        if m.use_ssl:
-            host = smtplib.SMTP_SSL(m.server, m.port, timeout=self.timeout, context=context)
-        else:
-            host = smtplib.SMTP(m.server, m.port, timeout=self.timeout)
-        try:
-            if host.sock is not None:
-                host.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            # With implicit TLS the connection is encrypted already; STARTTLS on top would only fail.
-            if m.use_tls and not m.use_ssl:
-                host.ehlo_or_helo_if_needed()
-                if not host.has_extn("starttls"):
-                    # Never fall back to plain text: login and message would travel readable.
-                    raise TemporaryFailure(f"Der SMTP-Server {self.where} bietet kein STARTTLS an; "
-                                           "unverschlüsselt wird nicht gesendet (MAIL_USE_TLS).", connection=True)
-                host.starttls(context=context)
-            host.ehlo_or_helo_if_needed()
-            if m.username and m.password:
-                if not host.has_extn("auth"):
-                    raise TemporaryFailure(f"Der SMTP-Server {self.where} bietet keine Anmeldung (AUTH) an, "
-                                           "MAIL_USERNAME ist aber gesetzt.", connection=True)
-                host.login(m.username, m.password)
-        except BaseException:
-            host.close()
-            raise
-        return host
-
-
-class SmtpTransport:
-    """One SMTP connection reused for many messages; reconnects after an error."""
-
-    kind = "smtp"
-
-    def __init__(self, app: Flask):
-        self.state = app.extensions["mail"]
-        self.timeout = float(app.config["MAIL_TIMEOUT"])
-        self.ca_file = app.config.get("MAIL_CA_FILE", "")
-        self.connection: _Connection | None = None
-        self._helper: ThreadPoolExecutor | None = None  # one thread for ``begin``, while sending
-
-    def _host(self) -> smtplib.SMTP:
-        if self.connection is None:
-            connection = _Connection(self.state, self.timeout, self.ca_file)
-            try:
-                connection.host = connection.configure_host()
-            except smtplib.SMTPResponseException as error:
-                if error.smtp_code >= 500:
-                    raise TemporaryFailure(f"Anmeldung/Verbindung abgelehnt: {_reply(error.smtp_code, error.smtp_error)}", connection=True) from None
-                raise TemporaryFailure(_reply(error.smtp_code, error.smtp_error), connection=True) from None
-            except ssl.SSLCertVerificationError as error:
-                raise TemporaryFailure(
-                    f"Das Zertifikat des SMTP-Servers {connection.where} konnte nicht verifiziert werden "
-                    f"({error.verify_message}); nichts gesendet. Bei einer internen Zertifizierungsstelle "
-                    "MAIL_CA_FILE setzen.", connection=True) from None
-            except (OSError, smtplib.SMTPException) as error:
-                raise TemporaryFailure(f"SMTP-Server {connection.where} nicht erreichbar: {error}", connection=True) from None
-            self.connection = connection
-        return self.connection.host
-
-    def reset(self) -> None:
-        if self.connection is not None and self.connection.host is not None:
-            try:
-                self.connection.host.close()
-            except Exception:  # noqa: BLE001 - closing a broken socket may fail in any way
-                pass
-        self.connection = None
-
-    def close(self) -> None:
-        if self._helper is not None:
-            self._helper.shutdown()
-            self._helper = None
-        if self.connection is not None and self.connection.host is not None:
-            try:
-                self.connection.host.quit()
-            except Exception:  # noqa: BLE001
-                pass
-        self.connection = None
-
-    def begin(self, envelope: Envelope) -> Future:
-        """Start the transaction up to the server's 354 in a helper thread, so that the commit of the
-        claim runs meanwhile. Safe: nothing is delivered before the data and its final dot follow,
-        and ``send`` sends them only after that commit (``abandon`` drops the connection otherwise)."""
-        if self._helper is None:
-            self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ki-post-smtp")
-        return self._helper.submit(self._envelope, envelope)
-
-    def abandon(self, begun: Future) -> None:
-        """The claim was not committed: end the begun transaction unsent (the server discards it)."""
-        try:
-            begun.result()
-        except (TemporaryFailure, PermanentFailure):
-            pass
-        self.reset()
-
-    def _envelope(self, envelope: Envelope) -> None:
-        host = self._host()
-        try:
-            code, resp = host.mail(envelope.from_addr)
-            if code != 250:
-                host.rset()
-                _raise_for(code, resp)
-            code, resp = host.rcpt(envelope.to_addr)
-            if code not in (250, 251):
-                host.rset()
-                _raise_for(code, resp)
-            host.putcmd("data")
-            code, resp = host.getreply()
-            if code != 354:
-                host.rset()
-                _raise_for(code, resp)
-        except (OSError, smtplib.SMTPServerDisconnected) as error:
-            self.reset()
-            raise TemporaryFailure(f"Verbindung zum SMTP-Server unterbrochen: {error}", connection=True) from None
-
-    def send(self, envelope: Envelope, data: bytes, while_waiting: Callable[[], None] | None = None,
-             begun: Future | None = None) -> str:
-        """One SMTP transaction (its start already ``begun`` or not). ``while_waiting`` runs after the
-        data went out, before the reply is read (the server digests the message meanwhile); it must not raise."""
-        if begun is None:
-            self._envelope(envelope)
-        else:
-            begun.result()
-        host = self.connection.host
-        # From here the server may have the message: a broken connection leaves it in doubt.
-        try:
-            host.send(_dot_stuffed(data) + b".\r\n")
-            if while_waiting is not None:
-                while_waiting()
-            code, resp = host.getreply()
-        except (OSError, smtplib.SMTPServerDisconnected) as error:
-            self.reset()
-            raise InDoubt(f"Verbindung während der Übergabe abgebrochen: {error}") from None
-        if code != 250:
-            _raise_for(code, resp)
-        return _reply(code, resp)
-
-
-def _dot_stuffed(data: bytes) -> bytes:
-    """CRLF line ends, a second dot before every line starting with one, CRLF at the end (RFC 5321 4.5.2).
-
-    bytes.replace instead of re.sub: several times faster on 50 KB messages."""
-    data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
-    data = data.replace(b"\r\n.", b"\r\n..")
-    if data.startswith(b"."):
-        data = b"." + data
-    return data if data.endswith(b"\r\n") else data + b"\r\n"
-
-
-class FileTransport:
-    """No SMTP server configured: write .eml files into OUTBOX_DIR. Nothing leaves the machine."""
-
-    kind = "datei"
-
-    def begin(self, envelope: Envelope) -> None:
-        return None
-
-    def send(self, envelope: Envelope, data: bytes, while_waiting: Callable[[], None] | None = None,
-             begun: None = None) -> str:
-        name = services.write_eml(envelope.mailing_id, envelope.message_id, data)
-        return f"nicht versendet: als Datei im Postausgang abgelegt: {name}"
-
-    def reset(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def make_transport(app: Flask):
-    return SmtpTransport(app) if app.config["MAIL_SERVER"] else FileTransport()
-
-
-@dataclass(frozen=True)
-class Envelope:
-    from_addr: str
-    to_addr: str
-    mailing_id: int
-    message_id: int
 
 
 # The per-message statements run on the Core tables and are built once: the ORM's bulk-update
@@ -378,7 +150,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class Worker:
+class Worker(OutageHandling):
     def __init__(self, app: Flask, worker_id: str | None = None, transport=None):
         self.app = app
         self.hostname = socket.gethostname()
@@ -587,10 +359,11 @@ class Worker:
             if result.connection:
                 outcome = "verbindung:" + outcome
         elif isinstance(result, PermanentFailure):
-            outcome = self._permanent(db.session.get(OutboxMessage, message_id, populate_existing=True), result.reply)
+            outcome = self._permanent(db.session.get(OutboxMessage, message_id, populate_existing=True), result)
         elif isinstance(result, InDoubt):
             db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
                 state="unklar", server_reply=result.reply))
+            self._count_failure(envelope.mailing_id, result.reply, in_doubt=True)
             outcome = "unklar"
         else:
             db.session.execute(_RECORD_SENT, {
@@ -635,25 +408,42 @@ class Worker:
         message.next_attempt_at = now + timedelta(seconds=delay)
         return "wartend"
 
-    def _permanent(self, message: OutboxMessage, reply: str) -> str:
+    def _permanent(self, message: OutboxMessage, failure: PermanentFailure) -> str:
         message.state = "fehlgeschlagen"
-        message.server_reply = reply
-        mailing = db.session.get(Mailing, message.mailing_id, with_for_update=db.engine.dialect.name == "postgresql")
+        message.server_reply = failure.reply
+        if failure.server_trouble:
+            self._count_failure(message.mailing_id, failure.reply)
+        return "fehlgeschlagen"
+
+    def _count_failure(self, mailing_id: int, reply: str, *, in_doubt: bool = False) -> None:
+        """One more failure in a row; at MAIL_PAUSE_AFTER_FAILURES the mailing pauses with the reason.
+
+        A message in doubt counts too: a connection that breaks after every DATA is as broken a
+        server as one that refuses, and without the pause it would turn a whole mailing into "unklar"."""
+        mailing = db.session.get(Mailing, mailing_id, with_for_update=db.engine.dialect.name == "postgresql")
         mailing.failures_in_a_row += 1
         limit = int(self.app.config["MAIL_PAUSE_AFTER_FAILURES"] or 0)
         if limit and mailing.failures_in_a_row >= limit and mailing.state == "aktiv":
             mailing.state = "pausiert"
             mailing.pause_reason = (f"Automatisch pausiert nach {mailing.failures_in_a_row} Fehlern in Folge; "
                                     f"zuletzt: {reply}")
-        return "fehlgeschlagen"
+            if in_doubt:
+                mailing.pause_reason += (" Ob die unklaren Nachrichten angekommen sind, weiß nur der Mailserver: "
+                                         "bitte prüfen und sie gesammelt erneut senden oder als gesendet markieren.")
 
     # loop
     def run(self, once: bool = False, on_message: Callable[[str], None] | None = None,
             poll_seconds: float = 1.0) -> Summary:
-        """Send until stopped; with ``once`` until nothing is due (or the server is unreachable)."""
+        """Send until stopped; with ``once`` until nothing is due (or the server is unreachable).
+
+        The database going away (restart, failover, full disk) does not end the loop: it waits with a
+        growing pause (at most ``_DB_WAIT_MAX`` seconds) and goes on where it stopped (``_settle``)."""
         summary = Summary()
         backoff = 0.0
         result: tuple[Envelope, str | Exception] | None = None
+        settle = True  # at the start and after an outage: heartbeat, own rows, other workers' orphans
+        away_since: float | None = None
+        db_wait = 0.0
 
         def done(outcome: str) -> None:
             self._tally(summary, outcome)
@@ -661,62 +451,93 @@ class Worker:
                 on_message(outcome)
 
         try:
-            self.heartbeat(force=True)
-            summary.recovered_unklar += self.recover_orphans(force=True)
             while not self.stop_event.is_set():
-                # Claim first: on PostgreSQL the read-ahead row stays locked until this commit.
-                prepared, outcome = self.claim_next(result, begin_sending=True)
-                result = None
-                if outcome:
-                    done(outcome)
-                self.heartbeat()
-                summary.recovered_unklar += self.recover_orphans()
-                if prepared is None:
-                    wait = self.next_due_in()
-                    if wait is None:
-                        if once:
-                            break
-                        self.transport.close()
-                        self.stop_event.wait(poll_seconds)
-                        continue
-                    if wait == 0:
-                        # Due but not claimable: rate limit, daily cap or another worker holds it.
-                        if self.daily_cap_reached():
-                            summary.stopped_because = "Tageslimit erreicht"
+                try:
+                    if settle:
+                        recovered, outcome = self._settle(result)
+                        summary.recovered_unklar += recovered
+                        settle, result = False, None
+                        if outcome:
+                            done(outcome)
+                        if away_since is not None:
+                            log.warning("Datenbank wieder erreichbar nach %.1f s; der Versand geht weiter.",
+                                        time.monotonic() - away_since)
+                            away_since, db_wait = None, 0.0
+                    # Claim first: on PostgreSQL the read-ahead row stays locked until this commit.
+                    prepared, outcome = self.claim_next(result, begin_sending=True)
+                    result = None
+                    if outcome:
+                        done(outcome)
+                    self.heartbeat()
+                    summary.recovered_unklar += self.recover_orphans()
+                    if prepared is None:
+                        wait = self.next_due_in()
+                        if wait is None:
                             if once:
                                 break
-                            self.stop_event.wait(60)
+                            self.transport.close()
+                            self.stop_event.wait(poll_seconds)
                             continue
-                        self.stop_event.wait(self._slot_wait())
+                        if wait == 0:
+                            # Due but not claimable: rate limit, daily cap or another worker holds it.
+                            if self.daily_cap_reached():
+                                summary.stopped_because = "Tageslimit erreicht"
+                                if once:
+                                    break
+                                self.stop_event.wait(60)
+                                continue
+                            self.stop_event.wait(self._slot_wait())
+                            continue
+                        if once and wait > 2:
+                            summary.stopped_because = "weitere Nachrichten sind später fällig"
+                            break
+                        self.stop_event.wait(min(wait, poll_seconds))
                         continue
-                    if once and wait > 2:
-                        summary.stopped_because = "weitere Nachrichten sind später fällig"
+                    result = (prepared.envelope, self._attempt(prepared))
+                    if isinstance(result[1], TemporaryFailure) and result[1].connection:
+                        outcome = self._record(*result)
+                        db.session.commit()
+                        result = None
+                        done(outcome)
+                        if once:
+                            summary.stopped_because = "SMTP-Server nicht erreichbar"
+                            break
+                        backoff = min(max(backoff * 2, 1.0), 60.0)
+                        self.stop_event.wait(backoff)
+                    else:
+                        backoff = 0.0
+                except DBAPIError as error:
+                    problem = self._outage(error)  # re-raises what is not an outage
+                    settle = True
+                    if away_since is None:
+                        away_since = time.monotonic()
+                        log.warning("Datenbank %s (%s); der Versand wartet und versucht es erneut.", problem.kind,
+                                    getattr(error, "orig", error))
+                    elif once and time.monotonic() - away_since > _DB_WAIT_ONCE:
+                        summary.stopped_because = f"Datenbank {problem.kind}"
                         break
-                    self.stop_event.wait(min(wait, poll_seconds))
-                    continue
-                result = (prepared.envelope, self._attempt(prepared))
-                if isinstance(result[1], TemporaryFailure) and result[1].connection:
-                    done(self._record(*result))
-                    db.session.commit()
-                    result = None
-                    if once:
-                        summary.stopped_because = "SMTP-Server nicht erreichbar"
-                        break
-                    backoff = min(max(backoff * 2, 1.0), 60.0)
-                    self.stop_event.wait(backoff)
-                else:
-                    backoff = 0.0
+                    db_wait = min(max(db_wait * 2, 0.5), _DB_WAIT_MAX)
+                    self.stop_event.wait(db_wait)
         finally:
-            if self._begun is not None:
-                self.transport.abandon(self._begun)
-                self._begun = None
+            self._abandon_begun()
             self.transport.close()
-            db.session.rollback()
-            if result is not None:
-                done(self._record(*result))
             self._ahead = None
-            db.session.execute(delete(OutboxWorker).where(OutboxWorker.id == self.id))
-            db.session.commit()
+            try:
+                db.session.rollback()
+                if result is not None:
+                    # After an outage the result may already be stored (the commit's answer got lost).
+                    outcome = self._settle(result)[1] if settle else self._record(*result)
+                    if outcome:
+                        done(outcome)
+                db.session.execute(delete(OutboxWorker).where(OutboxWorker.id == self.id))
+                db.session.commit()
+            except DBAPIError as error:
+                if health.database_problem(error) is None:
+                    raise
+                _rollback()
+                log.error("Datenbank beim Beenden nicht erreichbar (%s): %s", getattr(error, "orig", error),
+                          "die zuletzt gesendete Nachricht bleibt „in Arbeit“ und wird „unklar“." if result else
+                          "nichts offen.")
         return summary
 
     def _slot_wait(self) -> float:
@@ -742,64 +563,5 @@ def due_count() -> int:
     ) or 0
 
 
-# --- Embedded worker ---------------------------------------------------------------------------
-
-_embedded_lock = threading.Lock()
-_embedded: dict[int, threading.Thread] = {}
-
-
-def _should_embed(app: Flask) -> bool:
-    if not app.config.get("EMBEDDED_WORKER") or app.testing:
-        return False
-    main = sys.modules.get("__main__")
-    main_spec = getattr(main, "__spec__", None)
-    under_flask_cli = os.path.basename(sys.argv[0] if sys.argv else "").startswith("flask") or (
-        main_spec is not None and main_spec.name in ("flask", "flask.__main__"))
-    if under_flask_cli:
-        if "run" not in sys.argv[1:]:
-            return False  # `flask outbox work`, `flask db upgrade`, … must not send in the background
-        reloading = "--reload" in sys.argv or "--debug" in sys.argv or os.environ.get("FLASK_DEBUG", "").lower() in ("1", "true")
-        if reloading and "--no-reload" not in sys.argv and os.environ.get("WERKZEUG_RUN_MAIN") != "true":
-            return False  # the reloader's watcher process; its child starts the worker
-    return True
-
-
-def start_embedded_worker(app: Flask) -> threading.Thread | None:
-    """Start one daemon sending thread in this process (embedded default). Safe to call twice.
-
-    Call it from the app factory. It does nothing under TESTING, with EMBEDDED_WORKER false,
-    under `flask` commands other than `run`, and in the reloader's watcher process.
-    """
-    if not _should_embed(app):
-        return None
-    with _embedded_lock:
-        running = _embedded.get(os.getpid())
-        if running is not None and running.is_alive():
-            return running
-        stop = threading.Event()
-
-        def loop() -> None:
-            while not stop.is_set():
-                try:
-                    with app.app_context():
-                        worker = Worker(app)
-                        worker.stop_event = stop
-                        worker.run(once=False)
-                except Exception:  # noqa: BLE001 - the database may be away for a while; keep trying
-                    log.exception("Versand-Thread abgebrochen; neuer Versuch in 30 Sekunden")
-                    stop.wait(30)
-
-        thread = threading.Thread(target=loop, name="ki-post-outbox", daemon=True)
-        thread.stop_event = stop  # type: ignore[attr-defined]
-        thread.start()
-        _embedded[os.getpid()] = thread
-        return thread
-
-
-def stop_embedded_worker(timeout: float = 30) -> None:
-    """Stop this process's embedded worker after the message in flight (tests, clean shutdown)."""
-    with _embedded_lock:
-        thread = _embedded.pop(os.getpid(), None)
-    if thread is not None:
-        thread.stop_event.set()  # type: ignore[attr-defined]
-        thread.join(timeout)
+# The embedded worker thread lives in embedded.py; imported from here by the app factory and tests.
+from .embedded import _should_embed, start_embedded_worker, stop_embedded_worker  # noqa: E402,F401

@@ -503,6 +503,13 @@ def _analyse(table: Table, mapping: dict[str, str] | None) -> tuple[ImportResult
             result.invalid.append(RowError(number, f"Die E-Mail-Adresse {values['email']} steht schon in Zeile {seen[values['email']]}.", field="email"))
             continue
         seen[values["email"]] = number
+        if not values["email"].partition("@")[0].isascii():
+            # Valid (RFC 6531) and taken; only the transport of some relays cannot carry it.
+            result.warnings.append(
+                f"Zeile {number}: Die Adresse {values['email']} enthält vor dem @ Zeichen außerhalb von ASCII "
+                "(z. B. Akzente). Sie wird übernommen; ältere Mailserver ohne SMTPUTF8 nehmen sie aber nicht an – "
+                "dann schlägt nur die Nachricht an diese Adresse fehl."
+            )
         parsed.append((number, values, extra))
 
     existing_contacts: dict[str, Contact] = {}

@@ -64,3 +64,29 @@ def test_send_mailing_and_watch_progress(page, live_app):
     finally:
         worker.stop_event.set()
         thread.join(timeout=10)
+
+
+def test_decide_all_unklar_messages_at_once(page, live_app):
+    """The mailing page offers the bulk decision; the confirmation page names count and recipients."""
+    from sqlalchemy import select, update
+
+    from ki_post.outbox.models import Mailing, OutboxMessage
+
+    mailing_id = make_mailing(live_app, count=4)
+    with live_app.app_context():
+        db.session.execute(update(Mailing).where(Mailing.id == mailing_id).values(state="pausiert"))
+        ids = db.session.scalars(select(OutboxMessage.id).order_by(OutboxMessage.id).limit(3)).all()
+        db.session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(
+            state="unklar", server_reply="Verbindung während der Übergabe abgebrochen"))
+        db.session.commit()
+    login(page)
+    page.goto(f"/postausgang/{mailing_id}")
+    page.get_by_role("link", name="Alle unklaren als gesendet markieren …").click()
+    assert page.locator("h1").inner_text() == "3 unklare Nachrichten als gesendet markieren?"
+    assert page.locator("table tbody tr").count() == 3
+    assert_accessible(page)
+    page.get_by_role("button", name="Ja, alle 3 als gesendet markieren").click()
+    page.wait_for_url(f"**/postausgang/{mailing_id}")
+    assert page.get_by_text("3 unklare Nachrichten sind als gesendet markiert.").is_visible()
+    assert page.get_by_role("link", name="Alle unklaren als gesendet markieren …").count() == 0
+    assert_accessible(page)
