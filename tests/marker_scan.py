@@ -3,10 +3,11 @@
 Independent of the product's code: the tables come from reflecting the live database (not from the
 models), and each value is also read the ways it may have been encoded on its way in: HTML and XML
 entities, tags between Word runs, iCalendar line folding and backslash escapes, JSON's \\uXXXX,
-ZIP members (DOCX). Matching ignores case (addresses are stored lower-case).
+ZIP members (DOCX), MIME encodings of .eml files. Matching ignores case (addresses are stored lower-case).
 """
 from __future__ import annotations
 
+import email
 import html
 import io
 import json
@@ -14,6 +15,7 @@ import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from email import policy
 from pathlib import Path
 
 from sqlalchemy import MetaData, select
@@ -42,12 +44,19 @@ def readings(text: str) -> Iterator[str]:
     yield _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
 
 
-def _texts_of_bytes(data: bytes) -> Iterator[tuple[str, str]]:
+def _texts_of_bytes(data: bytes, *, mail: bool = False) -> Iterator[tuple[str, str]]:
     yield "", data.decode("utf-8", "replace")
     if data.startswith(b"PK\x03\x04"):
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             for name in archive.namelist():
                 yield name, archive.read(name).decode("utf-8", "replace")
+    if mail:  # headers in RFC 2047, bodies in quoted-printable or base64
+        message = email.message_from_bytes(data, policy=policy.default)
+        yield "headers", "\n".join(f"{name}: {value}" for name, value in message.items())
+        for number, part in enumerate(message.walk()):
+            if not part.is_multipart():
+                yield from ((f"part{number}/{name}" if name else f"part{number}", text)
+                            for name, text in _texts_of_bytes(part.get_payload(decode=True) or b""))
 
 
 def _texts_of(value: object) -> Iterator[tuple[str, str]]:
@@ -95,7 +104,7 @@ def scan_files(folders: Iterable[Path], markers: Iterable[str], *, skip_suffixes
         if not folder.exists():
             continue
         for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(skip_suffixes)):
-            for member, text in _texts_of_bytes(path.read_bytes()):
+            for member, text in _texts_of_bytes(path.read_bytes(), mail=path.suffix == ".eml"):
                 hits += [Hit("file", f"{path}" + (f"/{member}" if member else ""), marker) for marker in _match(text, markers)]
     return hits
 
