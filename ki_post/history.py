@@ -59,14 +59,18 @@ def _document_text(data: bytes) -> str | None:
 # The export (Art. 15 DSGVO) lists everything, not only the newest entries the contact page shows, and
 # selects with the erasure's own conditions, so what is exported is exactly what an erasure scrubs.
 
+def _letter_json(letter: ArchivedLetter) -> dict[str, Any]:
+    data = {"datei": letter.filename, "erzeugt": _iso(letter.created_at), "sha256": letter.sha256,
+            "vorlagenversion": letter.template_version_id, "felder": letter.fields, "organisation": letter.organisation}
+    if not letters_erasure.may_open(letter):
+        # Kept for the records after an erasure: the export of the anonymised record must not reveal it.
+        return {**data, "nur_fuer_die_administration": True}
+    return {**data, "empfaenger": letter.recipient, "text": _document_text(load_blob(letter.sha256))}
+
+
 def _letters_json(contact: Contact) -> list[dict[str, Any]]:
     letters = db.session.scalars(select(ArchivedLetter).where(letters_erasure.person_letters(contact)).order_by(ArchivedLetter.id))
-    return [
-        {"datei": letter.filename, "erzeugt": _iso(letter.created_at), "sha256": letter.sha256,
-         "vorlagenversion": letter.template_version_id, "felder": letter.fields, "empfaenger": letter.recipient,
-         "organisation": letter.organisation, "text": _document_text(load_blob(letter.sha256))}
-        for letter in letters
-    ]
+    return [_letter_json(letter) for letter in letters]
 
 
 def _messages_json(contact: Contact) -> list[dict[str, Any]]:

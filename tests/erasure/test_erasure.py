@@ -102,3 +102,8 @@ def test_erasure_leaves_the_person_only_in_the_archived_letters(scenario, action
         assert db.session.get(Contact, scenario.contact_id) is None
     else:
         assert db.session.get(Contact, scenario.contact_id).email.endswith("@anonymisiert.invalid")
+        # The anonymised record's data export does not reveal the kept letter either.
+        url = f"/verteiler/kontakte/{scenario.contact_id}"
+        export = scenario.staff.submit(f"{url}/auskunft", form_url=url).get_data(as_text=True)
+        assert [marker for marker in MARKERS if marker.casefold() in export.casefold()] == []
+        assert '"nur_fuer_die_administration": true' in export
