@@ -13,6 +13,8 @@ from typing import Any
 
 import idna
 from sqlalchemy import delete, select
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session
 
 from ..extensions import db
 from .models import Contact, ImportUpload
@@ -21,6 +23,7 @@ from .signals import contact_erasing
 ANONYMISED_NAME = "Anonymisiert"
 ANONYMISED_DOMAIN = "anonymisiert.invalid"
 ANONYMISED_ADDRESS = f"anonymisiert@{ANONYMISED_DOMAIN}"
+_ERASED_KEY = "erasure_committing"
 
 
 # An internationalised domain reaches the database in several spellings: Unicode (the Verteiler),
@@ -87,7 +90,27 @@ def discard_pending_uploads(contact: Contact) -> int:
 
 
 def _on_contact_erasing(sender: object, *, contact: Contact, **_: object) -> dict[str, int]:
+    db.session.info[_ERASED_KEY] = True
     return {"importdateien": discard_pending_uploads(contact)}
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _empty_sqlite_log(session: Session) -> None:
+    """SQLite keeps earlier page images in its write-ahead log until they are overwritten; after an
+    erasure they are written back and the log is emptied (best effort: never more than 2 s waiting)."""
+    if not session.info.pop(_ERASED_KEY, False) or db.engine.dialect.name != "sqlite":
+        return
+    with db.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA busy_timeout=2000")
+        try:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            connection.exec_driver_sql("PRAGMA busy_timeout=30000")
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _nothing_erased(session: Session) -> None:
+    session.info.pop(_ERASED_KEY, None)
 
 
 def connect() -> None:

@@ -107,3 +107,21 @@ def test_erasure_leaves_the_person_only_in_the_archived_letters(scenario, action
         export = scenario.staff.submit(f"{url}/auskunft", form_url=url).get_data(as_text=True)
         assert [marker for marker in MARKERS if marker.casefold() in export.casefold()] == []
         assert '"nur_fuer_die_administration": true' in export
+
+
+def test_sqlite_file_and_log_keep_no_remnants(scenario, tmp_path):
+    """Below the tables: neither free space in the SQLite file nor old page images in its write-ahead
+    log hold her data after the erasure is committed."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("Dateiprüfung nur für SQLite; PostgreSQL gibt alte Zeilenversionen mit VACUUM frei")
+    # Her name stays in the archived letter's row (kept copy); everything else must be gone.
+    markers = [marker for marker in MARKERS if marker not in ("Xqtitel", "Quirinella", "Zwirbelmeyer-Xq")]
+    files = [tmp_path / "test.sqlite3", tmp_path / "test.sqlite3-wal"]
+
+    def remnants() -> set[str]:
+        data = b"".join(path.read_bytes() for path in files if path.exists()).lower()
+        return {marker for marker in markers if marker.lower().encode() in data}
+
+    assert remnants() >= {PERSON_EMAIL, "Xqkommentar"}  # there before
+    assert scenario.admin.submit(f"/verteiler/kontakte/{scenario.contact_id}/loeschen", {"action": "anonymisieren"}).status_code == 302
+    assert remnants() == set()
