@@ -8,6 +8,7 @@ not yet applied): it is discarded, otherwise applying it later would bring the p
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -116,3 +117,21 @@ def _nothing_erased(session: Session) -> None:
 def connect() -> None:
     """Register the receiver (once per process; connecting again changes nothing)."""
     contact_erasing.connect(_on_contact_erasing)
+
+
+def scrub_anonymised() -> tuple[int, dict[str, int]]:
+    """Scrub the copies of contacts anonymised before erasure reached every package (idempotent).
+
+    Their copies still carry the contact id, so each package finds them as on the day of the
+    anonymisation. Returns (contacts, counts per kind) and records it in the audit log.
+    """
+    from ..auth.services import audit
+
+    contacts = list(db.session.scalars(select(Contact).where(Contact.anonymised_at.is_not(None)).order_by(Contact.id)))
+    counts: Counter[str] = Counter()
+    for contact in contacts:
+        for _receiver, result in contact_erasing.send(None, contact=contact, delete=False):
+            counts.update(result or {})
+    db.session.flush()
+    audit("kontakte.nachbereinigt", None, kontakte=len(contacts), **counts)
+    return len(contacts), dict(counts)

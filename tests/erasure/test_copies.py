@@ -23,6 +23,7 @@ from ki_post.recipients.services import anonymise_contact, delete_contact
 from tests.marker_scan import scan_database, scan_files
 
 ADDRESS = "erika.adressmarker@kreis-süd.example"
+PLAIN_ADDRESS = "erika.adressmarker@kreis-sued.example"
 ADDRESS_ACE = "erika.adressmarker@" + "kreis-süd.example".encode("idna").decode()
 MARKERS = ["adressmarker", "Xzname", "Xzbemerkung"]
 
@@ -110,3 +111,33 @@ def test_rolled_back_erasure_keeps_everything(app, copies):
     db.session.rollback()
     assert len(sorted(outbox_dir().glob("*.eml"))) == 2
     assert {hit.table for hit in scan_database(MARKERS)} >= {"contacts", "outbox_messages", "invitations", "calendar_replies"}
+
+
+
+def test_scrub_anonymised_catches_up_on_earlier_anonymisations(app):
+    """Contacts anonymised before this version left their copies behind; one command scrubs them."""
+    from ki_post.recipients.signals import contact_erasing
+
+    person = Contact(first_name="Erika", last_name="Xzname", email=PLAIN_ADDRESS)
+    db.session.add(person)
+    event = events.create_event(events.EventData(title="Fachtag", start=datetime.now(timezone.utc) + timedelta(days=9),
+                                                 end=datetime.now(timezone.utc) + timedelta(days=9, hours=3)))
+    db.session.flush()
+    events.invite(event, contact_ids=[person.id])
+    invitation = db.session.scalar(select(Invitation))
+    events.answer(invitation, "accepted", remark="Xzbemerkung")
+    db.session.add(CalendarReply(key=f"uid|{PLAIN_ADDRESS}|0|x", attendee_email=PLAIN_ADDRESS, attendee_name="Erika Xzname",
+                                 comment="Xzbemerkung", status="applied", invitation_id=invitation.id))
+    # Anonymised the way the earlier version did it: only the contact row.
+    with contact_erasing.muted():
+        anonymise_contact(person)
+    db.session.commit()
+    assert {hit.table for hit in scan_database(MARKERS)} >= {"outbox_messages", "invitations", "calendar_replies"}
+
+    result = app.test_cli_runner().invoke(args=["recipients", "scrub-anonymised"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("1 anonymisierte Ansprechperson bereinigt (")
+    assert scan_database(MARKERS) == []
+    assert db.session.scalar(select(Invitation.state)) == "accepted"
+    again = app.test_cli_runner().invoke(args=["recipients", "scrub-anonymised"])
+    assert again.exit_code == 0 and scan_database(MARKERS) == []
