@@ -15,7 +15,7 @@ from .events import erasure as events_erasure
 from .events.models import CalendarReply, Invitation
 from .extensions import db
 from .letters import erasure as letters_erasure
-from .letters.engine import document_text
+from .letters.engine import DOCX_MIMETYPE, document_text
 from .letters.models import ArchivedLetter
 from .outbox import erasure as outbox_erasure
 from .outbox.models import OutboxMessage
@@ -47,9 +47,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _document_text(data: bytes) -> str | None:
-    """The text of a DOCX (a letter) so the export shows what it says; None for other files."""
-    if not data.startswith(b"PK"):
-        return None
+    """The text of a DOCX (a letter) so the export shows what it says."""
     try:
         return document_text(data)
     except Exception:  # noqa: BLE001 - a damaged file must not stop the export; its bytes are named by sha256
@@ -81,7 +79,8 @@ def _messages_json(contact: Contact) -> list[dict[str, Any]]:
          "text": message.text, "html": message.html,
          "kalender": message.calendar_data.decode("utf-8", "replace") if message.calendar_data is not None else None,
          "anhaenge": [{"datei": attachment.filename, "typ": attachment.mimetype, "sha256": attachment.blob_sha256,
-                       "text": _document_text(load_blob(attachment.blob_sha256))} for attachment in message.attachments]}
+                       "text": _document_text(load_blob(attachment.blob_sha256)) if attachment.mimetype == DOCX_MIMETYPE else None}
+                      for attachment in message.attachments]}
         for message in messages
     ]
 

@@ -94,6 +94,15 @@ def test_erasure_leaves_the_person_only_in_the_archived_letters(scenario, action
     admin_zip = zipfile.ZipFile(io.BytesIO(scenario.admin.get(f"/rundschreiben/archiv/{scenario.letter_run_id}/zip").data))
     assert len(admin_zip.namelist()) == 2
 
+    # The pages the reading role sees show her nowhere.
+    pages = [f"/postausgang/{scenario.circular_mailing_id}", f"/postausgang/{scenario.draft_mailing_id}",
+             f"/veranstaltungen/{scenario.event_id}", "/veranstaltungen/kalenderantworten", "/rundschreiben/archiv/",
+             "/verteiler/"] + ([f"/verteiler/kontakte/{scenario.contact_id}"] if action == "anonymisieren" else [])
+    for page in pages:
+        response = scenario.reader.get(page)
+        html = response.get_data(as_text=True).casefold()
+        assert response.status_code == 200 and [m for m in MARKERS if m.casefold() in html] == [], page
+
     # The audit log says what was scrubbed, with counts only.
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action.in_(["kontakt.anonymisiert", "kontakt.geloescht"])))
     assert entry.details["zurueckgezogen"] == 1 and entry.details["einladungen"] == 1
