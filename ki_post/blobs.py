@@ -10,9 +10,8 @@ A column that holds blob keys either has a foreign key to ``blobs.sha256`` or sa
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
-
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy import Column, LargeBinary, String, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert

@@ -316,7 +316,7 @@ def anonymise_contact(contact: Contact) -> None:
     """Overwrite every personal field; the row stays so past mailings keep their counts (DSG-04)."""
     if contact.anonymised_at is not None:
         raise ValidationError("Diese Ansprechperson ist bereits anonymisiert.")
-    scrubbed = _erase_copies(contact, delete=False)
+    scrubbed = _erase_copies(contact, deleting=False)
     for name in ("anrede", "academic_title", "office_title", "first_name", "function", "phone", "notes"):
         setattr(contact, name, "")
     contact.last_name = "Anonymisiert"
@@ -331,15 +331,15 @@ def anonymise_contact(contact: Contact) -> None:
 
 def delete_contact(contact: Contact) -> None:
     """Delete the row; the other packages scrub their copies first (their rows stay for the counts)."""
-    audit("kontakt.geloescht", contact, **_erase_copies(contact, delete=True))
+    audit("kontakt.geloescht", contact, **_erase_copies(contact, deleting=True))
     db.session.delete(contact)
     db.session.flush()
 
 
-def _erase_copies(contact: Contact, *, delete: bool) -> dict[str, int]:
+def _erase_copies(contact: Contact, *, deleting: bool) -> dict[str, int]:
     """Let every package scrub its copies of the person; returns their counts for the audit entry."""
     counts: dict[str, int] = {}
-    for _receiver, result in contact_erasing.send(None, contact=contact, delete=delete):
+    for _receiver, result in contact_erasing.send(None, contact=contact, delete=deleting):
         counts.update(result or {})
     return counts
 
