@@ -142,6 +142,18 @@ def _register_domains(app: Flask) -> None:
     for cli in (auth_cli, recipients_cli, letters_cli, events_cli, outbox_cli):
         for command in cli.commands:
             app.cli.add_command(command)
+    _connect_erasure()
+
+
+def _connect_erasure() -> None:
+    """Each package scrubs its own copies of a person being anonymised or deleted (contact_erasing)."""
+    from .events import erasure as events_erasure
+    from .letters import erasure as letters_erasure
+    from .outbox import erasure as outbox_erasure
+    from .recipients import erasure as recipients_erasure
+
+    for module in (recipients_erasure, outbox_erasure, letters_erasure, events_erasure):
+        module.connect()
 
 
 def _upgrade_schema(app: Flask) -> None:

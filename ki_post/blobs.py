@@ -2,13 +2,18 @@
 
 Used for letter template versions, archived letters and mail attachments, so several servers
 share them and a backup of the database holds everything.
+
+A column that holds blob keys either has a foreign key to ``blobs.sha256`` or says so with
+``info={"blob_reference": True}`` (for tables that must not depend on this one); that is how
+``discard_unreferenced`` knows, without importing the packages above, what still needs a blob.
 """
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import LargeBinary, String, select
+from sqlalchemy import Column, LargeBinary, String, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
@@ -49,3 +54,28 @@ def load_blob(key: str) -> bytes:
     if data is None:
         raise LookupError(f"Datei {key} fehlt im Speicher")
     return data
+
+
+def _reference_columns() -> list[Column]:
+    columns = []
+    for table in db.metadata.tables.values():
+        for column in table.columns:
+            if column.info.get("blob_reference") or any(fk.target_fullname == "blobs.sha256" for fk in column.foreign_keys):
+                columns.append(column)
+    return columns
+
+
+def discard_unreferenced(keys: Iterable[str]) -> set[str]:
+    """Delete those of ``keys`` that no row references any more (after erasing a person's copies);
+    returns the deleted keys. Shared bytes (one circular attached to 50 invitations) stay."""
+    candidates = {key for key in keys if key}
+    if not candidates:
+        return set()
+    db.session.flush()
+    still_used: set[str] = set()
+    for column in _reference_columns():
+        still_used.update(db.session.scalars(select(column).where(column.in_(candidates)).distinct()))
+    unused = candidates - still_used
+    if unused:
+        db.session.execute(delete(Blob).where(Blob.sha256.in_(unused)), execution_options={"synchronize_session": False})
+    return unused

@@ -38,7 +38,7 @@ class LetterTemplateVersion(db.Model):
     template_id: Mapped[int] = mapped_column(ForeignKey("letter_templates.id", ondelete="CASCADE"), index=True)
     number: Mapped[int]
     filename: Mapped[str] = mapped_column(String(255), default="")
-    blob_key: Mapped[str] = mapped_column(String(64))  # sha256 in ki_post.blobs
+    blob_key: Mapped[str] = mapped_column(String(64), info={"blob_reference": True})  # sha256 in ki_post.blobs
     size: Mapped[int] = mapped_column(default=0)
     # Upload warnings (e.g. unknown placeholders), shown with the version.
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -106,8 +106,11 @@ class ArchivedLetter(db.Model):
     template_version_id: Mapped[int] = mapped_column(ForeignKey("letter_template_versions.id"))
     fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     filename: Mapped[str] = mapped_column(String(255))
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True, info={"blob_reference": True})
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the addressee was anonymised or deleted: the letter is an official act and stays in the
+    # archive (records duty), but from then on only the administration may open it (letters/erasure.py).
+    addressee_erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     run: Mapped[LetterRun] = relationship(back_populates="letters")
     template_version: Mapped[LetterTemplateVersion] = relationship()

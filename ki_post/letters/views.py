@@ -3,7 +3,7 @@ from __future__ import annotations
 import io
 import tempfile
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -13,7 +13,7 @@ from ..extensions import db
 from ..forms import apply_error
 from ..outbox.circulars import mail_letters
 from ..recipients.models import Contact, Organisation, Verteiler
-from . import pdf, services
+from . import erasure, pdf, services
 from .forms import ComposeForm, SenderForm, UploadForm
 from .models import LetterTemplateVersion
 
@@ -193,12 +193,15 @@ def archive():
 @bp.route("/rundschreiben/archiv/<int:run_id>")
 def run_detail(run_id: int):
     run = services.get_run(run_id)
-    return render_template("letters/run.html", run=run)
+    return render_template("letters/run.html", run=run, may_open=erasure.may_open,
+                           withheld=erasure.restricted_count(run.letters))
 
 
 @bp.route("/rundschreiben/archiv/brief/<int:letter_id>")
 def archived_letter(letter_id: int):
     letter, data = services.archived_letter(letter_id)
+    if not erasure.may_open(letter):
+        abort(403)  # the addressee was erased: the records copy is for the administration only
     return send_file(io.BytesIO(data), mimetype=services.engine.DOCX_MIMETYPE, as_attachment=True, download_name=letter.filename)
 
 
@@ -206,6 +209,7 @@ def archived_letter(letter_id: int):
 def run_zip(run_id: int):
     run = services.get_run(run_id)
     spool = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)
-    services.engine.write_letters_zip(spool, ((letter.filename, services.load_blob(letter.sha256)) for letter in run.letters))
+    letters = [letter for letter in run.letters if erasure.may_open(letter)]
+    services.engine.write_letters_zip(spool, ((letter.filename, services.load_blob(letter.sha256)) for letter in letters))
     spool.seek(0)
     return send_file(spool, mimetype="application/zip", as_attachment=True, download_name=f"Archiv_Vorgang_{run.id}.zip")

@@ -89,4 +89,16 @@ def lists_command() -> None:
         click.echo(f"{verteiler.name}\t{count}\t{describe_filter(verteiler.filter)}")
 
 
+@recipients.command("scrub-anonymised")
+def scrub_anonymised_command() -> None:
+    """Bereits anonymisierte Ansprechpersonen auch aus Postausgang, Einladungen, Kalenderantworten und
+    Briefarchiv-Freigaben entfernen (einmal nach dem Update; wiederholbar)."""
+    from .erasure import scrub_anonymised
+
+    contacts, counts = scrub_anonymised()
+    db.session.commit()
+    details = ", ".join(f"{name}: {count}" for name, count in sorted(counts.items())) or "nichts zu tun"
+    click.echo(f"{anzahl(contacts, 'anonymisierte Ansprechperson', 'anonymisierte Ansprechpersonen')} bereinigt ({details}).")
+
+
 commands: list[click.Command] = [recipients]

@@ -316,7 +316,7 @@ def anonymise_contact(contact: Contact) -> None:
     """Overwrite every personal field; the row stays so past mailings keep their counts (DSG-04)."""
     if contact.anonymised_at is not None:
         raise ValidationError("Diese Ansprechperson ist bereits anonymisiert.")
-    contact_erasing.send(None, contact=contact, delete=False)
+    scrubbed = _erase_copies(contact, deleting=False)
     for name in ("anrede", "academic_title", "office_title", "first_name", "function", "phone", "notes"):
         setattr(contact, name, "")
     contact.last_name = "Anonymisiert"
@@ -326,15 +326,22 @@ def anonymise_contact(contact: Contact) -> None:
     contact.anonymised_at = utcnow()
     db.session.execute(delete(verteiler_members).where(verteiler_members.c.contact_id == contact.id))
     db.session.flush()
-    audit("kontakt.anonymisiert", contact)
+    audit("kontakt.anonymisiert", contact, **scrubbed)
 
 
 def delete_contact(contact: Contact) -> None:
-    """Delete the row; other packages keep their own copy of the address (their FKs SET NULL)."""
-    audit("kontakt.geloescht", contact)
-    contact_erasing.send(None, contact=contact, delete=True)
+    """Delete the row; the other packages scrub their copies first (their rows stay for the counts)."""
+    audit("kontakt.geloescht", contact, **_erase_copies(contact, deleting=True))
     db.session.delete(contact)
     db.session.flush()
+
+
+def _erase_copies(contact: Contact, *, deleting: bool) -> dict[str, int]:
+    """Let every package scrub its copies of the person; returns their counts for the audit entry."""
+    counts: dict[str, int] = {}
+    for _receiver, result in contact_erasing.send(None, contact=contact, delete=deleting):
+        counts.update(result or {})
+    return counts
 
 
 # --- Organisations -------------------------------------------------------------------------------

@@ -31,3 +31,30 @@ def test_same_new_bytes_stored_by_two_sessions_at_once(app):
     assert errors == []
     assert db.session.scalar(select(func.count()).select_from(Blob)) == 1
     assert load_blob(key) == data
+
+
+def test_discard_unreferenced_keeps_what_anything_still_uses(app):
+    """After a person's copies are gone: their own bytes go, shared and archived bytes stay."""
+    from ki_post.blobs import discard_unreferenced
+    from ki_post.letters import services as letters
+    from ki_post.letters.models import ArchivedLetter, LetterRun
+    from ki_post.outbox.models import OutboxAttachment
+    from ki_post.outbox.services import Attachment, create_mailing, enqueue
+
+    shared, archived, own = b"%PDF-1.7 Rundschreiben fuer alle", b"PK Brief wie versandt", b"PK Brief nur fuer sie"
+    mailing = create_mailing("allgemein", "Mitteilung")
+    for address, files in (("a@kreis.example", [shared, archived, own]), ("b@kreis.example", [shared])):
+        enqueue(mailing, to_email=address, subject="Mitteilung", text="Text\n",
+                attachments=[Attachment(f"datei{n}.pdf", "application/pdf", data) for n, data in enumerate(files)])
+    version = letters.template_by_name("rundschreiben").latest
+    db.session.add(ArchivedLetter(run=LetterRun(template_version=version, fields={}), template_version_id=version.id,
+                                  filename="brief.docx", sha256=store_blob(archived)))
+    db.session.flush()
+    keys = [store_blob(data) for data in (shared, archived, own)]
+    first = db.session.scalar(select(OutboxAttachment.message_id).order_by(OutboxAttachment.id))
+    db.session.execute(OutboxAttachment.__table__.delete().where(OutboxAttachment.message_id == first))
+
+    assert discard_unreferenced([*keys, version.blob_key]) == {keys[2]}
+    db.session.commit()
+    assert set(db.session.scalars(select(Blob.sha256))) == {keys[0], keys[1], version.blob_key}
+    assert load_blob(keys[0]) == shared
