@@ -156,6 +156,15 @@ def find_unsupported_tags(part_xml: bytes, part: str, *, pages: bool = False) ->
     return None
 
 
+def first_tag_error(env: SandboxedEnvironment, part_xml: bytes, part: str, *, pages: bool = False) -> ValidationError:
+    """The first placeholder that is wrong on its own (syntax, unknown or unsupported command)."""
+    for hit in find_tags(read_paragraphs(part_xml, pages=pages)):
+        error = _check_one(env, hit, part)
+        if error is not None:
+            return error
+    return ValidationError(f"Die Vorlage enthält einen Befehl, der in Briefvorlagen nicht unterstützt wird ({part}).", field="file")
+
+
 def syntax_error(env: SandboxedEnvironment, part_xml: bytes, part: str, exc: TemplateSyntaxError,
                  source: str, *, pages: bool = False) -> ValidationError:
     """The first faulty placeholder of a part, as the user wrote it and where it is."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docxtpl import DocxTemplate
-from jinja2 import ChainableUndefined, TemplateSyntaxError
+from jinja2 import ChainableUndefined, TemplateSyntaxError, nodes
 from lxml import etree
 
 from ..errors import ValidationError
@@ -146,6 +146,9 @@ def _compile_part(env: sandbox.LetterEnvironment, name: str, label: str, raw: by
     source = re.sub(r"<w:p([ >])", r"\n<w:p\1", source)
     try:
         ast = env.parse(source)
+        if any(ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends, nodes.Block))):
+            # Valid Jinja, but a letter has no other templates to include: refuse it here, not per letter.
+            raise diagnostics.first_tag_error(env, raw, label, pages=name == "word/document.xml")
         references = schema.references(ast)
         template = env.from_string(env.guard(ast))
     except TemplateSyntaxError as exc:

@@ -300,9 +300,12 @@ def _finalize(value: Any) -> Any:
     """Every ``{{ … }}`` output: charge its length, refuse docxtpl objects (they need docxtpl's own
     document state: an image part, a hyperlink relationship …, which letters never carry)."""
     if type(value) is str:
+        # The common case, kept to a few operations: it runs for every placeholder of every letter.
         budget = _BUDGET.get()
         if budget is not None:
-            budget.produce(len(value))
+            budget.chars -= len(value)
+            if budget.chars < 0 or len(value) > MAX_ITEMS:
+                budget.produce(0 if budget.chars < 0 else len(value))
         return value
     label = docxtpl_object_name(value)
     if label is not None:
@@ -431,6 +434,7 @@ class LetterEnvironment(ImmutableSandboxedEnvironment):
         elif isinstance(__obj, BuiltinMethodType) and isinstance(getattr(__obj, "__self__", None), str):
             _precheck_str_method(__obj, args)
         result = __context.call(__obj, *args, **kwargs)
-        if isinstance(result, _SIZED):
+        # Guards charge for themselves; everything else pays for what it returned.
+        if isinstance(result, _SIZED) and not isinstance(getattr(__obj, "__self__", None), Guards):
             budget.produce(len(result))
         return result
