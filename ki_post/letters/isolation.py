@@ -85,9 +85,12 @@ def _child(connection: Any, data: bytes, memory: int, seconds: float, render_sec
     connection.close()
 
 
-def check_template(data: bytes, *, seconds: float = CHECK_SECONDS, memory: int = CHECK_MEMORY_BYTES,
-                   render_seconds: float = SAMPLE_RENDER_SECONDS) -> CheckResult:
+def check_template(data: bytes, *, seconds: float | None = None, memory: int | None = None,
+                   render_seconds: float | None = None) -> CheckResult:
     """Compile and sample-render ``data`` in a bounded child; raises ``ValidationError`` (German)."""
+    seconds = CHECK_SECONDS if seconds is None else seconds
+    memory = CHECK_MEMORY_BYTES if memory is None else memory
+    render_seconds = SAMPLE_RENDER_SECONDS if render_seconds is None else render_seconds
     context = _mp_context()
     started = time.monotonic()
     receiver, sender = context.Pipe(duplex=False)

@@ -208,3 +208,12 @@ def test_bomb_uploads_answer_in_german_and_the_web_process_stays(staff_client, n
     assert peak_mb() - before < 50  # whatever the check cost was paid by the child
     assert db.session.scalar(select(func.count(LetterTemplateVersion.id))) == 0
     assert staff_client.get("/rundschreiben/").status_code == 200
+
+
+def test_an_upload_is_checked_in_the_child_not_in_the_web_process(staff_client, monkeypatch):
+    """The child's clock (here 1 s) ends the check, not the sandbox's own (3 s in-process, 5 s in the child)."""
+    monkeypatch.setattr(isolation, "CHECK_SECONDS", 1.0)
+    slow = make_docx("{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}")
+    page = upload(staff_client, slow).get_data(as_text=True)
+    assert "Die Prüfung der Vorlage hat zu lange gedauert (mehr als 1 Sekunden) und wurde abgebrochen." in page
+    assert db.session.scalar(select(func.count(LetterTemplateVersion.id))) == 0
