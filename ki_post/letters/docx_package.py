@@ -39,8 +39,8 @@ def _mb(size: int) -> str:
     return f"{size / 1024 / 1024:.0f} MB"
 
 
-def open_docx(data: bytes) -> zipfile.ZipFile:
-    """The ZIP of a DOCX, checked: a Word document, intact, and small enough unpacked."""
+def check_directory(data: bytes) -> zipfile.ZipFile:
+    """A DOCX judged by its ZIP directory alone (nothing inflated): a Word document, small enough unpacked."""
     if not data:
         raise ValidationError("Die Datei ist leer.", field="file")
     if not data.startswith(b"PK"):
@@ -50,28 +50,37 @@ def open_docx(data: bytes) -> zipfile.ZipFile:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
-        if len(infos) > MAX_MEMBERS:
-            raise ValidationError(f"Die DOCX-Datei enthält zu viele Teile (mehr als {MAX_MEMBERS}).", field="file")
-        total = sum(info.file_size for info in infos)
-        if total > MAX_UNPACKED_BYTES:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, NotImplementedError, zlib.error) as exc:
+        raise ValidationError(f"Die DOCX-Datei ist beschädigt: das ZIP-Archiv lässt sich nicht lesen ({exc}).", field="file") from None
+    if len(infos) > MAX_MEMBERS:
+        raise ValidationError(f"Die DOCX-Datei enthält zu viele Teile (mehr als {MAX_MEMBERS}).", field="file")
+    total = sum(info.file_size for info in infos)
+    if total > MAX_UNPACKED_BYTES:
+        raise ValidationError(
+            f"Die DOCX-Datei ist entpackt zu groß ({_mb(total)}, höchstens {_mb(MAX_UNPACKED_BYTES)}). "
+            "Bitte große Bilder verkleinern oder entfernen.", field="file")
+    for info in infos:
+        if RENDERABLE.match(info.filename) and info.file_size > MAX_PART_BYTES:
             raise ValidationError(
-                f"Die DOCX-Datei ist entpackt zu groß ({_mb(total)}, höchstens {_mb(MAX_UNPACKED_BYTES)}). "
-                "Bitte große Bilder verkleinern oder entfernen.", field="file")
-        for info in infos:
-            if RENDERABLE.match(info.filename) and info.file_size > MAX_PART_BYTES:
-                raise ValidationError(
-                    f"Der Teil „{part_label(info.filename)}“ der DOCX-Datei ist entpackt zu groß "
-                    f"({_mb(info.file_size)}, höchstens {_mb(MAX_PART_BYTES)}).", field="file")
+                f"Der Teil „{part_label(info.filename)}“ der DOCX-Datei ist entpackt zu groß "
+                f"({_mb(info.file_size)}, höchstens {_mb(MAX_PART_BYTES)}).", field="file")
+    names = {info.filename for info in infos}
+    if "word/document.xml" not in names or "[Content_Types].xml" not in names:
+        raise ValidationError(
+            "Die Datei ist ein ZIP-Archiv, aber kein Word-Dokument (word/document.xml fehlt).", field="file")
+    return archive
+
+
+def open_docx(data: bytes) -> zipfile.ZipFile:
+    """The ZIP of a DOCX, checked: a Word document, small enough unpacked, and intact."""
+    archive = check_directory(data)
+    try:
         # testzip reads in 1 MB chunks and stops at each member's declared size.
         bad = archive.testzip()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, NotImplementedError, zlib.error) as exc:
         raise ValidationError(f"Die DOCX-Datei ist beschädigt: das ZIP-Archiv lässt sich nicht lesen ({exc}).", field="file") from None
     if bad is not None:
         raise ValidationError(f"Die DOCX-Datei ist beschädigt: der Teil „{bad}“ ist fehlerhaft.", field="file")
-    names = set(archive.namelist())
-    if "word/document.xml" not in names or "[Content_Types].xml" not in names:
-        raise ValidationError(
-            "Die Datei ist ein ZIP-Archiv, aber kein Word-Dokument (word/document.xml fehlt).", field="file")
     return archive
 
 

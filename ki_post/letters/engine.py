@@ -23,7 +23,7 @@ from lxml import etree
 from ..errors import ValidationError
 from . import diagnostics, sandbox, schema, wordml
 from .docx_package import (  # noqa: F401 - the engine's public API, re-exported
-    DOCX_MIMETYPE, MAX_MEMBERS, MAX_PART_BYTES, MAX_UNPACKED_BYTES, RENDERABLE, Member, Packed, assemble_zip,
+    DOCX_MIMETYPE, MAX_MEMBERS, MAX_PART_BYTES, MAX_UNPACKED_BYTES, RENDERABLE, Member, Packed, assemble_zip, check_directory,
     document_text, header_footer_labels, merge_letters, open_docx, pack, part_label, raw_members, read_member,
     unique_name, write_letters_zip,
 )

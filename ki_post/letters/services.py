@@ -74,7 +74,9 @@ def upload_template(name: str, data: bytes, *, filename: str = "", description: 
         # A file of the code base, not an upload: checked in-process (it is in every test and first run).
         warnings = engine.validate_template(data).warnings
     else:
-        # An upload: compiled and filled in with example data in a bounded child process.
+        # An upload: judged by its ZIP directory here (nothing inflated), then compiled and filled
+        # in with example data in a bounded child process.
+        engine.check_directory(data)
         warnings = isolation.check_template(data).warnings
     template = db.session.scalar(select(LetterTemplate).where(LetterTemplate.name == name))
     if template is None:
