@@ -9,12 +9,11 @@ import struct
 import zipfile
 
 import pytest
-from docx import Document
 from sqlalchemy import func, select
 
 from ki_post.errors import ValidationError
 from ki_post.extensions import db
-from ki_post.letters import engine, isolation, sandbox
+from ki_post.letters import engine, isolation
 from ki_post.letters.models import LetterTemplateVersion
 from tests.letters.test_engine import make_docx, texts
 

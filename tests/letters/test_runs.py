@@ -6,6 +6,7 @@ import io
 import zipfile
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 from docx import Document
 from sqlalchemy import func, select
 
@@ -223,3 +224,32 @@ def test_letters_mail_sends_to_everyone_else_through_smtp(smtp_app, smtp):
         (attachment,) = list(message.iter_attachments())
         text = Document(io.BytesIO(attachment.get_payload(decode=True))).paragraphs[0].text
         assert text.startswith("Sehr geehrte Damen und Herren, Ihre Kennziffer: ")
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(no_function=st.sets(st.integers(0, 52), max_size=6), bad_address=st.sets(st.integers(0, 52), max_size=4))
+def test_whoever_is_broken_only_they_are_skipped(app, demo, no_function, bad_address):
+    """Property over any mix of broken data and broken addresses. Oracle: the indexes themselves —
+    exactly those people are skipped (each once, with a reason), everyone else is queued once."""
+    version = services.template_by_name("Kennziffer").latest if services.list_templates() else template("Kennziffer", PER_PERSON)
+    contacts = all_contacts()
+    for index, contact in enumerate(contacts):
+        contact.function = "" if index in no_function else "Dezernat"
+        contact.email = f"kaputt-{index}.example" if index in bad_address else f"person-{index}@kreis.example"
+    db.session.flush()
+    from ki_post.outbox.circulars import mail_letters
+
+    mailing = mail_letters(version, contacts, FIELDS, start=False)
+    db.session.flush()
+    by_contact = {}
+    for message in mailing.messages:
+        assert message.contact_id not in by_contact, "one row per person"
+        by_contact[message.contact_id] = message
+    broken = {contacts[i].id for i in no_function | bad_address}
+    assert {cid for cid, m in by_contact.items() if m.state == "uebersprungen"} == broken
+    assert {cid for cid, m in by_contact.items() if m.state == "wartend"} == {c.id for c in contacts} - broken
+    for index in no_function:
+        assert by_contact[contacts[index].id].server_reply.startswith("Brief nicht erstellt: ")
+    for index in bad_address - no_function:
+        assert "ist keine gültige E-Mail-Adresse" in by_contact[contacts[index].id].server_reply
+    db.session.rollback()
