@@ -68,8 +68,9 @@ def _status_kb(key: str) -> int:
 def _child(connection: Any, data: bytes, memory: int, seconds: float, render_seconds: float) -> None:
     """Runs in the child: limits first, then the check; the answer is a plain tuple."""
     start = _status_kb("VmSize") * 1024
-    limit = start + memory
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if start:  # without /proc the starting size is unknown; CPU and wall-clock limits still hold
+        limit = start + memory
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     cpu = int(seconds) + 1
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     from . import engine
