@@ -25,18 +25,23 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
     return fields
 
 
-@letters.command("render", help="Briefe für einen Verteiler (oder alle aktiven Kontakte) erzeugen.")
+@letters.command("render", help="Briefe für einen Verteiler (oder alle aktiven Kontakte) erzeugen. Exit-Status 1: für "
+                                 "einige Empfänger ließ sich kein Brief erstellen (Gründe auf stderr), die übrigen sind geschrieben.")
 @click.option("--template", "template_name", required=True, help="Name der Vorlage (siehe „letters templates“).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Zieldatei (.zip, .docx oder .pdf).")
 @click.option("--list", "list_name", default=None, help="Verteiler; ohne Angabe alle aktiven Kontakte.")
 @click.option("--merged", is_flag=True, help="Ein Dokument für den Druck statt einer ZIP-Datei.")
 @click.option("--pdf", "as_pdf", is_flag=True, help="PDF statt DOCX (braucht LibreOffice).")
 @click.option("--set", "sets", multiple=True, metavar="FELD=WERT", help="Brieffeld setzen, z. B. --set betreff=… (mehrfach).")
-def render_command(template_name: str, out_path: Path, list_name: str | None, merged: bool, as_pdf: bool, sets: tuple[str, ...]) -> None:
+@click.option("--leere-felder", "confirm_empty", is_flag=True,
+              help="Zusatzfelder ohne Wert und unbekannte Platzhalter bleiben leer (sonst Abbruch mit Liste).")
+def render_command(template_name: str, out_path: Path, list_name: str | None, merged: bool, as_pdf: bool, sets: tuple[str, ...],
+                   confirm_empty: bool) -> None:
     from ..recipients.services import resolve_recipients, verteiler_by_name
     from . import services
 
     fields = _parse_sets(sets)
+    existed = out_path.exists()
     try:
         version = services.template_by_name(template_name).latest
         if list_name:
@@ -44,6 +49,7 @@ def render_command(template_name: str, out_path: Path, list_name: str | None, me
         else:
             contacts = resolve_recipients(filters={})
         all_fields = {**services.default_fields(), **fields}
+        services.require_complete(version, all_fields, confirm_empty=confirm_empty, how_to_fix=services.HOW_TO_FIX_CLI)
         output = ("merged" if merged else "zip") + ("_pdf" if as_pdf else "")
         out_path.parent.mkdir(parents=True, exist_ok=True)
         with out_path.open("wb") as target, click.progressbar(length=len(contacts), label="Briefe", file=sys.stderr) as bar:
@@ -52,10 +58,15 @@ def render_command(template_name: str, out_path: Path, list_name: str | None, me
         db.session.commit()
     except KiPostError as exc:
         db.session.rollback()
-        if out_path.exists() and out_path.stat().st_size == 0:
+        if out_path.exists() and not existed:
             out_path.unlink()
         raise click.ClickException(str(exc)) from None
     click.echo(f"{result.count} Briefe geschrieben: {out_path}")
+    for problem in result.problems:
+        click.echo(f"Nicht erstellt – {problem}", err=True)
+    if result.problems:
+        click.echo(f"{len(result.problems)} Briefe nicht erstellt (siehe oben; auch im Archiv unter Vorgang {result.run.id}).", err=True)
+        sys.exit(1)
 
 
 @letters.command("templates", help="Namen der Briefvorlagen auflisten.")

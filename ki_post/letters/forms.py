@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import DateField, RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms import BooleanField, DateField, RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from ..recipients.models import ORGANISATION_KINDS, REGIERUNGSBEZIRKE
@@ -59,3 +59,8 @@ class ComposeForm(FlaskForm):
     output = RadioField("Ergebnis", choices=list(OUTPUTS.items()), default="zip", validate_choice=False)
     # For "Als Aussendung vorbereiten": the letter travels as an attachment in this format.
     attachment_format = RadioField("Format des Anhangs", choices=list(MAIL_FORMATS.items()), default="docx", validate_choice=False)
+    # Nothing is produced while placeholders would stay empty, unless the user says so here.
+    leere_bestaetigt = BooleanField("Leere Platzhalter bestätigen: Zusatzfelder ohne Wert und unbekannte Platzhalter "
+                                    "bleiben in den Briefen leer")
+    # Shown once some recipients' letters cannot be made: produce the others anyway.
+    ohne_problemfaelle = BooleanField("Briefe ohne die genannten Empfängerinnen und Empfänger erstellen")

@@ -85,6 +85,8 @@ class LetterRun(db.Model):
     fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     output: Mapped[str] = mapped_column(String(20), default="zip")
     letter_count: Mapped[int] = mapped_column(default=0)
+    # Recipients left out because their letter could not be made: [{"name", "organisation", "email", "reason"}, …]
+    problems: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
     created_by: Mapped[str] = mapped_column(String(254), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from flask import current_app, has_app_context
 
@@ -39,8 +40,13 @@ def pdf_available(configured: str | None = None) -> bool:
     return find_soffice(configured) is not None
 
 
-def convert_to_pdf(documents: list[bytes], *, soffice: str | None = None, timeout: float = 1800) -> list[bytes]:
-    """Convert DOCX documents to PDF, in order, with ONE LibreOffice process and its own throw-away profile."""
+def convert_to_pdf(documents: list[bytes], *, soffice: str | None = None, timeout: float = 1800,
+                   missing_ok: bool = False) -> list[Any]:
+    """Convert DOCX documents to PDF, in order, with ONE LibreOffice process and its own throw-away profile.
+
+    With ``missing_ok`` a document LibreOffice could not convert is ``None`` in the result (the
+    caller records it for that recipient) instead of failing the whole batch.
+    """
     if not documents:
         return []
     binary = find_soffice(soffice)
@@ -67,6 +73,9 @@ def convert_to_pdf(documents: list[bytes], *, soffice: str | None = None, timeou
         pdfs = []
         for path in names:
             target = work / "out" / (path.stem + ".pdf")
+            if not target.exists() and missing_ok:
+                pdfs.append(None)
+                continue
             if not target.exists():
                 detail = result.stderr.decode("utf-8", "replace").strip()[-300:]
                 raise KiPostError(f"LibreOffice konnte „{path.name}“ nicht in PDF umwandeln. {detail}".strip())

@@ -6,7 +6,7 @@ import unicodedata
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import IO, Any
@@ -21,7 +21,10 @@ from ..errors import NotFound, ValidationError
 from ..extensions import db
 from ..recipients.addressing import address_lines, role_wording, salutation
 from ..recipients.models import ORGANISATION_KINDS, Contact
-from . import engine, pdf
+from . import engine, isolation, pdf, schema
+from .schema import (  # noqa: F401 - part of this module's API
+    DEFAULT_SENDER, KNOWN_NAMES, LETTER_FIELDS, PLACEHOLDERS, SENDER_TEXT_FIELDS, Placeholder, sample_context,
+)
 from .models import ArchivedLetter, LetterRun, LetterTemplate, LetterTemplateVersion, SenderProfile
 
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "templates" / "letters"
@@ -32,89 +35,7 @@ OUTPUTS = {
     "zip_pdf": "ZIP mit einer PDF-Datei je Empfänger",
     "merged_pdf": "Ein PDF-Dokument für den Druck (alle Briefe)",
 }
-LETTER_FIELDS = ("datum", "aktenzeichen", "betreff", "ansprechperson", "telefon", "telefax", "email")
 FILE_PATTERN = "{datum}_{betreff}_{organisation}"
-
-# Facts of the reference circular of 28 December 2016 (shared/reference), as the starting profile.
-DEFAULT_SENDER: dict[str, Any] = {
-    "ministerium": "Ministerium für Arbeit, Integration und Soziales des Landes Nordrhein-Westfalen",
-    "ministerium_zeile1": "Ministerium für Arbeit, Integration und Soziales",
-    "ministerium_zeile2": "des Landes Nordrhein-Westfalen",
-    "ruecksendeangabe": "MAIS NRW, 40190 Düsseldorf",
-    "dienstgebaeude": "Fürstenwall 25\n40219 Düsseldorf",
-    "kommunikation": "Telefon 0211 855-5\nTelefax 0211 855-3683\npoststelle@mais.nrw.de\nwww.mais.nrw",
-    "verkehr": "Rheinbahn Linie 709, Haltestelle Stadttor\nRheinbahn Linien 708, 732,\nHaltestelle Polizeipräsidium",
-    "ansprechperson": "Agnes Heuvelmann",
-    "telefon": "0211 855-3607",
-    "telefax": "0211 855-3683",
-    "email": "agnes.heuvelmann@mais.nrw.de",
-    "aktenzeichen": "9506",
-    "unterzeichnende": [
-        {"name": "Anton Rütten", "funktion": "Leiter der Abteilung IV, MAIS"},
-        {"name": "Dr. Norbert Reichel", "funktion": "Leiter der Gruppe 32, MSW"},
-    ],
-}
-SENDER_TEXT_FIELDS = tuple(k for k in DEFAULT_SENDER if k != "unterzeichnende")
-
-
-# --- placeholders ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Placeholder:
-    tag: str
-    description: str
-    example: str
-
-
-PLACEHOLDERS: tuple[Placeholder, ...] = (
-    Placeholder("{{ anrede }}", "Anrede aus dem Verteiler, mit Komma", "Sehr geehrte Frau Dr. Schmidt,"),
-    Placeholder("{%p for zeile in anschrift %}{{ zeile }}{%p endfor %}", "Anschrift nach DIN 5008, eine Zeile je Absatz (höchstens 6)", "Kreis Kleve – Die Landrätin / Frau / Dr. Anna Schmidt / Nassauerallee 15–23 / 47533 Kleve"),
-    Placeholder("{{ funktion_empfaenger }}", "die für das KI zuständige Dezernentin / den … Dezernenten (Akkusativ)", "die für das KI zuständige Dezernentin"),
-    Placeholder("{{ kontakt.name }}", "Titel, Vor- und Nachname", "Dr. Anna Schmidt"),
-    Placeholder("{{ kontakt.vorname }}, {{ kontakt.nachname }}, {{ kontakt.titel }}", "Teile des Namens", "Anna, Schmidt, Dr."),
-    Placeholder("{{ kontakt.amtsbezeichnung }}", "Amtsbezeichnung", "Beigeordnete"),
-    Placeholder("{{ kontakt.funktion }}", "Funktion", "Dezernentin für Bildung und Integration"),
-    Placeholder("{{ kontakt.email }}, {{ kontakt.telefon }}", "E-Mail und Telefon der Empfängerin/des Empfängers", "anna.schmidt@kreis-kleve.example, 02821 85-0"),
-    Placeholder("{{ organisation.name }}", "Name der Kommune", "Kreis Kleve"),
-    Placeholder("{{ organisation.art }}", "Art der Kommune", "Kreis"),
-    Placeholder("{{ organisation.behoerde }}", "Behördenzeile(n) der Anschrift", "Kreis Kleve – Die Landrätin"),
-    Placeholder("{{ organisation.strasse }}, {{ organisation.plz }}, {{ organisation.ort }}", "Postanschrift der Kommune", "Nassauerallee 15–23, 47533, Kleve"),
-    Placeholder("{{ organisation.regierungsbezirk }}", "Regierungsbezirk", "Düsseldorf"),
-    Placeholder("{{ organisation.ki_name }}", "Name des Kommunalen Integrationszentrums", "KI Kreis Kleve"),
-    Placeholder("{%p if ist_kreis %} … {%p elif ist_kreisfreie_stadt %} … {%p endif %}", "Absatz nur für Kreise (und StädteRegion) bzw. nur für kreisfreie Städte", "ja / nein"),
-    Placeholder("{{ datum }}", "Datum des Schreibens", "28. Dezember 2016"),
-    Placeholder("{{ aktenzeichen }}", "Aktenzeichen", "9506"),
-    Placeholder("{{ betreff }}", "Betreff (fett, ohne Punkt)", "Ausbau der Kommunalen Integrationszentren im Jahre 2016/2017"),
-    Placeholder("{{ ansprechperson }}, {{ telefon }}, {{ telefax }}, {{ email }}", "Informationsblock: Ansprechperson und ihre Erreichbarkeit", "Agnes Heuvelmann, 0211 855-3607, 0211 855-3683, agnes.heuvelmann@mais.nrw.de"),
-    Placeholder("{%p for person in unterzeichnende %}{{ person.name }} {{ person.funktion }}{%p endfor %}", "Unterzeichnende mit Funktion", "Anton Rütten, Leiter der Abteilung IV, MAIS"),
-    Placeholder("{{ absender.ministerium }}", "Name des Ministeriums (auch absender.ministerium_zeile1/_zeile2)", DEFAULT_SENDER["ministerium"]),
-    Placeholder("{{ absender.ruecksendeangabe }}", "Rücksendeangabe über der Anschrift", DEFAULT_SENDER["ruecksendeangabe"]),
-    Placeholder("{{ absender.dienstgebaeude }}, {{ absender.kommunikation }}, {{ absender.verkehr }}", "Fußzeile: Anschrift, Erreichbarkeit, öffentliche Verkehrsmittel (mehrzeilig)", "Fürstenwall 25 / 40219 Düsseldorf"),
-    Placeholder("{{ felder.NAME }}", "Zusatzfelder, beim Erstellen frei benannt (z. B. felder.frist)", "31. Januar 2017"),
-)
-KNOWN_NAMES = frozenset({
-    "anrede", "anschrift", "funktion_empfaenger", "kontakt", "organisation", "ist_kreis", "ist_kreisfreie_stadt",
-    "ist_staedteregion", "datum", "aktenzeichen", "betreff", "ansprechperson", "telefon", "telefax", "email",
-    "unterzeichnende", "absender", "felder",
-})
-
-
-def sample_context() -> dict[str, Any]:
-    """Example data for upload validation and the help page."""
-    return {
-        "anrede": "Sehr geehrte Frau Dr. Schmidt,",
-        "anschrift": ["Kreis Kleve – Die Landrätin", "Frau", "Dr. Anna Schmidt", "Nassauerallee 15–23", "47533 Kleve"],
-        "funktion_empfaenger": "die für das KI zuständige Dezernentin",
-        "kontakt": {"name": "Dr. Anna Schmidt", "vorname": "Anna", "nachname": "Schmidt", "titel": "Dr.", "anrede": "Frau",
-                    "amtsbezeichnung": "", "funktion": "Dezernentin", "email": "anna.schmidt@kreis-kleve.example", "telefon": ""},
-        "organisation": {"name": "Kreis Kleve", "art": "Kreis", "behoerde": "Kreis Kleve – Die Landrätin", "strasse": "Nassauerallee 15–23",
-                         "plz": "47533", "ort": "Kleve", "regierungsbezirk": "Düsseldorf", "ki_name": "KI Kreis Kleve"},
-        "ist_kreis": True, "ist_kreisfreie_stadt": False, "ist_staedteregion": False,
-        "datum": "28. Dezember 2016", "aktenzeichen": "9506", "betreff": "Ausbau der Kommunalen Integrationszentren",
-        "ansprechperson": DEFAULT_SENDER["ansprechperson"], "telefon": DEFAULT_SENDER["telefon"],
-        "telefax": DEFAULT_SENDER["telefax"], "email": DEFAULT_SENDER["email"],
-        "unterzeichnende": DEFAULT_SENDER["unterzeichnende"], "absender": dict(DEFAULT_SENDER), "felder": {},
-    }
-
 
 # --- templates ------------------------------------------------------------------------------------
 _COMPILED: OrderedDict[str, engine.CompiledTemplate] = OrderedDict()
@@ -149,7 +70,14 @@ def upload_template(name: str, data: bytes, *, filename: str = "", description: 
     name = _clean_name(name)
     if len(data) > MAX_TEMPLATE_BYTES:
         raise ValidationError("Die Datei ist größer als 10 MB.", field="file")
-    report = engine.validate_template(data, KNOWN_NAMES, sample_context())
+    if shipped:
+        # A file of the code base, not an upload: checked in-process (it is in every test and first run).
+        warnings = engine.validate_template(data).warnings
+    else:
+        # An upload: judged by its ZIP directory here (nothing inflated), then compiled and filled
+        # in with example data in a bounded child process.
+        engine.check_directory(data)
+        warnings = isolation.check_template(data).warnings
     template = db.session.scalar(select(LetterTemplate).where(LetterTemplate.name == name))
     if template is None:
         template = LetterTemplate(name=name, description=description.strip(), shipped=shipped)
@@ -161,11 +89,11 @@ def upload_template(name: str, data: bytes, *, filename: str = "", description: 
         LetterTemplateVersion.template_id == template.id)) or 0) + 1
     version = LetterTemplateVersion(
         template=template, number=number, filename=(filename or f"{name}.docx")[:255], blob_key=store_blob(data),
-        size=len(data), warnings=report.warnings, created_by=user)
+        size=len(data), warnings=warnings, created_by=user)
     db.session.add(version)
     db.session.flush()
     audit("vorlage.hochgeladen", version, template_id=template.id, version=number)
-    return version, report.warnings
+    return version, warnings
 
 
 def ensure_shipped_templates() -> int:
@@ -340,18 +268,113 @@ def letter_context(contact: Contact | None, fields: Mapping[str, str], sender: M
     context["datum"] = format_letter_date(fields.get("datum", ""))
     context["unterzeichnende"] = [dict(p) for p in sender.get("unterzeichnende", [])]
     context["absender"] = dict(sender)
-    context["felder"] = extra
+    # An extra field left empty is absent, so {{ felder.x|default("…") }} applies to it as well.
+    context["felder"] = {key: value for key, value in extra.items() if value.strip()}
     return context
 
 
+# --- checks before anything is produced ---------------------------------------------------------------
+HOW_TO_FIX_WEB = ("Zusatzfelder unter „Zusatzfelder“ als „name=Wert“ angeben, Schreibfehler in der Vorlage beheben – "
+                  "oder, wenn die Stellen leer bleiben sollen, „Leere Platzhalter bestätigen“ ankreuzen.")
+HOW_TO_FIX_CLI = ("Zusatzfelder mit --set name=WERT angeben, Schreibfehler in der Vorlage beheben – "
+                  "oder, wenn die Stellen leer bleiben sollen, --leere-felder angeben.")
+
+
+@dataclass
+class RunCheck:
+    """What would stay empty in every letter: extra fields without a value, unknown placeholders."""
+
+    missing_fields: list[str]
+    unknown: list[schema.Unknown]
+
+    @property
+    def problems(self) -> list[str]:
+        return ([f"felder.{name} (Zusatzfeld ohne Wert)" for name in self.missing_fields]
+                + [f"{unknown} (unbekannter Platzhalter)" for unknown in self.unknown])
+
+
+class EmptyPlaceholders(ValidationError):
+    """Placeholders would stay empty and nobody confirmed that; ``check`` lists them."""
+
+    def __init__(self, check: RunCheck, how_to_fix: str):
+        super().__init__("Diese Platzhalter blieben in den Briefen leer: " + "; ".join(check.problems) + ". " + how_to_fix,
+                         field="leere_bestaetigt")
+        self.check = check
+
+
+def check_run(version: LetterTemplateVersion, fields: Mapping[str, Any]) -> RunCheck:
+    references = compiled(version).references
+    given = {key for key, value in clean_fields(fields).items() if key not in LETTER_FIELDS and value.strip()}
+    return RunCheck(sorted(references.fields - given), schema.unknown_placeholders(references))
+
+
+def require_complete(version: LetterTemplateVersion, fields: Mapping[str, Any], *, confirm_empty: bool,
+                     how_to_fix: str = HOW_TO_FIX_WEB) -> RunCheck:
+    """Stop before producing when placeholders would stay empty, unless the user confirmed that."""
+    check = check_run(version, fields)
+    if check.problems and not confirm_empty:
+        raise EmptyPlaceholders(check, how_to_fix)
+    return check
+
+
+@dataclass(frozen=True)
+class RecipientProblem:
+    """One recipient whose letter or message could not be made, with the German reason."""
+
+    contact_id: int | None
+    name: str
+    organisation: str
+    email: str
+    reason: str
+
+    @classmethod
+    def of(cls, contact: Contact, reason: str) -> RecipientProblem:
+        return cls(contact.id, contact.full_name or contact.email, contact.organisation.name if contact.organisation else "",
+                   contact.email or "", reason)
+
+    def __str__(self) -> str:
+        who = self.name + (f" ({self.organisation})" if self.organisation else "")
+        return f"{who}: {self.reason}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"contact_id": self.contact_id, "name": self.name, "organisation": self.organisation,
+                "email": self.email, "reason": self.reason}
+
+
 def render_letters_for(contacts: Iterable[Contact], version: LetterTemplateVersion, fields: Mapping[str, Any],
-                       sender: Mapping[str, Any] | None = None) -> Iterator[tuple[Contact, bytes]]:
-    """(contact, DOCX bytes) per recipient: the one rendering road for downloads, CLI and mail attachments."""
+                       sender: Mapping[str, Any] | None = None,
+                       problems: list[RecipientProblem] | None = None) -> Iterator[tuple[Contact, bytes]]:
+    """(contact, DOCX bytes) per recipient: the one rendering road for downloads, CLI and mail attachments.
+
+    With ``problems``, a recipient whose letter cannot be filled in (an error from that person's
+    data, a limit of the sandbox) is recorded there and left out; the others go on. Without it, the
+    first such error is raised.
+    """
     template = compiled(version)
     cleaned = clean_fields(fields)
     sender = sender if sender is not None else sender_dict(sender_profile())
     for contact in contacts:
-        yield contact, template.render(letter_context(contact, cleaned, sender))
+        try:
+            document = template.render(letter_context(contact, cleaned, sender))
+        except ValidationError as error:
+            if problems is None:
+                raise
+            problems.append(RecipientProblem.of(contact, str(error)))
+            continue
+        yield contact, document
+
+
+def recipient_problems(version: LetterTemplateVersion, contacts: Sequence[Contact], fields: Mapping[str, Any]) -> list[RecipientProblem]:
+    """A dry run (nothing archived): whose letters cannot be made, and why."""
+    problems: list[RecipientProblem] = []
+    for _ in render_letters_for(contacts, version, fields, problems=problems):
+        pass
+    return problems
+
+
+def nothing_produced(problems: Sequence[RecipientProblem]) -> ValidationError:
+    shown = "; ".join(map(str, problems[:3])) + (f"; und {len(problems) - 3} weitere" if len(problems) > 3 else "")
+    return ValidationError(f"Für keine Empfängerin und keinen Empfänger ließ sich etwas erstellen: {shown}")
 
 
 def preview(version: LetterTemplateVersion, contacts: Sequence[Contact], fields: Mapping[str, Any], index: int) -> tuple[int, str]:
@@ -387,11 +410,17 @@ class Production:
     filename: str
     mimetype: str
     count: int
+    problems: list[RecipientProblem] = field(default_factory=list)
 
 
 def produce(version: LetterTemplateVersion, contacts: Sequence[Contact], fields: Mapping[str, Any], output: str,
             target: IO[bytes], *, user: str = "", progress: Callable[[int], None] | None = None) -> Production:
-    """Render, archive every letter, and write the requested output (ZIP / merged DOCX / PDF) to ``target``."""
+    """Render, archive every letter, and write the requested output (ZIP / merged DOCX / PDF) to ``target``.
+
+    One recipient's problem never stops the others: whose letter cannot be made is left out and
+    listed in ``Production.problems`` and in the run (shown on its archive page). Only when no
+    letter at all can be made does it raise.
+    """
     if output not in OUTPUTS:
         raise ValidationError("Unbekannte Ausgabeart.", field="output")
     if not contacts:
@@ -404,11 +433,14 @@ def produce(version: LetterTemplateVersion, contacts: Sequence[Contact], fields:
     db.session.flush()
     named: list[tuple[str, bytes]] = []
     used: set[str] = set()
+    problems: list[RecipientProblem] = []
+    recipients: list[Contact] = []
     count = 0
     # A ZIP of DOCX files is streamed to the target as letters render; the other outputs need all letters.
     archive = zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED, allowZip64=True) if output == "zip" else None
     try:
-        for count, (contact, document) in enumerate(render_letters_for(contacts, version, cleaned), start=1):
+        for count, (contact, document) in enumerate(render_letters_for(contacts, version, cleaned, problems=problems), start=1):
+            recipients.append(contact)
             filename = engine.unique_name(letter_filename(contact, cleaned), used)
             key = store_blob(document)
             db.session.add(ArchivedLetter(
@@ -424,6 +456,8 @@ def produce(version: LetterTemplateVersion, contacts: Sequence[Contact], fields:
     finally:
         if archive is not None:
             archive.close()
+    if not count:
+        raise nothing_produced(problems)
     base = safe_filename(f"{cleaned.get('datum', '')}_{cleaned.get('betreff') or 'Rundschreiben'}", 90)
     soffice = current_app.config.get("SOFFICE_PATH") or None
     if output == "zip":
@@ -431,21 +465,33 @@ def produce(version: LetterTemplateVersion, contacts: Sequence[Contact], fields:
     elif output == "merged":
         counts = None
         if pdf.pdf_available(soffice):
-            counts = [pdf.page_count(p) for p in pdf.convert_to_pdf([d for _, d in named], soffice=soffice)]
+            # Page counts only pre-fill "Seite 1 von N" for LibreOffice; a letter it cannot convert costs them all.
+            measured = pdf.convert_to_pdf([d for _, d in named], soffice=soffice, missing_ok=True)
+            counts = [pdf.page_count(p) for p in measured] if all(measured) else None
         target.write(engine.merge_letters([d for _, d in named], counts))
         filename, mimetype = f"{base}_Druck.docx", engine.DOCX_MIMETYPE
-    elif output == "zip_pdf":
-        pdfs = pdf.convert_to_pdf([d for _, d in named], soffice=soffice)
-        engine.write_letters_zip(target, [(n.rsplit(".", 1)[0] + ".pdf", p) for (n, _), p in zip(named, pdfs)])
-        filename, mimetype = f"{base}_PDF.zip", "application/zip"
     else:
-        pdfs = pdf.convert_to_pdf([d for _, d in named], soffice=soffice)
-        target.write(pdf.unite_pdfs(pdfs))
-        filename, mimetype = f"{base}_Druck.pdf", "application/pdf"
+        converted = pdf.convert_to_pdf([d for _, d in named], soffice=soffice, missing_ok=True)
+        pdfs = []
+        for (name, _), contact, document in zip(named, recipients, converted):
+            if document is None:
+                problems.append(RecipientProblem.of(contact, "LibreOffice konnte diesen Brief nicht in PDF umwandeln "
+                                                             "(der DOCX-Brief liegt im Archiv)."))
+            else:
+                pdfs.append((name.rsplit(".", 1)[0] + ".pdf", document))
+        if not pdfs:
+            raise nothing_produced(problems)
+        if output == "zip_pdf":
+            engine.write_letters_zip(target, pdfs)
+            filename, mimetype = f"{base}_PDF.zip", "application/zip"
+        else:
+            target.write(pdf.unite_pdfs([document for _, document in pdfs]))
+            filename, mimetype = f"{base}_Druck.pdf", "application/pdf"
     run.letter_count = count
+    run.problems = [problem.as_dict() for problem in problems]
     db.session.flush()
-    audit("rundschreiben.erstellt", run, template_version_id=version.id, letters=count)
-    return Production(run=run, filename=filename, mimetype=mimetype, count=count)
+    audit("rundschreiben.erstellt", run, template_version_id=version.id, letters=count, skipped=len(problems))
+    return Production(run=run, filename=filename, mimetype=mimetype, count=count, problems=problems)
 
 
 def list_runs(limit: int = 50) -> list[LetterRun]:

@@ -11,7 +11,7 @@ from ..auth.services import audit
 from ..errors import KiPostError, ValidationError
 from ..extensions import db
 from ..forms import apply_error
-from ..outbox.circulars import mail_letters
+from ..outbox.circulars import mail_letters, skipped_recipients
 from ..recipients.models import Contact, Organisation, Verteiler
 from . import erasure, pdf, services
 from .forms import ComposeForm, SenderForm, UploadForm
@@ -136,6 +136,8 @@ def _recipients(form: ComposeForm) -> list[Contact]:
 def compose():
     form = _compose_form()
     preview_text, index, total = None, 0, 0
+    check: services.RunCheck | None = None
+    problems: list[services.RecipientProblem] = []
     if request.method == "GET":
         defaults = services.default_fields()
         for name in ("aktenzeichen", "ansprechperson", "telefon", "telefax", "email"):
@@ -152,7 +154,17 @@ def compose():
             version = services.version_from_choice(form.version_id.data)
             fields = _fields(form)
             contacts = _recipients(form)
+            if action in ("produce", "mailing"):
+                services.require_complete(version, fields, confirm_empty=form.leere_bestaetigt.data)
             if action == "produce":
+                if not form.ohne_problemfaelle.data:
+                    problems = services.recipient_problems(version, contacts, fields)
+                    if problems:
+                        raise ValidationError(
+                            f"Für {len(problems)} von {len(contacts)} Empfängerinnen und Empfängern lässt sich kein Brief "
+                            "erstellen (Gründe unten). Die übrigen Briefe erstellen: „Briefe ohne die genannten "
+                            "Empfängerinnen und Empfänger erstellen“ ankreuzen und erneut „Briefe erstellen“ wählen.",
+                            field="ohne_problemfaelle")
                 spool = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)
                 result = services.produce(version, contacts, fields, form.output.data, spool, user=current_user.email)
                 db.session.commit()
@@ -160,6 +172,7 @@ def compose():
                 return send_file(spool, mimetype=result.mimetype, as_attachment=True, download_name=result.filename)
             if action == "mailing":
                 return _prepare_mailing(version, contacts, fields, form.attachment_format.data)
+            check = services.check_run(version, fields)
             requested = request.form.get("index", "0")
             index, preview_text = services.preview(version, contacts, fields, int(requested) if requested.isdigit() else 0)
             total = len(contacts)
@@ -172,16 +185,23 @@ def compose():
         else:
             db.session.commit()  # a shipped template used for the first time is now registered
     return render_template("letters/compose.html", form=form, preview_text=preview_text, index=index, total=total,
+                           check=check, problems=problems,
                            pdf_available=pdf.pdf_available(current_app.config.get("SOFFICE_PATH")), install_hint=pdf.INSTALL_HINT)
 
 
 def _prepare_mailing(version: LetterTemplateVersion, contacts: list[Contact], fields: dict[str, str], fmt: str):
     """A draft mailing (Entwurf): the user previews, sends a test and releases it on the mailing page."""
-    mailing = mail_letters(version, contacts, fields, fmt=fmt, start=False, created_by_id=current_user.id)
-    audit("outbox.rundschreiben", mailing, count=len(mailing.messages))
+    # Empty placeholders were checked (or confirmed) by the caller.
+    mailing = mail_letters(version, contacts, fields, fmt=fmt, start=False, created_by_id=current_user.id, confirm_empty=True)
+    skipped = skipped_recipients(mailing)
+    queued = len(mailing.messages) - len(skipped)
+    audit("outbox.rundschreiben", mailing, count=queued, skipped=len(skipped))
     db.session.commit()
-    flash(f"Die Aussendung mit {len(mailing.messages)} Nachrichten ist als Entwurf vorbereitet; noch ist nichts gesendet. "
+    flash(f"Die Aussendung mit {queued} Nachrichten ist als Entwurf vorbereitet; noch ist nichts gesendet. "
           "Bitte die Vorschau prüfen, eine Testnachricht an sich senden und dann „Senden“ wählen.", "success")
+    if skipped:
+        flash(f"{len(skipped)} Empfängerinnen und Empfänger wurden übersprungen; die Gründe stehen in der Liste "
+              "unten (Zustand „übersprungen“).", "warning")
     return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
 
 

@@ -13,8 +13,8 @@ import click
 
 from ..errors import KiPostError, ValidationError
 from ..extensions import db
-from .models import Mailing
-from .services import Attachment, create_mailing, enqueue, render_mail, start_mailing
+from .models import Mailing, OutboxMessage
+from .services import Attachment, create_mailing, enqueue, render_mail, skip_recipient, start_mailing
 
 if TYPE_CHECKING:
     from ..letters.models import LetterTemplateVersion
@@ -24,7 +24,8 @@ DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.docu
 
 
 def mail_circular(template_name: str, *, list_name: str | None = None, fmt: str = "docx", subject: str = "",
-                  start: bool = True, created_by_id: int | None = None, progress=None) -> Mailing:
+                  fields: Mapping[str, Any] | None = None, start: bool = True, created_by_id: int | None = None,
+                  confirm_empty: bool = False, how_to_fix: str | None = None, progress=None) -> Mailing:
     """The latest version of a template to a Verteiler (or all active contacts), with default fields."""
     from ..letters import services as letters
     from ..recipients.services import resolve_recipients, verteiler_by_name
@@ -33,17 +34,23 @@ def mail_circular(template_name: str, *, list_name: str | None = None, fmt: str 
     contacts = resolve_recipients(verteiler_id=verteiler_by_name(list_name).id) if list_name else resolve_recipients(filters={})
     if not contacts:
         raise ValidationError("Der Verteiler enthält keine aktiven Kontakte mit E-Mail-Adresse.", "list")
-    fields = letters.default_fields()
-    fields["betreff"] = subject or fields.get("betreff") or template_name
-    return mail_letters(version, contacts, fields, fmt=fmt, start=start, created_by_id=created_by_id, progress=progress)
+    all_fields = {**letters.default_fields(), **(fields or {})}
+    all_fields["betreff"] = subject or all_fields.get("betreff") or template_name
+    return mail_letters(version, contacts, all_fields, fmt=fmt, start=start, created_by_id=created_by_id,
+                        confirm_empty=confirm_empty, how_to_fix=how_to_fix or letters.HOW_TO_FIX_CLI, progress=progress)
 
 
 def mail_letters(version: LetterTemplateVersion, contacts: Sequence[Contact], fields: Mapping[str, Any], *,
-                 fmt: str = "docx", start: bool = True, created_by_id: int | None = None,
-                 progress: Callable[[int], None] | None = None) -> Mailing:
+                 fmt: str = "docx", start: bool = True, created_by_id: int | None = None, confirm_empty: bool = False,
+                 how_to_fix: str | None = None, progress: Callable[[int], None] | None = None) -> Mailing:
     """Render the circular per recipient and enqueue it with a cover mail (flushes, never commits).
 
     Shared by the CLI and the compose page; with ``start=False`` the mailing stays an Entwurf.
+    Placeholders that would stay empty stop it first (unless ``confirm_empty``). After that, one
+    recipient's problem never stops the others: a letter that cannot be filled in from that
+    person's data, a PDF LibreOffice cannot make, an address ``enqueue`` refuses — each is recorded
+    for that person with ``skip_recipient`` (state "übersprungen", German reason) and the rest is
+    queued. Only when nobody at all can be reached does it raise (and nothing is created).
     """
     from flask import current_app
 
@@ -59,48 +66,97 @@ def mail_letters(version: LetterTemplateVersion, contacts: Sequence[Contact], fi
     if fmt == "pdf" and not pdf.pdf_available(soffice):
         raise pdf.LibreOfficeMissing(pdf.INSTALL_HINT)
     fields = letters.clean_fields(fields)
+    letters.require_complete(version, fields, confirm_empty=confirm_empty, how_to_fix=how_to_fix or letters.HOW_TO_FIX_WEB)
     profile = letters.sender_dict(letters.sender_profile())
-    rendered = list(letters.render_letters_for(contacts, version, fields))
-    documents = [document for _, document in rendered]
+    problems: list[letters.RecipientProblem] = []
+    rendered = list(letters.render_letters_for(contacts, version, fields, problems=problems))
+    documents: list[bytes | None] = [document for _, document in rendered]
     if fmt == "pdf":
-        documents = pdf.convert_to_pdf(documents, soffice=soffice)
+        documents = pdf.convert_to_pdf([d for d in documents if d is not None], soffice=soffice, missing_ok=True)
     mailing = create_mailing("rundschreiben", fields["betreff"], created_by_id=created_by_id)
+    for problem in problems:
+        skip_recipient(mailing, to_email=problem.email, to_name=problem.name, contact_id=problem.contact_id,
+                       reason=f"Brief nicht erstellt: {problem.reason}")
+    skipped = [problem.reason for problem in problems]
+    queued = 0
     for (contact, _), document in zip(rendered, documents):
-        filename = letters.letter_filename(contact, fields, fmt)
-        mail = render_mail("rundschreiben", {
-            "betreff": fields["betreff"], "aktenzeichen": fields.get("aktenzeichen", ""),
-            "anrede": salutation(contact), "datum": letters.format_letter_date(fields.get("datum", "")),
-            "dateiname": filename, "absender": "\n".join(p for p in (profile.get("ansprechperson"), profile.get("ministerium")) if p)
-                        or current_app.config["APP_NAME"],
-        })
-        enqueue(mailing, to_email=contact.email, to_name=contact.full_name, contact_id=contact.id,
-                subject=mail.subject, text=mail.text, html=mail.html,
-                attachments=[Attachment(filename, DOCX_MIME if fmt == "docx" else "application/pdf", document)])
         if progress:
             progress(1)
+        if document is None:
+            skipped.append("LibreOffice konnte den Brief nicht in PDF umwandeln.")
+            skip_recipient(mailing, to_email=contact.email or "", to_name=contact.full_name, contact_id=contact.id,
+                           reason=skipped[-1])
+            continue
+        filename = letters.letter_filename(contact, fields, fmt)
+        try:
+            mail = render_mail("rundschreiben", {
+                "betreff": fields["betreff"], "aktenzeichen": fields.get("aktenzeichen", ""),
+                "anrede": salutation(contact), "datum": letters.format_letter_date(fields.get("datum", "")),
+                "dateiname": filename, "absender": "\n".join(p for p in (profile.get("ansprechperson"), profile.get("ministerium")) if p)
+                            or current_app.config["APP_NAME"],
+            })
+            enqueue(mailing, to_email=contact.email, to_name=contact.full_name, contact_id=contact.id,
+                    subject=mail.subject, text=mail.text, html=mail.html,
+                    attachments=[Attachment(filename, DOCX_MIME if fmt == "docx" else "application/pdf", document)])
+        except ValidationError as error:
+            skipped.append(str(error))
+            skip_recipient(mailing, to_email=contact.email or "", to_name=contact.full_name, contact_id=contact.id,
+                           reason=skipped[-1])
+            continue
+        queued += 1
+    if not queued:
+        # The caller rolls back: no mailing made only of skipped rows.
+        raise ValidationError("Für keine Empfängerin und keinen Empfänger ließ sich eine Nachricht erstellen: "
+                              + "; ".join(list(dict.fromkeys(skipped))[:3]))
     if start:
         start_mailing(mailing)
     return mailing
 
 
+def skipped_recipients(mailing: Mailing) -> list[OutboxMessage]:
+    return [message for message in mailing.messages if message.state == "uebersprungen"]
+
+
+def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"„{pair}“: bitte FELD=WERT angeben.", param_hint="--set")
+        fields[key.strip()] = value
+    return fields
+
+
 @click.command("mail", help="Rundschreiben als Anhang mit Begleitmail in den Postausgang stellen; "
-                            "die Nummer der Aussendung steht allein in der letzten Zeile.")
+                            "die Nummer der Aussendung steht allein in der letzten Zeile. Exit-Status 1: "
+                            "einige Empfänger wurden übersprungen (Gründe auf stderr), die übrigen sind eingereiht.")
 @click.option("--template", "template_name", required=True, help="Name der Briefvorlage (siehe „letters templates“).")
 @click.option("--list", "list_name", default=None, help="Verteiler; ohne Angabe alle aktiven Kontakte.")
 @click.option("--format", "fmt", type=click.Choice(["docx", "pdf"]), default="docx", show_default=True, help="Format des Anhangs.")
 @click.option("--subject", default="", help="Betreff des Rundschreibens (Brieffeld „betreff“ und Betreff der Mail).")
+@click.option("--set", "sets", multiple=True, metavar="FELD=WERT", help="Brief- oder Zusatzfeld setzen, z. B. --set frist=31.01. (mehrfach).")
+@click.option("--leere-felder", "confirm_empty", is_flag=True,
+              help="Zusatzfelder ohne Wert und unbekannte Platzhalter bleiben leer (sonst Abbruch mit Liste).")
 @click.option("--entwurf", "draft", is_flag=True, help="Nur als Entwurf anlegen (Vorschau und Testversand in der Oberfläche).")
-def mail_command(template_name: str, list_name: str | None, fmt: str, subject: str, draft: bool) -> None:
+def mail_command(template_name: str, list_name: str | None, fmt: str, subject: str, sets: tuple[str, ...],
+                 confirm_empty: bool, draft: bool) -> None:
+    fields = _parse_sets(sets)
     try:
         with click.progressbar(length=0, label="Rundschreiben", file=sys.stderr) as bar:
-            mailing = mail_circular(template_name, list_name=list_name, fmt=fmt, subject=subject, start=not draft,
-                                    progress=lambda n: bar.update(n))
+            mailing = mail_circular(template_name, list_name=list_name, fmt=fmt, subject=subject, fields=fields,
+                                    start=not draft, confirm_empty=confirm_empty, progress=lambda n: bar.update(n))
         from ..auth.services import audit
 
-        audit("outbox.rundschreiben", mailing, count=len(mailing.messages))
+        skipped = skipped_recipients(mailing)
+        audit("outbox.rundschreiben", mailing, count=len(mailing.messages) - len(skipped), skipped=len(skipped))
         db.session.commit()
     except KiPostError as error:
         db.session.rollback()
         raise click.ClickException(str(error)) from None
-    click.echo(f"{len(mailing.messages)} Nachrichten eingereiht ({'Entwurf' if draft else 'wird gesendet'}).", err=True)
+    queued = len(mailing.messages) - len(skipped)
+    click.echo(f"{queued} Nachrichten eingereiht ({'Entwurf' if draft else 'wird gesendet'}), {len(skipped)} übersprungen.", err=True)
+    for message in skipped:
+        click.echo(f"Übersprungen – {message.to_name or message.to_email} <{message.to_email}>: {message.server_reply}", err=True)
     click.echo(mailing.id)
+    if skipped:
+        sys.exit(1)

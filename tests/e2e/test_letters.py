@@ -63,3 +63,53 @@ def test_compose_preview_and_download_zip(page, tmp_path):
     page.locator("table a").first.click()
     assert page.locator("table tbody tr").count() == 53
     assert_accessible(page)
+
+
+def test_empty_placeholders_and_per_person_problems_in_the_browser(page, live_app, tmp_path):
+    """Upload a template with an extra field and a per-person calculation; the compose page stops twice
+    (empty placeholder, then the people whose letter cannot be made), each time accessibly, then produces."""
+    from ki_post.extensions import db
+    from ki_post.recipients.models import Contact
+
+    with live_app.app_context():
+        broken = db.session.query(Contact).order_by(Contact.id).first()
+        broken.function = ""
+        for contact in db.session.query(Contact).filter(Contact.id != broken.id):
+            contact.function = contact.function or "Dezernat"
+        db.session.commit()
+        broken_name = broken.full_name
+    document = Document()
+    document.add_paragraph("Bitte bis {{ felder.frist }} zurück. Kennziffer {{ 100 // (kontakt.funktion|length) }}")
+    template = tmp_path / "frist.docx"
+    document.save(template)
+
+    login(page, "sachbearbeitung")
+    page.goto("/rundschreiben/vorlagen/neu")
+    page.get_by_label("Name der Vorlage").fill("Frist")
+    page.get_by_label("Word-Datei (DOCX)").set_input_files(str(template))
+    page.get_by_role("button", name="Prüfen und speichern").click()
+    page.wait_for_url("**/rundschreiben/")
+    assert page.get_by_text("felder.frist").first.is_visible()
+
+    page.goto("/rundschreiben/erstellen")
+    page.get_by_label("Vorlage").select_option(label="Frist (Version 1)")
+    page.get_by_label("Betreff").fill("Frist")
+    page.get_by_label("Verteiler").select_option(label="Alle KI-Dezernate")
+    page.get_by_role("button", name="Briefe erstellen und herunterladen").click()
+    summary = page.locator(".error-summary")
+    assert "felder.frist (Zusatzfeld ohne Wert)" in summary.inner_text()
+    assert_accessible(page)
+
+    page.get_by_label("Leere Platzhalter bestätigen", exact=False).check()
+    page.get_by_role("button", name="Briefe erstellen und herunterladen").click()
+    assert "Für 1 von 53 Empfängerinnen und Empfängern lässt sich kein Brief erstellen" in page.locator(".error-summary").inner_text()
+    assert page.get_by_text(broken_name, exact=False).first.is_visible()
+    assert_accessible(page)
+
+    page.get_by_label("Briefe ohne die genannten Empfängerinnen und Empfänger erstellen").check()
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Briefe erstellen und herunterladen").click()
+    target = tmp_path / "briefe.zip"
+    download_info.value.save_as(target)
+    with zipfile.ZipFile(target) as archive:
+        assert len(archive.namelist()) == 52

@@ -132,14 +132,17 @@ def test_jinja_syntax_error_names_the_tag_and_the_paragraph():
 
 
 def test_unclosed_block_is_a_syntax_error_too():
-    with pytest.raises(ValidationError, match="Fehler in einem Platzhalter"):
-        engine.compile_template(make_docx("{%p if kreis %}", "Text"))
+    with pytest.raises(ValidationError) as error:
+        engine.compile_template(make_docx("Text", "{%p if kreis %}", "Text"))
+    assert str(error.value).startswith("Fehler im Platzhalter „{%p if kreis %}“ (Haupttext, Absatz 2): der Block wird "
+                                       "nicht geschlossen; es fehlt „{% endif %}“")
 
 
 def test_unknown_placeholders_are_warned_about():
-    report = engine.validate_template(make_docx("{{ anrede }} {{ betref }} {{ felder.x }}"), {"anrede", "felder"}, {"anrede": "Hallo"})
-    assert report.unknown == ["betref"]
-    assert "betref" in report.warnings[0]
+    report = engine.validate_template(make_docx("{{ anrede }} {{ betref }} {{ felder.x }}"), {"anrede": "Hallo"})
+    assert [str(u) for u in report.unknown] == ["betref (meinten Sie betreff?)"]
+    assert "betref (meinten Sie betreff?)" in report.warnings[0]
+    assert report.fields == ["x"] and "felder.x" in report.warnings[1]
 
 
 def test_condition_across_a_table_boundary_gives_a_broken_document_error():
@@ -150,7 +153,7 @@ def test_condition_across_a_table_boundary_gives_a_broken_document_error():
     buffer = io.BytesIO()
     document.save(buffer)
     with pytest.raises(ValidationError, match="kein gültiges Word-Dokument"):
-        engine.validate_template(buffer.getvalue(), {"x"}, {"x": False})
+        engine.validate_template(buffer.getvalue(), {"x": False})
 
 
 def test_write_letters_zip_streams_and_names_uniquely(tmp_path):
@@ -200,15 +203,15 @@ def test_zip_bomb_is_refused_before_unpacking():
 ])
 def test_errors_while_filling_in_the_sample_are_german_validation_errors(tag, reason, technical):
     with pytest.raises(ValidationError) as error:
-        engine.validate_template(make_docx("Sehr geehrte Damen und Herren,", f"Betrag: {tag}"), {"x"}, {})
+        engine.validate_template(make_docx("Sehr geehrte Damen und Herren,", f"Betrag: {tag}"), {})
     message = str(error.value)
     assert message.startswith(f"Die Vorlage lässt sich nicht mit Beispieldaten füllen: {reason} (Haupttext, Absatz 2).")
     assert technical in message and error.value.field == "file"
 
 
 def test_error_while_filling_in_a_header_names_the_header():
-    with pytest.raises(ValidationError, match=r"Division durch null \(Kopfzeile 1, Absatz 1\)"):
-        engine.validate_template(make_docx("Text", header="Seite {{ 2 // 0 }}"), set(), {})
+    with pytest.raises(ValidationError, match=r"Division durch null \(Kopfzeile, Absatz 1\)"):
+        engine.validate_template(make_docx("Text", header="Seite {{ 2 // 0 }}"), {})
 
 
 def test_broken_template_upload_shows_the_error_instead_of_a_500(staff_client):

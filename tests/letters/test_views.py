@@ -52,7 +52,7 @@ def upload(client, name, data, filename="vorlage.docx"):
 @pytest.mark.parametrize("data, message", [
     (b"%PDF-1.4", "kein Word-Dokument im DOCX-Format"),
     (make_docx("x")[:400], "beschädigt"),
-    (make_docx("Sehr geehrte {% if x %}", "Text"), "Fehler in einem Platzhalter"),
+    (make_docx("Sehr geehrte {% if x %}", "Text"), "Fehler im Platzhalter „{% if x %}“ (Haupttext, Absatz 1): der Block wird nicht geschlossen"),
 ])
 def test_upload_errors_are_shown_and_change_nothing(staff_client, data, message):
     response = upload(staff_client, "Neu", data)
