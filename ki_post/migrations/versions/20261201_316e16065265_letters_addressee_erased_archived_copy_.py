@@ -4,7 +4,7 @@ Letters whose addressee was deleted (contact_id emptied) or anonymised before th
 now: from here on only the administration may open them.
 
 Revision ID: 316e16065265
-Revises: 35f1e490368d
+Revises: 7c1e5a9d2b40
 Create Date: 2026-12-01 22:18:47.944263
 
 """
@@ -18,7 +18,7 @@ import ki_post.db_types
 
 # revision identifiers, used by Alembic.
 revision = '316e16065265'
-down_revision = '35f1e490368d'
+down_revision = '7c1e5a9d2b40'
 branch_labels = None
 depends_on = None
 
