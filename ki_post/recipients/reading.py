@@ -8,7 +8,8 @@ checked while reading, before the memory for what lies beyond it is spent:
   text referenced by a million XLSX cells would otherwise be copied a million times);
 - header texts of at most ``MAX_HEADER_LENGTH`` characters (they are shown in the preview);
 - XLSX: ``XLSX_MAX_UNPACKED`` bytes unpacked for the parts read, at most ``XLSX_MAX_PARTS`` entries,
-  no more distinct texts than cells (see ``xlsx.py``).
+  ``XLSX_MAX_CELL_ELEMENTS`` cell elements (empty ones cost time), no more distinct texts than cells
+  (see ``xlsx.py``).
 
 The largest file these limits allow (50,000 rows of 17 columns) takes about as long as the worst
 file they let through; nothing beyond costs more.
@@ -32,6 +33,7 @@ MAX_COLUMNS = 200
 MAX_CELLS = 1_000_000
 MAX_TEXT = 32_000_000
 MAX_HEADER_LENGTH = 200
+XLSX_MAX_CELL_ELEMENTS = 2 * MAX_CELLS  # with empty, formatted cells
 XLSX_MAX_UNPACKED = 64 * 1024 * 1024
 XLSX_MAX_PARTS = 1_000
 _DELIMITER_SAMPLE = 64 * 1024  # characters the delimiter is guessed from
@@ -179,8 +181,8 @@ def read_csv(data: bytes, is_known_header: Callable[[str], bool]) -> Table:
 # --- XLSX --------------------------------------------------------------------------------------------
 
 def read_xlsx(data: bytes) -> Table:
-    rows = xlsx_rows(data, max_columns=MAX_COLUMNS, max_strings=MAX_CELLS, max_unpacked=XLSX_MAX_UNPACKED,
-                     max_parts=XLSX_MAX_PARTS, too_wide=_too_wide)
+    rows = xlsx_rows(data, max_columns=MAX_COLUMNS, max_strings=MAX_CELLS, max_cell_elements=XLSX_MAX_CELL_ELEMENTS,
+                     max_unpacked=XLSX_MAX_UNPACKED, max_parts=XLSX_MAX_PARTS, too_wide=_too_wide)
     try:
         headers, table_rows = collect(rows)
     except XlsxError as error:

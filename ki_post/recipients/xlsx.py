@@ -10,7 +10,8 @@ the memory would be spent. ``bench/recipients.py`` prints the figures of both re
 Limits: the declared unpacked size of the parts read (zipfile never hands out more than a part
 declares: it stops there and fails the CRC check), the number of entries in the archive, columns
 (a cell beyond ``max_columns`` with a value is an error, an empty one is ignored), the size of the
-string table. Rows and cells are counted by the caller.
+string table, the number of cell elements (empty ones too: they cost time), ascending row numbers
+up to Excel's 1,048,576. Rows, cells with values and text are counted by the caller.
 """
 from __future__ import annotations
 
@@ -77,21 +78,19 @@ class _Package:
             limit = self.max_unpacked // (1024 * 1024)
             raise XlsxError(f"Die XLSX-Datei ist entpackt größer als {limit} MB. Bitte teilen Sie sie auf oder speichern Sie sie als CSV.")
         parser = _parser(handler)
+        drain = getattr(handler, "drain", lambda: ())  # rows finished so far, handed out chunk by chunk
         try:
             with self.archive.open(name) as part:
                 while chunk := part.read(_CHUNK):
                     parser.feed(chunk)
-                    drain = getattr(handler, "drain", None)
-                    if drain is not None:
-                        yield from drain()
+                    yield from drain()
             result = parser.close()
         except XlsxError:
             raise
-        except (etree.XMLSyntaxError, zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, ValueError) as error:
+        except (etree.XMLSyntaxError, zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError,
+                NotImplementedError, ValueError) as error:  # damaged, encrypted, unknown compression
             raise XlsxError("Die XLSX-Datei ist beschädigt und kann nicht gelesen werden.") from error
-        drain = getattr(handler, "drain", None)
-        if drain is not None:
-            yield from drain()
+        yield from drain()
         return result
 
     def read(self, name: str, handler: object) -> Any:
@@ -240,9 +239,10 @@ class _Sheet:
     """Cells with values, row by row; empty cells cost nothing."""
 
     def __init__(self, shared: list[str], date_styles: set[int], epoch: datetime, max_columns: int,
-                 too_wide: Callable[[int, int], XlsxError]) -> None:
+                 max_cell_elements: int, too_wide: Callable[[int, int], Exception]) -> None:
         self.shared, self.date_styles, self.epoch = shared, date_styles, epoch
         self.max_columns, self.too_wide = max_columns, too_wide
+        self.cell_elements_left = max_cell_elements
         self.done: list[Row] = []
         self.row_number = 0
         self.values: list[Any] = []
@@ -262,10 +262,15 @@ class _Sheet:
         if tag == f"{_MAIN}row":
             reference = attrib.get("r")
             number = self.row_number + 1 if reference is None else _int(reference, -1)
-            if not 1 <= number <= EXCEL_MAX_ROW:
+            # Ascending, as the format demands: at most a million row elements, whatever the file says.
+            if not self.row_number < number <= EXCEL_MAX_ROW:
                 raise XlsxError("Die XLSX-Datei ist beschädigt: ungültige Zeilennummer.")
             self.row_number, self.values, self.position, self.in_row = number, [], 0, True
         elif tag == f"{_MAIN}c" and self.in_row:
+            # Empty cells cost no memory but time: a 13 KB file can hold three million of them.
+            self.cell_elements_left -= 1
+            if self.cell_elements_left < 0:
+                raise XlsxError("Die XLSX-Datei hat zu viele Zellen (auch leere, formatierte zählen mit). Bitte teilen Sie sie auf.")
             self.cell = (attrib.get("r", ""), attrib.get("t", "n"), attrib.get("s", "0"))
             self.raw = self.inline = None
         elif self.cell is not None:
@@ -343,8 +348,8 @@ class _Sheet:
         return raw  # "str" (formula text), "e" (error value) and anything unknown: the text itself
 
 
-def xlsx_rows(data: bytes, *, max_columns: int, max_strings: int, max_unpacked: int, max_parts: int,
-              too_wide: Callable[[int, int], XlsxError]) -> Iterator[Row]:
+def xlsx_rows(data: bytes, *, max_columns: int, max_strings: int, max_cell_elements: int, max_unpacked: int,
+              max_parts: int, too_wide: Callable[[int, int], Exception]) -> Iterator[Row]:
     """(row number, values) of the first sheet's non-empty rows; values are None where cells are empty.
 
     ``too_wide(row, column)`` builds the error for a value beyond ``max_columns``.
@@ -372,7 +377,7 @@ def xlsx_rows(data: bytes, *, max_columns: int, max_strings: int, max_unpacked: 
     if styles_part:
         date_styles = package.read(styles_part, _Styles(max_entries=100_000))
     epoch = CALENDAR_MAC_1904 if workbook.date1904 else CALENDAR_WINDOWS_1900
-    sheet = _Sheet(shared, date_styles, epoch, max_columns, too_wide)
+    sheet = _Sheet(shared, date_styles, epoch, max_columns, max_cell_elements, too_wide)
     yield from package.stream(_resolve(relationships[workbook.first_sheet][1]), sheet)
 
 
