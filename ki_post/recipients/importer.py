@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from ..auth.services import audit
 from ..errors import RowError
@@ -317,6 +317,25 @@ def _analyse(table: Table, mapping: dict[str, str] | None) -> tuple[ImportResult
 
 # --- Entry points ----------------------------------------------------------------------------------
 
+_IMPORT_LOCK = 0x4B49494D  # "KIIM"
+CONCURRENT_CHANGE = ("Während des Imports wurden dieselben Kommunen oder Ansprechpersonen gleichzeitig an anderer Stelle "
+                     "gespeichert. Es wurde nichts importiert; bitte starten Sie den Import erneut.")
+
+
+def serialise_imports() -> None:
+    """Let one import at a time compare and write, until its transaction ends.
+
+    Two imports of the same file would otherwise both find a Kommune missing and both create it
+    (a unique violation for all but one). PostgreSQL: a transaction-level advisory lock. SQLite: its
+    write lock, taken now with a statement that writes nothing (busy_timeout waits for it), so the
+    comparison below already sees what the import before has committed.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _IMPORT_LOCK})
+    else:
+        db.session.execute(text("DELETE FROM recipient_import_uploads WHERE 1 = 0"))
+
+
 def preview_import(data: bytes, filename: str = "", mapping: dict[str, str] | None = None, *, limit: int = 0) -> ImportResult:
     """What an import would do; writes nothing."""
     check_size(data, limit)
@@ -334,6 +353,7 @@ def apply_import(data: bytes, filename: str = "", mapping: dict[str, str] | None
     """
     check_size(data, limit)
     table = read_table(data, filename)
+    serialise_imports()  # after reading the file, before reading the database
     result, states, existing_contacts = _analyse(table, mapping)
 
     organisations: dict[str, Organisation] = {}
