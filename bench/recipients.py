@@ -184,6 +184,10 @@ def bombs(tmp: Path) -> list[tuple[str, str, bool]]:
         ("XLSX, eine Zeile mit 3 Mio. leeren Zellen", write("row.xlsx", xlsx_package([*header[:2], "<c/>" * 3_000_000, "</row>"]))),
         ("XLSX, 1 Mio. verschiedene Texte", write("million.xlsx", xlsx_package(['<row r="1"><c r="A1" t="s"><v>0</v></c></row>'],
                                                                                (f"<si><t>{i:x}</t></si>" for i in range(1_000_001))))),
+        ("XLSX, 2 Mio. leere Zellen in 123 Zeilen", write("empty.xlsx", xlsx_package(
+            [*header, *(f'<row r="{i}">' + "<c/>" * 16_384 + "</row>" for i in range(2, 125))]))),
+        ("zum Vergleich: größte erlaubte Liste, 50.000 × 17 (Excel)", write("max.xlsx", xlsx_shared_strings(
+            [[*HEADERS, "Dezernat", "Zusatz", "Fax"], *([*row, "Integration", f"z{i}", f"0211 {i}"] for i, row in enumerate(rows(50_000)))]))),
         ("CSV mit 400.000 Spalten", write("breit.csv", ("E-Mail;" + ";".join(f"Spalte {i}" for i in range(400_000)) + "\r\na@b.example;x\r\n").encode())),
     ]
     return [(label, path, path.endswith(".xlsx")) for label, path in files]
