@@ -15,9 +15,10 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from flask import current_app, flash, g, session
+from flask import current_app, flash, g, request, session
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import joinedload
 
 from ..db_types import utcnow
 from ..extensions import db
@@ -57,7 +58,9 @@ def resolve_session(user_id: int, secret: str | None, now: datetime | None = Non
     written, needs a commit), "expired" (record deleted, needs a commit) or "unknown"."""
     if not secret:
         return None, "unknown"
-    record = db.session.scalar(select(UserSession).where(UserSession.token_hash == _hash(secret)))
+    record = db.session.scalar(
+        select(UserSession).where(UserSession.token_hash == _hash(secret)).options(joinedload(UserSession.user))
+    )
     if record is None or record.user_id != user_id:
         return None, "unknown"
     idle, absolute = _limits()
@@ -127,6 +130,8 @@ def load_user(user_id: str) -> User | None:
 def resolve_request_user() -> None:
     """before_request, ahead of the access check: decide the user from this request's cookie alone
     and store the session bookkeeping before any view work starts."""
+    if request.endpoint == "static":
+        return  # stylesheets and scripts need no user and cost no database query
     # User and CSRF token come from this request's cookie alone, never from an earlier request that
     # shared the app context (tests drive several browsers in one).
     g.pop("_login_user", None)
