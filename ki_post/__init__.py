@@ -92,7 +92,9 @@ def load_config(app: Flask, overrides: dict[str, Any]) -> None:
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
     cfg["REMEMBER_COOKIE_HTTPONLY"] = True
     cfg["REMEMBER_COOKIE_SECURE"] = cfg["SESSION_COOKIE_SECURE"]
-    cfg["PERMANENT_SESSION_LIFETIME"] = timedelta(minutes=cfg["SESSION_MINUTES"])
+    # Idle timeout and maximum live in the server-side session record (auth/sessions.py); the signed
+    # cookie itself is never accepted for longer than the maximum.
+    cfg["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=cfg["SESSION_MAX_HOURS"])
     # The session lifetime bounds CSRF tokens; a form left open over lunch must still submit.
     cfg["WTF_CSRF_TIME_LIMIT"] = None
     cfg["RATELIMIT_HEADERS_ENABLED"] = False

@@ -32,10 +32,16 @@ HEALTHZ_MIN_FREE_MB = 50
 SESSION_COOKIE_SECURE = False
 # Login attempts allowed per client address.
 LOGIN_RATE_LIMIT = "10 per minute"
+# Failed login attempts allowed per account (counted per entered e-mail address, whether or not an
+# account exists, so the answer tells nobody which addresses have one); then every attempt for that
+# address is refused until the period is over, also with the right password.
+LOGIN_ACCOUNT_RATE_LIMIT = "5 per 15 minutes"
 # Storage of rate-limit counters: memory:// (one process) or redis://127.0.0.1:6379/0 (several).
 RATELIMIT_STORAGE_URI = "memory://"
-# Idle minutes until a staff session ends.
+# Minutes without any request after which a staff session ends (each request restarts the count).
 SESSION_MINUTES = 480
+# Hours after the login after which a session ends however active it is (must exceed SESSION_MINUTES).
+SESSION_MAX_HOURS = 12
 
 # --- Mail (SMTP) --------------------------------------------------------------------------
 # SMTP host; empty = no sending, mails are written as .eml files into OUTBOX_DIR instead.

@@ -15,7 +15,7 @@ from ki_post.models import metadata
 
 POSTGRES_URL = os.environ.get("KI_POST_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
-PASSWORD = "geheim-geheim-123"
+PASSWORD = "Rheinufer-Kanzlei-2017"
 CSRF_PATTERN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
 
 

@@ -14,7 +14,7 @@ class LoginForm(FlaskForm):
 
 
 class _NewPasswordMixin:
-    password = PasswordField("Passwort (mindestens 10 Zeichen)", validators=[DataRequired(REQUIRED), Length(min=10, message="Mindestens 10 Zeichen.")])
+    password = PasswordField("Passwort (mindestens 10 Zeichen, schwer zu erraten, z. B. drei Wörter mit Bindestrichen)", validators=[DataRequired(REQUIRED), Length(min=10, message="Mindestens 10 Zeichen.")])
     password_repeat = PasswordField(
         "Passwort wiederholen",
         validators=[DataRequired(REQUIRED), EqualTo("password", message="Die Passwörter stimmen nicht überein.")],

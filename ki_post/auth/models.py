@@ -38,6 +38,22 @@ class User(UserMixin, db.Model):
         return ROLE_LABELS[self.role]
 
 
+class UserSession(db.Model):
+    """One signed-in browser. The cookie holds a random secret; only its SHA-256 is stored here,
+    so a copy of the database cannot be used to take over a session. Deleting the row ends the
+    session, also for a copy of the cookie."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = db.relationship()
+
+
 class AuditEntry(db.Model):
     """Append-only record of who did what. Holds IDs and counts, never letter or mail content."""
 

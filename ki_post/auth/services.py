@@ -12,8 +12,11 @@ from ..db_types import utcnow
 from ..errors import ValidationError
 from ..extensions import db
 from .models import ROLES, AuditEntry, User
+from .passwords import password_guessable
+from .sessions import end_user_sessions
 
 MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 200
 # Compared against when the account does not exist, so unknown users cost the same time.
 _DUMMY_HASH = generate_password_hash("kein-konto-vorhanden")
 
@@ -25,10 +28,21 @@ def normalise_email(raw: str) -> str:
         raise ValidationError("Bitte eine gültige E-Mail-Adresse angeben.", field="email") from None
 
 
-def _check_password(password: str) -> None:
+def check_password(password: str, *personal: str) -> None:
+    """Refuse short and guessable passwords (common ones, sequences, keyboard rows, the user's own
+    name or address, the application's name). ``personal``: e-mail address and name of the account."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationError(
             f"Das Passwort muss mindestens {MIN_PASSWORD_LENGTH} Zeichen lang sein.", field="password"
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ValidationError(f"Das Passwort darf höchstens {MAX_PASSWORD_LENGTH} Zeichen lang sein.", field="password")
+    if password_guessable(password, *personal):
+        raise ValidationError(
+            "Dieses Passwort ist zu leicht zu erraten (z. B. ein häufig verwendetes Passwort, eine Zahlen- oder "
+            "Tastenfolge, ein Name oder die E-Mail-Adresse). Bitte wählen Sie ein anderes, etwa drei oder vier "
+            "Wörter mit Bindestrichen.",
+            field="password",
         )
 
 
@@ -42,7 +56,7 @@ def create_user(email: str, name: str, role: str, password: str) -> User:
         raise ValidationError(f"Unbekannte Rolle „{role}“. Erlaubt: {', '.join(ROLES)}.", field="role")
     if not name.strip():
         raise ValidationError("Bitte einen Namen angeben.", field="name")
-    _check_password(password)
+    check_password(password, email, name)
     if db.session.scalar(select(User).where(User.email == email)):
         raise ValidationError("Für diese E-Mail-Adresse gibt es bereits ein Konto.", field="email")
     user = User(email=email, name=name.strip(), role=role, password_hash=generate_password_hash(password))
@@ -52,26 +66,36 @@ def create_user(email: str, name: str, role: str, password: str) -> User:
     return user
 
 
-def update_user(user: User, *, role: str, active: bool, password: str = "") -> None:
+def update_user(user: User, *, role: str, active: bool, password: str = "", keep_session: str | None = None) -> None:
+    """Change role, state or password. A new password or a deactivation ends the user's sessions,
+    except the one whose secret is ``keep_session`` (the admin's own, when editing themselves)."""
     if role not in ROLES:
         raise ValidationError("Unbekannte Rolle.", field="role")
     if user.role == "admin" and (role != "admin" or not active) and _active_admin_count() <= 1:
         raise ValidationError("Das letzte aktive Administrationskonto kann nicht herabgestuft werden.", field="role")
     if password:
-        _check_password(password)
+        check_password(password, user.email, user.name)
         user.password_hash = generate_password_hash(password)
     user.role, user.active = role, active
+    ended = 0
+    if password or not active:
+        ended = end_user_sessions(user, keep_secret=keep_session if active else None)
     db.session.flush()
-    audit("konto.geaendert", user, role=role, active=active, password_changed=bool(password))
+    audit("konto.geaendert", user, role=role, active=active, password_changed=bool(password), sessions_ended=ended)
 
 
 def _active_admin_count() -> int:
     return db.session.scalar(select(func.count(User.id)).where(User.role == "admin", User.active.is_(True)))
 
 
+def normalise_login(email: str) -> str:
+    """The entered address as accounts are looked up (and login attempts are counted)."""
+    return (email or "").strip().lower()
+
+
 def authenticate(email: str, password: str) -> User | None:
     """The user for valid credentials, else None. Same work whether or not the account exists."""
-    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    user = db.session.scalar(select(User).where(User.email == normalise_login(email)))
     password_ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
     if user is None or not password_ok or not user.active:
         return None

@@ -1,5 +1,5 @@
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_user, logout_user
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import select
 
 from ..errors import ValidationError
@@ -8,26 +8,39 @@ from ..forms import apply_error
 from .access import public, requires_role
 from .forms import FirstRunForm, LoginForm, UserCreateForm, UserEditForm
 from .models import AuditEntry, User
-from .services import audit, authenticate, create_user, has_any_user, update_user
+from .redirects import safe_next
+from .services import audit, authenticate, create_user, has_any_user, normalise_login, update_user
+from .sessions import current_secret, sign_in, sign_out
 
 bp = Blueprint("auth", __name__)
 
 
 def _login_limit() -> str:
-    from flask import current_app
-
     return current_app.config["LOGIN_RATE_LIMIT"]
 
 
-def _safe_next(target: str | None) -> str:
-    # Only same-site paths: an absolute or protocol-relative URL would be an open redirect.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("core.index")
+def _account_limit() -> str:
+    return current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"]
+
+
+def _account_key() -> str:
+    # The address as authenticate() looks it up: spelling variants count against the same account.
+    return "anmeldung:" + normalise_login(request.form.get("email", ""))[:254]
+
+
+def _failed_login(response) -> bool:
+    return response.status_code == 422
+
+
+def _throttled_message() -> str:
+    # One text for both limits, so the answer never tells whether an address has an account.
+    return "Zu viele Anmeldeversuche. Bitte warten Sie einige Minuten und versuchen Sie es dann erneut."
 
 
 @bp.route("/anmelden", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"], error_message="Zu viele Anmeldeversuche. Bitte warten Sie eine Minute.")
+@limiter.limit(_login_limit, methods=["POST"], error_message=_throttled_message)
+@limiter.limit(_account_limit, methods=["POST"], key_func=_account_key, deduct_when=_failed_login,
+               error_message=_throttled_message)
 @public
 def login():
     if not has_any_user():
@@ -38,16 +51,16 @@ def login():
         if user is None:
             form.form_errors.append("E-Mail-Adresse oder Passwort ist falsch.")
         else:
-            login_user(user)
+            sign_in(user)
             audit("anmeldung", user)
             db.session.commit()
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next")) or url_for("core.index"))
     return render_template("auth/login.html", form=form), 200 if not form.errors and not form.form_errors else 422
-
-
 @bp.post("/abmelden")
+@requires_role("lesen")  # every role may end its own session
 def logout():
-    logout_user()
+    sign_out()
+    db.session.commit()
     flash("Sie sind abgemeldet.", "success")
     return redirect(url_for("auth.login"))
 
@@ -68,8 +81,8 @@ def first_run():
                 from ..demo import load_demo_data
 
                 load_demo_data()
+            sign_in(user)
             db.session.commit()
-            login_user(user)
             flash("Das Administrationskonto ist angelegt. Willkommen bei KI-Post!", "success")
             return redirect(url_for("core.index"))
     return render_template("auth/first_run.html", form=form)
@@ -105,7 +118,8 @@ def user_edit(user_id: int):
     form = UserEditForm(obj=user)
     if form.validate_on_submit():
         try:
-            update_user(user, role=form.role.data, active=form.active.data, password=form.password.data or "")
+            update_user(user, role=form.role.data, active=form.active.data, password=form.password.data or "",
+                        keep_session=current_secret() if user.id == current_user.id else None)
         except ValidationError as error:
             apply_error(form, error)
         else:

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import health
 from ..auth.access import enforce_access
+from ..auth.sessions import load_user, resolve_request_user
 from ..errors import NotFound
 from ..extensions import db, login_manager
 from . import formatting
@@ -34,13 +35,9 @@ def register_core(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Bitte melden Sie sich an."
     login_manager.session_protection = "strong"
+    login_manager.user_loader(load_user)
 
-    @login_manager.user_loader
-    def load_user(user_id: str):
-        from ..auth.models import User
-
-        return db.session.get(User, int(user_id))
-
+    app.before_request(resolve_request_user)  # first: the access check needs the user
     app.before_request(enforce_access)
     app.register_blueprint(views.bp)
     formatting.register(app)
@@ -121,6 +118,11 @@ def _register_error_pages(app: Flask) -> None:
 
 
 def _security_headers(response):
+    # Nearly every page holds personal data (contacts, answers, previews, exports, downloads), and a
+    # list of exceptions would miss the next one: nothing but the static assets may be kept by the
+    # browser or a proxy.
+    if request.endpoint != "static":
+        response.headers["Cache-Control"] = "no-store"
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")

@@ -5,11 +5,12 @@ import sys
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import IntegrityError
 
 from ..core.formatting import anzahl
 from ..errors import KiPostError
 from ..extensions import db
-from .importer import ImportFileError, apply_import, preview_import
+from .importer import CONCURRENT_CHANGE, ImportFileError, apply_import, preview_import
 from .services import all_verteiler, count_recipients, describe_filter, export_contacts, verteiler_by_name
 
 EXIT_OK, EXIT_INVALID_ROWS, EXIT_UNREADABLE = 0, 1, 2
@@ -44,6 +45,10 @@ def import_command(file: Path, dry_run: bool, list_name: str) -> None:
     except ImportFileError as error:
         db.session.rollback()
         click.echo(f"Fehler: {error}", err=True)
+        sys.exit(EXIT_UNREADABLE)
+    except IntegrityError:
+        db.session.rollback()
+        click.echo(f"Fehler: {CONCURRENT_CHANGE}", err=True)
         sys.exit(EXIT_UNREADABLE)
     prefix = "Probelauf, nichts gespeichert: " if dry_run else ""
     click.echo(f"{prefix}{result.summary()}")

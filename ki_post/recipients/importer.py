@@ -10,27 +10,19 @@ kept as extra fields of the contact (merged; empty cells add nothing).
 """
 from __future__ import annotations
 
-import csv
-import io
 import re
-import zipfile
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from ..auth.services import audit
-from ..errors import RowError, ValidationError
-from ..exports import unneutralise
+from ..errors import RowError
 from ..extensions import db
+from . import reading
 from .models import ORGANISATION_KINDS, REGIERUNGSBEZIRKE, Contact, Organisation, Verteiler
+from .reading import MAX_ROWS, ImportFileError, Table, check_size  # noqa: F401  (the importer's public names)
 from .signals import contacts_changed
-
-
-class ImportFileError(ValidationError):
-    """The file cannot be read at all (CLI exit status 2); nothing is written."""
 
 
 # field → (German label, max length, belongs to the organisation)
@@ -82,7 +74,6 @@ KIND_VALUES = {
     "kreis": "kreis", "kreisfreiestadt": "kreisfreie_stadt", "städteregion": "staedteregion",
     "staedteregion": "staedteregion", "sonstige": "sonstige", "sonstiges": "sonstige", "andere": "sonstige",
 }
-MAX_ROWS = 50_000
 IGNORE = "-"   # mapping value: drop the column
 EXTRA = ""     # mapping value: keep as extra field under its header
 
@@ -95,17 +86,6 @@ _ALIAS_INDEX = {_header_key(alias): name for name, aliases in HEADER_ALIASES.ite
 _BEZIRK_INDEX = {
     _header_key(name.replace("ü", "ue").replace("ö", "oe")): name for name in REGIERUNGSBEZIRKE
 } | {_header_key(name): name for name in REGIERUNGSBEZIRKE}
-
-
-@dataclass
-class Table:
-    """A read file: header texts, and data rows with the row number the spreadsheet shows."""
-
-    headers: list[str]
-    rows: list[tuple[int, list[str]]]
-    file_kind: str  # "CSV" or "XLSX"
-    encoding: str = ""
-    delimiter: str = ""
 
 
 @dataclass
@@ -145,243 +125,11 @@ class ImportResult:
         return f"{c['new']} neu, {c['changed']} geändert, {c['unchanged']} unverändert, {c['invalid']} ungültig"
 
 
-# --- Reading ---------------------------------------------------------------------------------------
-
-def _cell_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "ja" if value else "nein"
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, datetime):
-        return value.strftime("%d.%m.%Y %H:%M") if (value.hour or value.minute) else value.strftime("%d.%m.%Y")
-    if isinstance(value, date):
-        return value.strftime("%d.%m.%Y")
-    # Our export prefixes an apostrophe to formula-like text (``+49 …``); without undoing it a
-    # re-import of that export would change every such cell.
-    return unneutralise(str(value).strip()).strip()
-
-
-def decode_text(data: bytes) -> tuple[str, str]:
-    """(text, encoding): BOMs first, then strict UTF-8, else Windows-1252 as German Excel writes it."""
-    for bom, encoding in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
-        if data.startswith(bom):
-            try:
-                return data.decode(encoding), encoding
-            except UnicodeDecodeError:
-                raise ImportFileError("Die Datei ist beschädigt: Ihre Zeichenkodierung passt nicht zu ihrem Anfang.") from None
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252"), "windows-1252"
-    except UnicodeDecodeError:
-        return data.decode("latin-1"), "iso-8859-1"
-
-
-def _detect_delimiter(text: str) -> str:
-    """The delimiter that splits the header into the most known columns (then: the most columns)."""
-    first_lines = "\n".join(text.splitlines()[:20])
-    best, best_score = ";", (-1, -1)
-    for delimiter in (";", ",", "\t", "|"):
-        try:
-            rows = list(csv.reader(io.StringIO(first_lines, newline=""), delimiter=delimiter))
-        except csv.Error:
-            continue
-        header = next((row for row in rows if any(cell.strip() for cell in row)), [])
-        known = sum(1 for cell in header if _header_key(cell) in _ALIAS_INDEX)
-        score = (known, len(header))
-        if score > best_score:
-            best, best_score = delimiter, score
-    return best
-
-
-def read_csv(data: bytes) -> Table:
-    text, encoding = decode_text(data)
-    if "\x00" in text:
-        raise ImportFileError("Die Datei ist weder eine CSV- noch eine XLSX-Datei.")
-    text = text.lstrip("\ufeff")
-    delimiter = _detect_delimiter(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    # A spreadsheet shows one row per record, also when a quoted cell holds a line break.
-    try:
-        headers, rows = _collect(enumerate(reader, start=1))
-    except csv.Error as error:
-        raise ImportFileError(f"Die CSV-Datei ist fehlerhaft und kann nicht gelesen werden ({error}).") from None
-    if headers is None:
-        raise ImportFileError("Die Datei ist leer.")
-    return Table(headers=headers, rows=rows, file_kind="CSV", encoding=encoding, delimiter=delimiter)
-
-
-_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
-_PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
-_BUILTIN_DATE_FORMATS = set(range(14, 23)) | {45, 46, 47}
-
-
-class _UnsupportedXlsx(Exception):
-    """The fast reader met something it does not handle; openpyxl reads the file instead."""
-
-
-def _column_index(reference: str) -> int:
-    index = 0
-    for char in reference:
-        if "A" <= char <= "Z":
-            index = index * 26 + ord(char) - 64
-        else:
-            break
-    return index - 1
-
-
-def _fast_xlsx_rows(data: bytes):
-    """Rows of the first sheet as (row number, values), streamed with lxml: about five times faster
-    than openpyxl's read-only mode for a 10,000-row list. Raises _UnsupportedXlsx for anything unusual."""
-    from lxml import etree
-    from openpyxl.styles.numbers import is_date_format
-    from openpyxl.utils.datetime import from_excel
-
-    parser_options = {"resolve_entities": False, "no_network": True, "huge_tree": True}
-    archive = zipfile.ZipFile(io.BytesIO(data))
-    names = set(archive.namelist())
-
-    workbook = etree.fromstring(archive.read("xl/workbook.xml"), etree.XMLParser(**parser_options))
-    if workbook.find(f"{_MAIN}workbookPr[@date1904='1']") is not None or workbook.find(f"{_MAIN}workbookPr[@date1904='true']") is not None:
-        raise _UnsupportedXlsx("1904 dates")
-    first = workbook.find(f"{_MAIN}sheets/{_MAIN}sheet")
-    if first is None:
-        raise _UnsupportedXlsx("no sheet")
-    rels = etree.fromstring(archive.read("xl/_rels/workbook.xml.rels"), etree.XMLParser(**parser_options))
-    target = next((rel.get("Target") for rel in rels.iter(f"{_PKG_REL}Relationship") if rel.get("Id") == first.get(f"{_REL}id")), None)
-    if not target:
-        raise _UnsupportedXlsx("sheet target")
-    sheet_path = target.lstrip("/") if target.startswith("/") else "xl/" + target
-    if sheet_path not in names:
-        raise _UnsupportedXlsx("sheet missing")
-
-    shared: list[str] = []
-    if "xl/sharedStrings.xml" in names:
-        for _, item in etree.iterparse(archive.open("xl/sharedStrings.xml"), tag=f"{_MAIN}si", **parser_options):
-            # Rich text runs are joined; phonetic guides (rPh) are not part of the text.
-            shared.append("".join(node.text or "" for node in item.iter(f"{_MAIN}t") if node.getparent().tag != f"{_MAIN}rPh"))
-            item.clear()
-
-    date_styles: set[int] = set()
-    if "xl/styles.xml" in names:
-        styles = etree.fromstring(archive.read("xl/styles.xml"), etree.XMLParser(**parser_options))
-        custom = {int(fmt.get("numFmtId")): fmt.get("formatCode", "") for fmt in styles.iter(f"{_MAIN}numFmt")}
-        xfs = styles.find(f"{_MAIN}cellXfs")
-        for index, xf in enumerate(xfs if xfs is not None else []):
-            fmt_id = int(xf.get("numFmtId", "0"))
-            if fmt_id in _BUILTIN_DATE_FORMATS or (fmt_id in custom and is_date_format(custom[fmt_id])):
-                date_styles.add(index)
-
-    expected = 1
-    for _, row in etree.iterparse(archive.open(sheet_path), tag=f"{_MAIN}row", **parser_options):
-        number = int(row.get("r") or expected)
-        expected = number + 1
-        values: list[Any] = []
-        position = 0
-        for cell in row.iter(f"{_MAIN}c"):
-            reference = cell.get("r")
-            if reference:
-                position = _column_index(reference)
-            kind = cell.get("t", "n")
-            value_node = cell.find(f"{_MAIN}v")
-            raw = value_node.text if value_node is not None else None
-            if kind == "s":
-                value: Any = shared[int(raw)] if raw is not None else None
-            elif kind == "inlineStr":
-                value = "".join(node.text or "" for node in cell.iter(f"{_MAIN}t"))
-            elif kind in ("str", "e"):
-                value = raw
-            elif kind == "b":
-                value = raw == "1"
-            elif kind == "n":
-                if raw is None:
-                    value = None
-                else:
-                    number_value = float(raw)
-                    if int(cell.get("s", "0")) in date_styles:
-                        value = from_excel(number_value)
-                    else:
-                        value = int(number_value) if number_value.is_integer() else number_value
-            else:
-                raise _UnsupportedXlsx(f"cell type {kind}")
-            while len(values) < position:
-                values.append(None)
-            values.append(value)
-            position += 1
-        row.clear()
-        yield number, values
-
-
-def _openpyxl_rows(data: bytes):
-    from openpyxl import load_workbook
-
-    workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    try:
-        sheet = workbook.worksheets[0] if workbook.worksheets else None
-        if sheet is None:
-            raise ImportFileError("Die Arbeitsmappe enthält kein Tabellenblatt.")
-        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-            yield number, list(values)
-    finally:
-        workbook.close()
-
-
-def _collect(rows_iter) -> tuple[list[str] | None, list[tuple[int, list[str]]]]:
-    headers: list[str] | None = None
-    rows: list[tuple[int, list[str]]] = []
-    for number, values in rows_iter:
-        cells = [_cell_text(value) for value in values]
-        if not any(cells):
-            continue
-        if headers is None:
-            headers = cells
-        else:
-            rows.append((number, cells))
-        if len(rows) > MAX_ROWS:
-            raise ImportFileError(f"Die Datei hat mehr als {MAX_ROWS:,} Zeilen. Bitte teilen Sie sie auf.".replace(",", "."))
-    return headers, rows
-
-
-def read_xlsx(data: bytes) -> Table:
-    try:
-        headers, rows = _collect(_fast_xlsx_rows(data))
-    except ImportFileError:
-        raise
-    except Exception:  # unusual or damaged workbook: let openpyxl decide
-        try:
-            headers, rows = _collect(_openpyxl_rows(data))
-        except ImportFileError:
-            raise
-        except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as error:
-            raise ImportFileError("Die Datei ist keine lesbare XLSX-Datei (Excel-Arbeitsmappe).") from error
-        except Exception as error:  # openpyxl raises assorted errors for damaged workbooks
-            raise ImportFileError("Die XLSX-Datei ist beschädigt und kann nicht gelesen werden.") from error
-    if headers is None:
-        raise ImportFileError("Die Datei ist leer.")
-    while headers and not headers[-1]:
-        headers.pop()
-    return Table(headers=headers, rows=rows, file_kind="XLSX")
-
+# --- Reading (reading.py, xlsx.py) ------------------------------------------------------------------
 
 def read_table(data: bytes, filename: str = "") -> Table:
-    """CSV or XLSX by content (the name only breaks ties); ImportFileError when unreadable."""
-    if not data or not data.strip(b"\x00 \t\r\n\xef\xbb\xbf"):
-        raise ImportFileError("Die Datei ist leer.")
-    lower = (filename or "").lower()
-    if data.startswith(b"PK\x03\x04"):
-        return read_xlsx(data)
-    if data.startswith(b"\xd0\xcf\x11\xe0"):
-        raise ImportFileError("Das alte Excel-Format (.xls) wird nicht unterstützt. Bitte speichern Sie die Datei als .xlsx oder CSV.")
-    if lower.endswith((".xlsx", ".xlsm")):
-        raise ImportFileError("Die Datei heißt .xlsx, ist aber keine Excel-Arbeitsmappe.")
-    if data.startswith((b"%PDF", b"\x89PNG", b"\xff\xd8\xff", b"GIF8")) or (b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff"))):
-        raise ImportFileError("Die Datei ist weder eine CSV- noch eine XLSX-Datei.")
-    return read_csv(data)
+    """CSV or XLSX by content; ImportFileError when unreadable or beyond the limits."""
+    return reading.read_table(data, filename, lambda header: _header_key(header) in _ALIAS_INDEX)
 
 
 # --- Columns ---------------------------------------------------------------------------------------
@@ -576,9 +324,23 @@ def _analyse(table: Table, mapping: dict[str, str] | None) -> tuple[ImportResult
 
 # --- Entry points ----------------------------------------------------------------------------------
 
-def check_size(data: bytes, limit: int) -> None:
-    if limit and len(data) > limit:
-        raise ImportFileError(f"Die Datei ist größer als {limit // (1024 * 1024)} MB. Bitte teilen Sie sie auf.")
+_IMPORT_LOCK = 0x4B49494D  # "KIIM"
+CONCURRENT_CHANGE = ("Während des Imports wurden dieselben Kommunen oder Ansprechpersonen gleichzeitig an anderer Stelle "
+                     "gespeichert. Es wurde nichts importiert; bitte starten Sie den Import erneut.")
+
+
+def serialise_imports() -> None:
+    """Let one import at a time compare and write, until its transaction ends.
+
+    Two imports of the same file would otherwise both find a Kommune missing and both create it
+    (a unique violation for all but one). PostgreSQL: a transaction-level advisory lock. SQLite: its
+    write lock, taken now with a statement that writes nothing (busy_timeout waits for it), so the
+    comparison below already sees what the import before has committed.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _IMPORT_LOCK})
+    else:
+        db.session.execute(text("DELETE FROM recipient_import_uploads WHERE 1 = 0"))
 
 
 def preview_import(data: bytes, filename: str = "", mapping: dict[str, str] | None = None, *, limit: int = 0) -> ImportResult:
@@ -598,6 +360,7 @@ def apply_import(data: bytes, filename: str = "", mapping: dict[str, str] | None
     """
     check_size(data, limit)
     table = read_table(data, filename)
+    serialise_imports()  # after reading the file, before reading the database
     result, states, existing_contacts = _analyse(table, mapping)
 
     organisations: dict[str, Organisation] = {}

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
 
 from ..errors import NotFound, ValidationError
 from ..extensions import db
@@ -14,7 +15,7 @@ from ..history import contact_history
 from . import services
 from .addressing import address_lines, role_wording, salutation
 from .forms import ConfirmForm, ContactForm, ImportApplyForm, ImportUploadForm, OrganisationForm, VerteilerForm
-from .importer import EXTRA, FIELDS, IGNORE, ImportFileError, preview_import
+from .importer import CONCURRENT_CHANGE, EXTRA, FIELDS, IGNORE, ImportFileError, preview_import
 from .models import ORGANISATION_KINDS, REGIERUNGSBEZIRKE, Contact, Organisation
 
 bp = Blueprint("recipients", __name__, url_prefix="/verteiler")
@@ -381,10 +382,15 @@ def import_apply(token: str):
         return redirect(url_for("recipients.contacts"))
     try:
         result = services.apply_upload(upload, _mapping_from(request.form), form.list_name.data or "")
+        db.session.commit()
     except ValidationError as error:
         db.session.rollback()
         flash(str(error), "error")
         return redirect(url_for("recipients.import_preview", token=token))
-    db.session.commit()
+    except IntegrityError:
+        # Imports wait for each other; a Kommune or person saved by a form at the same moment can still collide.
+        db.session.rollback()
+        flash(CONCURRENT_CHANGE, "error")
+        return redirect(url_for("recipients.import_preview", token=token))
     flash(f"Import abgeschlossen: {result.summary()}.", "success" if not result.invalid else "warning")
     return redirect(url_for("recipients.contacts"))

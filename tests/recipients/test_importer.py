@@ -191,33 +191,6 @@ def test_script_and_template_strings_are_stored_literally(app):
     assert (contact.first_name, contact.last_name, contact.function) == ("{{ 7*7 }}", "<script>alert(1)</script>", "=HYPERLINK(\"x\")")
 
 
-def test_fast_xlsx_reader_matches_openpyxl():
-    from datetime import date, datetime
-
-    from openpyxl import Workbook
-
-    from ki_post.recipients.importer import _fast_xlsx_rows, _openpyxl_rows
-
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.append(["Kommune", "PLZ", "Seit", "Aktiv", "Anteil", "Formel", "Termin"])
-    sheet.append(["Köln", 50679, date(2016, 12, 28), True, 1.5, "=1+1", datetime(2017, 2, 8, 11, 0)])
-    sheet["C4"] = "später"
-    workbook.create_sheet("Zweites Blatt")["A1"] = "wird nicht gelesen"
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    data = buffer.getvalue()
-
-    def non_empty(rows):
-        return [(n, [v for v in values]) for n, values in rows if any(v is not None for v in values)]
-
-    fast = non_empty(_fast_xlsx_rows(data))
-    slow = [(n, values[: len(f)]) for (n, values), (_, f) in zip(non_empty(_openpyxl_rows(data)), fast)]
-    assert fast == slow
-    table = read_table(data, "x.xlsx")
-    assert table.rows == [(2, ["Köln", "50679", "28.12.2016", "ja", "1.5", "", "08.02.2017 11:00"]), (4, ["", "", "später"])]
-
-
 def test_contradicting_organisation_rows_first_wins_with_a_warning_and_stay_idempotent(app):
     second = [*ROWS[0][:8], "Andere Straße 1", *ROWS[0][9:11], "zweite@kreis-mettmann.example", ""]
     data = csv_data(rows=[*ROWS, second])
