@@ -9,8 +9,9 @@ from ical.calendar_stream import IcsCalendarStream
 from sqlalchemy import select
 
 from ki_post.auth.models import AuditEntry
+from ki_post.core.formatting import BERLIN
 from ki_post.errors import ValidationError
-from ki_post.events import services
+from ki_post.events import invitations, services
 from ki_post.events.models import Event, Invitation
 from ki_post.extensions import db
 from ki_post.outbox.models import Mailing, OutboxMessage
@@ -99,7 +100,7 @@ def test_rows_without_a_sent_invitation_do_not_count_as_already_invited(app, dem
     """Demo data and staff answers create invitation rows without mailing anything."""
     event = make_event()
     verteiler = services.verteiler_id_by_name("Alle KI-Dezernate")
-    contacts = services._contacts(verteiler, None)
+    contacts = invitations._contacts(verteiler, None)
     services.add_invitations(event, contacts[:5])
     result = services.invite(event, verteiler_id=verteiler)
     assert (result.invited, result.already) == (53, 0)
@@ -244,7 +245,7 @@ def test_demo_is_idempotent(app, demo):
     assert first == {"events": 1, "invitations": 53}
     assert load_demo() == {"events": 0, "invitations": 0}
     event = db.session.scalar(select(Event).where(Event.title == TITLE))
-    assert event.start_at.astimezone(services.BERLIN).hour == 11 and event.place_address == "Fürstenwall 25, 40219 Düsseldorf"
+    assert event.start_at.astimezone(BERLIN).hour == 11 and event.place_address == "Fürstenwall 25, 40219 Düsseldorf"
 
 
 def test_circular_attachment_checked_by_content(app, demo, make_event):
