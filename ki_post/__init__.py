@@ -139,6 +139,10 @@ def _register_domains(app: Flask) -> None:
         for command in cli.commands:
             app.cli.add_command(command)
 
+    from .events.superseding import connect_receivers
+
+    connect_receivers()  # events react to changed contacts and to mails back from a failure
+
 
 def _upgrade_schema(app: Flask) -> None:
     from flask_migrate import upgrade

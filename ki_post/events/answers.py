@@ -1,20 +1,24 @@
-"""Answers and seats: the personal link, staff entries, capacity, waiting list and moving up."""
+"""Answers and seats: the personal link, calendar replies, staff entries, capacity, waiting list and
+moving up. One deadline rule holds for every channel; staff may override it explicitly."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from ..auth.services import audit
 from ..db_types import utcnow
 from ..errors import NotFound, ValidationError
 from ..extensions import db
-from .mails import _enqueue_for, _mailing, _start
+from .delivery import delivery_of, lock_event
+from .mails import queue_running
 from .models import CHANNELS, Event, Invitation
+from .superseding import supersede
 
 ANSWER_STATES = ("accepted", "declined", "tentative")
+STAFF_CHANNELS = ("phone", "letter", "staff", "calendar")
 
 
 def invitation_by_token(token: str) -> Invitation:
@@ -29,20 +33,9 @@ def invitation_by_token(token: str) -> Invitation:
 
 
 def deadline_passed(event: Event, now: datetime | None = None) -> bool:
+    """The one deadline rule for every channel: after the answer deadline, or once the event is over."""
     now = now or utcnow()
     return (event.deadline is not None and now > event.deadline) or now > event.end_at
-
-
-def _lock_event(event_id: int) -> None:
-    """Serialises all answers of one event so that seats are counted exactly once."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(select(Event.id).where(Event.id == event_id).with_for_update())
-    else:
-        # SQLite has no row locks: a write takes the database's write lock (busy_timeout waits for it).
-        db.session.execute(
-            update(Event).where(Event.id == event_id).values(sequence=Event.sequence),
-            execution_options={"synchronize_session": False},
-        )
 
 
 def seats_taken(event_id: int, exclude_id: int | None = None) -> int:
@@ -58,11 +51,18 @@ def seats_taken(event_id: int, exclude_id: int | None = None) -> int:
 class AnswerResult:
     state: str
     moved_up: list[Invitation] = field(default_factory=list)
+    changed: bool = True  # False: the same answer again (no second confirmation)
 
 
 def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: str = "", dietary: str = "",
-           channel: str = "link", sequence: int | None = None, notify: bool = True) -> AnswerResult:
-    """Sets an answer. Acceptances beyond the capacity go to the waiting list; freed seats move people up."""
+           channel: str = "link", sequence: int | None = None, notify: bool = True,
+           override_deadline: bool = False) -> AnswerResult:
+    """Sets an answer. Acceptances beyond the capacity go to the waiting list; freed seats move people up.
+
+    A confirmation goes out only when the answer (or the number of companions) changed; one still
+    waiting in the outbox is written anew instead of adding a second. ``override_deadline``: a staff
+    member records an answer after the deadline on purpose (never for the personal link).
+    """
     if state not in ANSWER_STATES:
         raise ValidationError("Bitte wählen Sie Zusage oder Absage.", "answer")
     if channel not in CHANNELS:
@@ -72,8 +72,11 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
         raise ValidationError("Die Veranstaltung ist abgesagt.")
     if event.state != "published":
         raise ValidationError("Die Veranstaltung ist noch nicht veröffentlicht.")
-    if channel == "link" and deadline_passed(event):
-        raise ValidationError("Die Antwortfrist ist abgelaufen. Bitte wenden Sie sich an das Veranstaltungsteam.")
+    if deadline_passed(event) and not (override_deadline and channel in STAFF_CHANNELS):
+        if channel == "link":
+            raise ValidationError("Die Antwortfrist ist abgelaufen. Bitte wenden Sie sich an das Veranstaltungsteam.")
+        raise ValidationError("Die Antwortfrist ist abgelaufen. Um die Antwort trotzdem zu übernehmen, bestätigen Sie "
+                              "bitte „Trotz abgelaufener Frist übernehmen“.", "override_deadline")
     try:
         companions = int(companions or 0)
     except (TypeError, ValueError):
@@ -91,9 +94,9 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
     if len(remark) > 2000 or len(dietary) > 500:
         raise ValidationError("Die Bemerkung ist zu lang (höchstens 2.000 Zeichen).", "remark")
 
-    _lock_event(event.id)
+    lock_event(event.id)
     db.session.refresh(invitation)  # the state as of the lock, not as of the page load
-    previous = invitation.state
+    previous, previous_companions = invitation.state, invitation.companions
     new_state = state
     if state == "accepted" and event.capacity is not None:
         free = event.capacity - seats_taken(event.id, exclude_id=invitation.id)
@@ -108,6 +111,7 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
         invitation.waiting_since = now
     elif new_state != "waiting":
         invitation.waiting_since = None
+    changed = (new_state, companions) != (previous, previous_companions)
     invitation.state = new_state
     invitation.companions = companions
     invitation.remark = remark
@@ -116,19 +120,21 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
     invitation.answered_at = now
     invitation.sequence_answered = event.sequence if sequence is None else sequence
     db.session.flush()
-    audit(f"antwort.{new_state}", invitation, event_id=event.id, begleitpersonen=companions, kanal=channel)
+    audit(f"antwort.{new_state}", invitation, event_id=event.id, begleitpersonen=companions, kanal=channel,
+          geaendert=changed)
     moved = _move_up(event) if previous == "accepted" else []
-    if notify and invitation.email:
-        mailing = _mailing("bestaetigung", f"Bestätigung: {event.title}", event)
-        _enqueue_for(mailing, "bestaetigung", event, invitation)
-        _start(mailing)
-    if moved:
-        mailing = _mailing("nachruecker", f"Nachrücker: {event.title}", event)
-        for person in moved:
-            _enqueue_for(mailing, "nachruecker", event, person)
-        _start(mailing)
+    supersede(event, [invitation, *moved])  # what waits for them (reminder, confirmation) says the new answer
+    if changed and notify and invitation.email and not delivery_of(invitation).unsent_of("bestaetigung"):
+        queue_running("bestaetigung", event, invitation)
+    _notify_moved(event, moved)
     db.session.flush()
-    return AnswerResult(new_state, moved)
+    return AnswerResult(new_state, moved, changed)
+
+
+def _notify_moved(event: Event, moved: list[Invitation]) -> None:
+    for person in moved:
+        if person.email and not delivery_of(person).unsent_of("nachruecker"):
+            queue_running("nachruecker", event, person)
 
 
 def _move_up(event: Event) -> list[Invitation]:
@@ -144,4 +150,13 @@ def _move_up(event: Event) -> list[Invitation]:
         db.session.flush()
         audit("antwort.nachgerueckt", person, event_id=event.id)
         moved.append(person)
+    return moved
+
+
+def move_up_and_notify(event: Event) -> list[Invitation]:
+    """After more seats: the waiting list moves up, and those who got a seat are told."""
+    moved = _move_up(event)
+    if moved:
+        supersede(event, moved)
+        _notify_moved(event, moved)
     return moved

@@ -10,17 +10,22 @@ from ..auth.services import audit
 from ..core.formatting import anzahl
 from ..errors import NotFound, ValidationError
 from ..extensions import db
-from .answers import answer
+from .answers import answer, deadline_passed
+from .delivery import delivery_of
 from .models import CalendarReply, Event, Invitation
 from .replies import ParsedReply, parse_mail
 
 
 PARTSTAT_TO_STATE = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative", "DELEGATED": "declined"}
+# Replies a person looks at: no invitation found, or arrived after the answer deadline.
+REVIEW_STATUSES = ("unmatched", "late")
 
 
 def _apply_one(reply: ParsedReply, message_id: str, from_email: str) -> CalendarReply | None:
+    """Records one REPLY and applies it to the invitation it belongs to: the event by UID, the person
+    by the attendee's address (the sender's only if it is the same mailbox). Never to another event."""
     if db.session.scalar(select(CalendarReply.id).where(CalendarReply.key == reply.key)) is not None:
-        return None  # RPLY-08: seen before
+        return None  # seen before: processing is idempotent
     record = CalendarReply(
         key=reply.key, message_id=message_id, from_email=from_email, uid=reply.uid[:255],
         attendee_email=reply.attendee_email[:254], attendee_name=reply.attendee_name[:300],
@@ -31,23 +36,26 @@ def _apply_one(reply: ParsedReply, message_id: str, from_email: str) -> Calendar
     invitation = None
     if event is not None:
         record.event_id = event.id
-        by_email = {i.email: i for i in event.invitations}
-        invitation = by_email.get(reply.attendee_email)
-        if invitation is None and from_email and from_email == reply.attendee_email:
-            invitation = by_email.get(from_email)
+        invitation = db.session.scalar(select(Invitation).where(Invitation.event_id == event.id,
+                                                                Invitation.email == reply.attendee_email))
     if event is None or invitation is None:
         record.status = "unmatched"
         db.session.flush()
         audit("kalenderantwort.unzugeordnet", record)
         return record
     record.invitation_id = invitation.id
-    if reply.partstat not in PARTSTAT_TO_STATE:  # RPLY-05
+    sent_sequence = delivery_of(invitation).told_sequence or 0
+    if reply.partstat not in PARTSTAT_TO_STATE or event.state != "published":
         record.status = "ignored"
-    elif reply.sequence < event.sequence:  # RPLY-06
+    elif reply.sequence < sent_sequence:
+        # An answer to a version older than the last one sent to this person: they have not seen the
+        # change yet (a version prepared but not sent does not make a reply stale).
         record.status = "stale"
     elif (invitation.channel == "calendar" and invitation.sequence_answered == reply.sequence
           and _newer_reply_exists(invitation.id, reply)):
         record.status = "ignored"
+    elif deadline_passed(event):
+        record.status = "late"  # the same deadline as for the link; staff may take it over explicitly
     else:
         try:
             answer(invitation, PARTSTAT_TO_STATE[reply.partstat], companions=invitation.companions,
@@ -62,7 +70,7 @@ def _apply_one(reply: ParsedReply, message_id: str, from_email: str) -> Calendar
 
 
 def _newer_reply_exists(invitation_id: int, reply: ParsedReply) -> bool:
-    """Among replies to the same SEQUENCE the newer DTSTAMP wins (RPLY-06)."""
+    """Among replies to the same SEQUENCE the newer DTSTAMP wins."""
     if reply.dtstamp is None:
         return False
     newer = select(CalendarReply.id).where(
@@ -84,27 +92,56 @@ def apply_reply_mail(raw: bytes) -> list[CalendarReply]:
 
 
 def unmatched_replies() -> list[CalendarReply]:
-    return list(db.session.scalars(select(CalendarReply).where(CalendarReply.status == "unmatched").order_by(CalendarReply.received_at)))
+    """Replies for a person to look at: not matched to an invitation, or after the deadline."""
+    return list(db.session.scalars(select(CalendarReply).where(CalendarReply.status.in_(REVIEW_STATUSES))
+                                   .order_by(CalendarReply.received_at, CalendarReply.id)))
 
 
-def assign_reply(reply_id: int, invitation_id: int) -> Invitation:
+def _open_reply(reply_id: int) -> CalendarReply:
     record = db.session.get(CalendarReply, reply_id)
-    invitation = db.session.get(Invitation, invitation_id)
-    if record is None or record.status != "unmatched":
+    if record is None or record.status not in REVIEW_STATUSES:
         raise NotFound("Diese Kalenderantwort ist nicht (mehr) offen.")
+    return record
+
+
+def assign_reply(reply_id: int, invitation_id: int | None, *, override_deadline: bool = False) -> Invitation:
+    """A person assigns a reply to an invitation of the reply's own event (chosen by name)."""
+    record = _open_reply(reply_id)
+    if record.event_id is None:
+        raise ValidationError("Zu dieser Antwort gibt es keine Veranstaltung (unbekannte UID); sie lässt sich "
+                              "niemandem zuordnen.", "invitation_id")
+    invitation = db.session.get(Invitation, invitation_id) if invitation_id else None
     if invitation is None:
-        raise ValidationError("Bitte wählen Sie eine Einladung.", "invitation_id")
+        raise ValidationError("Bitte wählen Sie die eingeladene Person.", "invitation_id")
+    if invitation.event_id != record.event_id:
+        raise ValidationError("Diese Person ist zu der Veranstaltung der Antwort nicht eingeladen.", "invitation_id")
     state = PARTSTAT_TO_STATE.get(record.partstat)
     if state is None:
         raise ValidationError("Diese Antwort enthält weder Zusage noch Absage.")
     answer(invitation, state, companions=invitation.companions, remark=record.comment or invitation.remark,
-           dietary=invitation.dietary, channel="calendar", sequence=record.sequence)
+           dietary=invitation.dietary, channel="calendar", sequence=record.sequence, override_deadline=override_deadline)
     record.status = "assigned"
     record.invitation_id = invitation.id
-    record.event_id = invitation.event_id
     db.session.flush()
-    audit("kalenderantwort.zugeordnet", record, invitation_id=invitation.id)
+    audit("kalenderantwort.zugeordnet", record, invitation_id=invitation.id, frist_uebergangen=override_deadline)
     return invitation
+
+
+def dismiss_reply(reply_id: int) -> CalendarReply:
+    """A person decided the reply needs nothing (e.g. for an unknown event)."""
+    record = _open_reply(reply_id)
+    record.status = "dismissed"
+    db.session.flush()
+    audit("kalenderantwort.verworfen", record)
+    return record
+
+
+def assignable(record: CalendarReply) -> list[Invitation]:
+    """The invitations of the reply's event to choose from, by name."""
+    if record.event_id is None:
+        return []
+    return sorted(db.session.scalars(select(Invitation).where(Invitation.event_id == record.event_id)),
+                  key=lambda i: ((i.name or i.email).lower(), i.id))
 
 
 @dataclass
@@ -114,7 +151,8 @@ class IngestResult:
 
     def summary(self) -> str:
         parts = [f"{anzahl(self.mails, 'Mail', 'Mails')} gelesen"]
-        labels = {"applied": "übernommen", "stale": "veraltet", "ignored": "ignoriert", "unmatched": "zur Prüfung"}
+        labels = {"applied": "übernommen", "stale": "veraltet", "ignored": "ignoriert", "unmatched": "zur Prüfung",
+                  "late": "nach Fristende zur Prüfung"}
         parts += [f"{self.statuses[key]} {label}" for key, label in labels.items() if self.statuses[key]]
         return ", ".join(parts) + "."
 
@@ -129,7 +167,7 @@ def ingest_mails(raw_mails) -> IngestResult:
 
 
 def ingest_path(path: str) -> IngestResult:
-    """One .eml file, an mbox file, a Maildir directory or a folder of .eml files (RPLY-01…09)."""
+    """One .eml file, an mbox file, a Maildir directory or a folder of .eml files."""
     import os
 
     from .replies import iter_mail_source

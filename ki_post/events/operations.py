@@ -1,7 +1,13 @@
-"""Event operations: create, change, publish, cancel. Functions flush, never commit; callers commit."""
+"""Event operations: create, change, publish, cancel. Functions flush, never commit; callers commit.
+
+Changing or cancelling an event makes every mail of it that has not gone out true again at once
+(``superseding``); what goes to people who may already have the event (an update, a cancellation)
+is prepared as a draft mailing to check and send in the Postausgang, or sent at once with ``start``.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -10,10 +16,14 @@ from sqlalchemy import select
 
 from ..auth.services import audit
 from ..core.formatting import BERLIN
+from ..db_types import utcnow
 from ..errors import NotFound, ValidationError
 from ..extensions import db
 from . import ical
+from .delivery import deliveries, lock_event
+from .mails import draft_mailing, queue, release
 from .models import Event
+from .superseding import supersede
 
 MAX_COMPANIONS = 20
 
@@ -123,22 +133,63 @@ def create_event(data: EventData) -> Event:
     return event
 
 
-SIGNIFICANT = ("start_at", "end_at", "place_name", "place_address", "room")
+def event_data(event: Event) -> EventData:
+    """The event as it is, to change single fields with ``dataclasses.replace``."""
+    return EventData(title=event.title, start=event.start_at, end=event.end_at, place_name=event.place_name,
+                     place_address=event.place_address, room=event.room, description=event.description,
+                     deadline=event.deadline, capacity=event.capacity, companions_allowed=event.companions_allowed,
+                     ask_remarks=event.ask_remarks, ask_dietary=event.ask_dietary)
 
 
-def update_event(event: Event, data: EventData) -> bool:
-    """Returns True when a published event changed time or place: an update mail is then offered."""
+# What an invited person's calendar shows: a change raises SEQUENCE and may need an update mail.
+CALENDAR_FIELDS = {"title": "Titel", "start_at": "Beginn", "end_at": "Ende", "place_name": "Ort",
+                   "place_address": "Anschrift", "room": "Raum", "description": "Beschreibung"}
+
+
+@dataclass
+class UpdateResult:
+    changed: list[str] = field(default_factory=list)  # German names of what changed in the calendar
+    rewritten: int = 0  # unsent mails written anew
+    withdrawn: int = 0
+    skipped: int = 0
+    updates: int = 0  # update mails for people who may have the old version
+    mailing_id: int | None = None  # the (draft) mailing holding the updates
+    moved_up: int = 0
+
+
+def update_event(event: Event, data: EventData, *, created_by_id: int | None = None, start: bool = False) -> UpdateResult:
+    """Change an event. Every unsent mail of it is written anew at once; everyone who may have an
+    older version gets an update saying what changed for them (in a draft mailing, or sent with ``start``)."""
     if event.state == "cancelled":
         raise ValidationError("Eine abgesagte Veranstaltung kann nicht mehr geändert werden.")
     values = _validated(data)
-    significant = any(getattr(event, name) != values[name] for name in SIGNIFICANT)
+    lock_event(event.id)
+    changed = [label for name, label in CALENDAR_FIELDS.items() if getattr(event, name) != values[name]]
+    more_seats = event.capacity is not None and (values["capacity"] is None or values["capacity"] > event.capacity)
     for name, value in values.items():
         setattr(event, name, value)
-    if significant and event.state == "published" and any(i.invited_at for i in event.invitations):
-        event.update_pending = True
+    if changed:
+        event.sequence += 1
     db.session.flush()
-    audit("veranstaltung.geaendert", event, wesentlich=significant)
-    return event.update_pending
+    mailing = None
+
+    def updates():
+        nonlocal mailing
+        mailing = mailing or draft_mailing(event, "aktualisierung", created_by_id)
+        return mailing
+
+    outcome = supersede(event, updates=updates)
+    result = UpdateResult(changed, outcome.rewritten, outcome.withdrawn, outcome.skipped, len(outcome.updates),
+                          mailing.id if mailing else None)
+    if more_seats and event.state == "published":
+        from .answers import move_up_and_notify
+
+        result.moved_up = len(move_up_and_notify(event))
+    if start:
+        release(mailing)
+    audit("veranstaltung.geaendert", event, geaendert=changed, sequence=event.sequence, neu_erstellt=result.rewritten,
+          zurueckgezogen=result.withdrawn, aktualisierungen=result.updates)
+    return result
 
 
 def get_event(event_id: int) -> Event:
@@ -158,3 +209,57 @@ def publish_event(event: Event) -> None:
     event.state = "published"
     db.session.flush()
     audit("veranstaltung.veroeffentlicht", event)
+
+
+def cancel_recipients(event: Event) -> list:
+    """Exactly those who may have the event in their calendar: an invitation or update was sent, is on
+    its way or in doubt. Nobody else hears of the cancellation."""
+    found = deliveries(event)
+    return [i for i in event.invitations if found.get(i.id) is not None and found[i.id].may_have_event]
+
+
+@dataclass
+class CancelResult:
+    recipients: int = 0
+    withdrawn: int = 0
+    skipped: int = 0
+    mailing_id: int | None = None
+
+
+_REASON_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f\u2028\u2029]")
+
+
+def cancel_event(event: Event, reason: str = "", *, created_by_id: int | None = None, start: bool = False) -> CancelResult:
+    """Cancel: every unsent mail of the event is withdrawn, and those who may have it in their calendar
+    get METHOD:CANCEL (STATUS:CANCELLED, SEQUENCE + 1) with the reason, in a draft or sent with ``start``."""
+    if event.state == "cancelled":
+        raise ValidationError("Die Veranstaltung ist bereits abgesagt.")
+    reason = _REASON_CONTROL.sub(" ", (reason or "").replace("\r\n", "\n")).strip()
+    if len(reason) > 1000:
+        raise ValidationError("Der Grund darf höchstens 1.000 Zeichen lang sein.", "reason")
+    lock_event(event.id)
+    event.state = "cancelled"
+    event.cancel_reason = reason
+    event.cancelled_at = utcnow()
+    event.sequence += 1
+    db.session.flush()
+    outcome = supersede(event)  # withdraws; what a worker claimed meanwhile counts below as on its way
+    recipients = cancel_recipients(event)
+    result = CancelResult(len(recipients), outcome.withdrawn)
+    if recipients:
+        mailing = draft_mailing(event, "absage", created_by_id)
+        for invitation in recipients:
+            if queue(mailing, "absage", event, invitation) is None:
+                result.skipped += 1
+        result.mailing_id = mailing.id
+        if start:
+            release(mailing)
+    db.session.flush()
+    audit("veranstaltung.abgesagt", event, anzahl=len(recipients), zurueckgezogen=outcome.withdrawn,
+          sequence=event.sequence)
+    return result
+
+
+def change_fields(event: Event, **changes: Any) -> EventData:
+    """The event's data with some fields replaced (the CLI's ``events update --title …``)."""
+    return replace(event_data(event), **{name: value for name, value in changes.items() if value is not None})

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ValidationError
+from .delivery import deliveries
 from .models import Event, Invitation
 
 
@@ -15,6 +16,8 @@ class Overview:
     companions: int
     by_organisation: list[tuple[str, Counter]]
     invitations: list[Invitation]
+    # Where each person's invitation stands in the outbox ("gesendet", "wartend", "keine Einladung" …).
+    delivery: dict[int, str] = field(default_factory=dict)
 
 
 def overview(event: Event, *, q: str = "", state: str = "") -> Overview:
@@ -31,7 +34,9 @@ def overview(event: Event, *, q: str = "", state: str = "") -> Overview:
     if q:
         needle = q.strip().lower()
         shown = [i for i in shown if needle in i.name.lower() or needle in i.email or needle in i.organisation_name.lower()]
-    return Overview(counts, companions, sorted(per_org.items()), shown)
+    found = deliveries(event)
+    labels = {i.id: found[i.id].request_label if i.id in found else "keine Einladung" for i in shown}
+    return Overview(counts, companions, sorted(per_org.items()), shown, labels)
 
 
 PARTICIPANT_HEADER = ["Name", "Organisation", "E-Mail", "Antwort", "Begleitpersonen", "Bemerkung", "Ernährung", "Antwortweg", "Beantwortet am"]

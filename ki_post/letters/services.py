@@ -45,6 +45,8 @@ DEFAULT_SENDER: dict[str, Any] = {
     "kommunikation": "Telefon 0211 855-5\nTelefax 0211 855-3683\npoststelle@mais.nrw.de\nwww.mais.nrw",
     "verkehr": "Rheinbahn Linie 709, Haltestelle Stadttor\nRheinbahn Linien 708, 732,\nHaltestelle Polizeipräsidium",
     "ansprechperson": "Agnes Heuvelmann",
+    "funktion": "Veranstaltungsteam",
+    "organisationseinheit": "Abteilung IV",
     "telefon": "0211 855-3607",
     "telefax": "0211 855-3683",
     "email": "agnes.heuvelmann@mais.nrw.de",
@@ -265,6 +267,14 @@ def update_sender_profile(values: Mapping[str, Any]) -> SenderProfile:
 
 def sender_dict(profile: SenderProfile) -> dict[str, Any]:
     return {key: getattr(profile, key) for key in DEFAULT_SENDER}
+
+
+def signature_lines(profile: SenderProfile | None = None) -> list[str]:
+    """Who signs mails and the public answer page: person, function and unit, ministry (never the
+    product's name). Empty parts are left out."""
+    profile = profile or sender_profile()
+    role = ", ".join(part for part in (profile.funktion, profile.organisationseinheit) if part)
+    return [line for line in (profile.ansprechperson, role, profile.ministerium) if line]
 
 
 def default_fields(profile: SenderProfile | None = None, today: date | None = None) -> dict[str, str]:

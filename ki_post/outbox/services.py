@@ -353,13 +353,14 @@ def _forget_blob_keys(session: Session) -> None:
     session.info.pop("outbox_blob_keys", None)
 
 
-def start_mailing(mailing: Mailing) -> None:
-    """Release a draft to the worker."""
+def start_mailing(mailing: Mailing, *, allow_empty: bool = False) -> None:
+    """Release a draft to the worker. ``allow_empty``: a running mailing that later messages join
+    (e.g. an event's confirmations) may start with nothing to send."""
     if mailing.state != "entwurf":
         raise ValidationError("Nur ein Entwurf kann gesendet werden.")
     count = db.session.scalar(select(func.count()).where(OutboxMessage.mailing_id == mailing.id,
                                                          OutboxMessage.state == "wartend"))
-    if not count:
+    if not count and not allow_empty:
         raise ValidationError("Die Aussendung enthält keine Nachrichten, die gesendet werden können.")
     mailing.state = "aktiv"
     mailing.started_at = utcnow()
