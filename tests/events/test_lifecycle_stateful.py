@@ -218,10 +218,12 @@ class LifecycleMachine(RuleBasedStateMachine):
         db.session.expire_all()
         return db.session.get(Event, self.event_ids[number])
 
-    @initialize(who=st.sets(st.sampled_from(range(BAD)), min_size=2))
-    def invited_and_sent(self, who):
-        """A usual start: some people of the first event already have their invitation."""
+    @initialize(who=st.sets(st.sampled_from(range(BAD)), min_size=2), also=st.sets(st.sampled_from(range(BAD))))
+    def invited_and_sent(self, who, also):
+        """A usual start: some people already have their invitation, several of them to both events."""
         self.invite(self.slots[0], who, True)
+        if also:
+            self.invite(self.slots[1], also, True)
         self.work()
 
     @invariant()

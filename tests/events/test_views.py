@@ -157,7 +157,7 @@ def test_reader_cannot_change(client, make_user, published):
     assert client.get("/veranstaltungen/999").status_code == 404
 
 
-def test_review_list_assign(staff_client, published):
+def test_review_list_assigns_by_name_within_the_replys_event(staff_client, published):
     from pathlib import Path
 
     from tests.events.conftest import FIXTURE_UID
@@ -169,12 +169,29 @@ def test_review_list_assign(staff_client, published):
     db.session.commit()
     page = staff_client.get("/veranstaltungen/kalenderantworten").get_data(as_text=True)
     assert "unbekannt@irgendwo.example" in page
+    # The answer in German, and a choice among this event's invitations by name, not a global number.
+    assert "<td>Zusage</td>" in page and "ACCEPTED" not in page and "Nummer der Einladung" not in page
+    invitation = event.invitations[0]
+    assert re.search(rf'<option value="{invitation.id}">{re.escape(invitation.name)} \(', page)
     reply_id = services.unmatched_replies()[0].id
-    invitation_id = event.invitations[0].id
-    staff_client.submit(f"/veranstaltungen/kalenderantworten/{reply_id}", {"invitation_id": str(invitation_id)},
+    other = services.create_event(services.EventData(title="Andere", start="2040-01-01T10:00", end="2040-01-01T11:00"))
+    services.publish_event(other)
+    from ki_post.recipients.models import Contact
+
+    stranger = Contact(first_name="Fremde", last_name="Person", email="fremde@anderswo.example")
+    db.session.add(stranger)
+    db.session.flush()
+    [foreign] = services.add_invitations(other, [stranger])
+    db.session.commit()
+    refused = staff_client.submit(f"/veranstaltungen/kalenderantworten/{reply_id}", {"invitation_id": str(foreign.id)},
+                                  form_url="/veranstaltungen/kalenderantworten", follow_redirects=True)
+    assert "nicht eingeladen" in refused.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Invitation, foreign.id).state == "open"
+    staff_client.submit(f"/veranstaltungen/kalenderantworten/{reply_id}", {"invitation_id": str(invitation.id)},
                         form_url="/veranstaltungen/kalenderantworten")
     db.session.expire_all()
-    assert db.session.get(Invitation, invitation_id).state == "accepted"
+    assert db.session.get(Invitation, invitation.id).state == "accepted"
 
 
 def test_invite_with_bad_attachment_changes_nothing(staff_client, demo, make_event):
