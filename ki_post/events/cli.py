@@ -91,7 +91,7 @@ def invite(event_id: int, list_name: str | None, draft: bool) -> None:
 @click.argument("event_id", type=int)
 @click.option("--title", default=None, help="Neuer Titel.")
 @click.option("--start", default=None, help="Neuer Beginn in deutscher Zeit, z. B. 2017-02-08T10:30.")
-@click.option("--end", default=None, help="Neues Ende in deutscher Zeit, z. B. 2017-02-08T12:30.")
+@click.option("--end", default=None, help="Neues Ende in deutscher Zeit, z. B. 2017-02-08T12:30 (ohne: Dauer bleibt).")
 @click.option("--location", default=None, help="Neuer Ort (Name).")
 @click.option("--address", default=None, help="Neue Anschrift des Orts.")
 @click.option("--room", default=None, help="Neuer Raum.")
@@ -102,6 +102,8 @@ def update(event_id: int, title, start, end, location, address, room, descriptio
     bisherigen Angaben schon hat, erhält eine Aktualisierung, die nennt, was sich geändert hat."""
     event = _event(event_id)
     try:
+        if start and not end:  # a new beginning alone moves the event and keeps its length
+            end = services.parse_local(start, "start") + (event.end_at - event.start_at)
         data = services.change_fields(event, title=title, start=start, end=end, place_name=location,
                                       place_address=address, room=room, description=description)
         result = services.update_event(event, data, start=not draft)

@@ -149,11 +149,11 @@ def test_update_remind_cancel_and_invite_everyone(app, runner, make_contacts):
     assert refused.exit_code == 0 and "2 Erinnerungen eingereiht" in refused.output, refused.output
     again = runner.invoke(args=["events", "remind", str(event_id)])
     assert again.exit_code != 0 and "--force" in again.output  # reminders just queued: ask first
-    moved = runner.invoke(args=["events", "update", str(event_id), "--start", "2037-03-01T10:30",
-                                "--end", "2037-03-01T12:30"])
+    moved = runner.invoke(args=["events", "update", str(event_id), "--start", "2037-03-01T10:30"])  # keeps 2 hours
     assert moved.exit_code == 0, moved.output
     assert "Geändert: Beginn, Ende." in moved.output and "2 Aktualisierungen eingereiht" in moved.output
     assert "2 wartende Nachrichten neu erstellt" in moved.output  # the two reminders not yet sent
+    assert db.session.get(Event, event_id).end_at.hour == 11  # 12:30 in Berlin (CET)
     cancelled = runner.invoke(args=["events", "cancel", str(event_id), "--reason", "Hochwasser"])
     assert cancelled.exit_code == 0, cancelled.output
     assert "4 wartende Nachrichten zurückgezogen, 2 Absagen eingereiht" in cancelled.output
