@@ -73,7 +73,8 @@ class Event(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    invitations: Mapped[list[Invitation]] = relationship(back_populates="event", cascade="all, delete-orphan")
+    invitations: Mapped[list[Invitation]] = relationship(back_populates="event", cascade="all, delete-orphan",
+                                                         order_by="Invitation.id")
 
     @property
     def state_label(self) -> str:
