@@ -20,6 +20,7 @@ from ..db_types import utcnow
 from ..errors import NotFound, ValidationError
 from ..extensions import db
 from . import ical
+from .answers import move_up_and_notify
 from .delivery import deliveries, lock_event
 from .mails import draft_mailing, queue, release
 from .models import Event
@@ -182,8 +183,6 @@ def update_event(event: Event, data: EventData, *, created_by_id: int | None = N
     result = UpdateResult(changed, outcome.rewritten, outcome.withdrawn, outcome.skipped, len(outcome.updates),
                           mailing.id if mailing else None)
     if more_seats and event.state == "published":
-        from .answers import move_up_and_notify
-
         result.moved_up = len(move_up_and_notify(event))
     if start:
         release(mailing)

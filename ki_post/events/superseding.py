@@ -48,6 +48,8 @@ def _withdraw_reason(event: Event, kind: str) -> str:
         return "Zurückgezogen: Die Veranstaltung ist abgesagt."
     if kind == "erinnerung":
         return "Zurückgezogen: Die Erinnerung passt nicht mehr (inzwischen beantwortet oder Veranstaltung begonnen)."
+    if kind == "nachruecker":
+        return "Zurückgezogen: Die Person hat inzwischen abgesagt."
     if kind == "aktualisierung":
         return "Zurückgezogen: Es gibt nichts mehr mitzuteilen (die Person kennt den aktuellen Stand oder erhält eine Einladung)."
     return "Zurückgezogen: durch eine neuere Nachricht derselben Art ersetzt."
@@ -69,6 +71,8 @@ def _plan_one(event: Event, invitation: Invitation, delivery: Delivery, result: 
         elif kind == "erinnerung":
             audience = tuple((row.facts or {}).get("audience") or ("open",))
             keep = keep and invitation.state in audience and not _started(event)
+        elif kind == "nachruecker":
+            keep = keep and invitation.state == "accepted"  # moved up, then declined before the mail left
         seen_kinds.add(kind)
         if not keep:
             if topics.withdraw_unsent([row.id], _withdraw_reason(event, kind)):

@@ -225,6 +225,9 @@ def cancel(event_id: int):
 @requires_role("sachbearbeitung")
 def remind_confirm(event_id: int, form: ReminderForm | None = None):
     event = services.get_event(event_id)
+    if event.state == "cancelled":
+        flash("Die Veranstaltung ist abgesagt; es werden keine Erinnerungen versendet.", "error")
+        return redirect(url_for("events.detail", event_id=event_id))
     return render_template("events/remind.html", event=event, form=form or ReminderForm(),
                            open_count=len(services.reminder_recipients(event)),
                            all_count=len(services.reminder_recipients(event, include_accepted=True)),

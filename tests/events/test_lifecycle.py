@@ -366,3 +366,22 @@ def test_calendar_reply_round_trip_after_an_update(smtp_app, smtp):
     states = {i.event_id: i.state for i in db.session.scalars(select(Invitation))}
     assert states == {first.id: "declined", second.id: "open"}
     assert message_from_bytes(raw, policy=policy.default)["From"].addresses[0].addr_spec == person.email
+
+
+def test_more_seats_move_up_and_a_move_up_mail_not_yet_sent_follows_the_answer(smtp_app, smtp):
+    a, b = people("Anna Eins", "Bert Zwei")
+    event = new_event(capacity=1, companions_allowed=0)
+    services.invite(event, contact_ids=[a.id, b.id], start=True)
+    send(smtp_app)
+    first, second = event.invitations
+    services.answer(first, "accepted")
+    assert services.answer(second, "accepted").state == "waiting"
+    result = services.update_event(event, services.change_fields(event, capacity=2))
+    db.session.commit()
+    assert result.moved_up == 1 and second.state == "accepted"
+    [moved] = by_kind("nachruecker")
+    assert moved.to_email == second.email and moved.state == "wartend"
+    services.answer(second, "declined")  # before the mail left: it would confirm a seat no longer wanted
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(OutboxMessage, moved.id).state == "zurueckgezogen"
