@@ -68,7 +68,7 @@ class Event(db.Model):
     # Raised with every change a calendar shows (title, time, place, description) and on cancelling.
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     # Why the event was cancelled; told to the invited in the cancellation and on the answer page.
-    cancel_reason: Mapped[str] = mapped_column(Text, default="")
+    cancel_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

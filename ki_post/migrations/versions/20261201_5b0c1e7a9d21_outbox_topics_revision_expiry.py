@@ -23,18 +23,19 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('topic', sa.String(length=100), nullable=True))
-        batch_op.add_column(sa.Column('facts', sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column('revision', sa.Integer(), nullable=False, server_default='0'))
-        batch_op.add_column(sa.Column('expires_at', ki_post.db_types.UTCDateTime(), nullable=True))
-        batch_op.create_index('ix_outbox_messages_topic', ['topic', 'id'], unique=False)
+    # Plain ALTERs, no batch: on SQLite a batch would rebuild outbox_messages with DROP TABLE, and with
+    # foreign keys on that deletes every attachment row (ON DELETE CASCADE).
+    op.add_column('outbox_messages', sa.Column('topic', sa.String(length=100), nullable=True))
+    op.add_column('outbox_messages', sa.Column('facts', sa.JSON(), nullable=True))
+    op.add_column('outbox_messages', sa.Column('revision', sa.Integer(), nullable=False, server_default='0'))
+    op.add_column('outbox_messages', sa.Column('expires_at', ki_post.db_types.UTCDateTime(), nullable=True))
+    op.create_index('ix_outbox_messages_topic', 'outbox_messages', ['topic', 'id'], unique=False)
 
 
 def downgrade():
-    with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbox_messages_topic')
-        batch_op.drop_column('expires_at')
-        batch_op.drop_column('revision')
-        batch_op.drop_column('facts')
-        batch_op.drop_column('topic')
+    op.drop_index('ix_outbox_messages_topic', table_name='outbox_messages')
+    for column in ('expires_at', 'revision', 'facts', 'topic'):
+        if op.get_bind().dialect.name == "sqlite":  # in place (SQLite 3.35+), see upgrade
+            op.execute(f"ALTER TABLE outbox_messages DROP COLUMN {column}")
+        else:
+            op.drop_column('outbox_messages', column)

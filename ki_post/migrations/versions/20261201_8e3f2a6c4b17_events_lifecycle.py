@@ -54,24 +54,29 @@ def _backfill_event_mails(connection) -> None:
                 topic=f"veranstaltung-{event.id}/einladung-{invitation_id}", facts={"kind": row.kind, **facts}))
 
 
+def _drop_column(table: str, column: str) -> None:
+    """Without batch mode: on SQLite a batch rebuilds the table with DROP TABLE, and with foreign keys
+    on that deletes every invitation of every event (ON DELETE CASCADE). SQLite 3.35+ drops a column
+    in place."""
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    else:
+        op.drop_column(table, column)
+
+
 def upgrade():
-    with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('cancel_reason', sa.Text(), nullable=False, server_default=''))
-        batch_op.add_column(sa.Column('cancelled_at', ki_post.db_types.UTCDateTime(), nullable=True))
-        batch_op.drop_column('update_pending')
-    with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.alter_column('cancel_reason', server_default=None)
-    with op.batch_alter_table('letter_sender_profiles', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('funktion', sa.String(length=200), nullable=False, server_default=''))
-        batch_op.add_column(sa.Column('organisationseinheit', sa.String(length=200), nullable=False, server_default=''))
+    op.add_column('events', sa.Column('cancel_reason', sa.Text(), nullable=False, server_default=''))
+    op.add_column('events', sa.Column('cancelled_at', ki_post.db_types.UTCDateTime(), nullable=True))
+    _drop_column('events', 'update_pending')
+    op.add_column('letter_sender_profiles', sa.Column('funktion', sa.String(length=200), nullable=False, server_default=''))
+    op.add_column('letter_sender_profiles', sa.Column('organisationseinheit', sa.String(length=200), nullable=False,
+                                                      server_default=''))
     _backfill_event_mails(op.get_bind())
 
 
 def downgrade():
-    with op.batch_alter_table('letter_sender_profiles', schema=None) as batch_op:
-        batch_op.drop_column('organisationseinheit')
-        batch_op.drop_column('funktion')
-    with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('update_pending', sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch_op.drop_column('cancelled_at')
-        batch_op.drop_column('cancel_reason')
+    _drop_column('letter_sender_profiles', 'organisationseinheit')
+    _drop_column('letter_sender_profiles', 'funktion')
+    op.add_column('events', sa.Column('update_pending', sa.Boolean(), nullable=False, server_default=sa.false()))
+    _drop_column('events', 'cancelled_at')
+    _drop_column('events', 'cancel_reason')
