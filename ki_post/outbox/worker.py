@@ -652,11 +652,20 @@ class Worker:
         before it is tried again. Never stops the worker: a receiver's problem only costs that."""
         if not messages_returned.receivers:
             return
+        postgres = db.engine.dialect.name == "postgresql"
+        if postgres:
+            # A receiver may wait for rows a web request is rewriting, while that request waits for the
+            # row this worker read ahead: give up first (before PostgreSQL's deadlock check at 1 s) so
+            # that the request goes through; this message then only misses its update.
+            db.session.execute(text("SET LOCAL lock_timeout = '500ms'"))
         try:
             with db.session.begin_nested():
                 messages_returned.send(None, message_ids=[message_id])
         except Exception:  # noqa: BLE001 - the result of the send must be recorded whatever a receiver does
             log.warning("Nachricht %s: Aktualisieren nach dem Fehlschlag misslungen", message_id, exc_info=True)
+        finally:
+            if postgres:
+                db.session.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
 
     @staticmethod
     def _tally(summary: Summary, outcome: str) -> None:

@@ -229,6 +229,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     @invariant()
     def count_steps(self):
         self.steps += 1
+        STATS["Schritte"] += 1
 
     @precondition(lambda self: any(self.models[n].cancelled for n in self.slots))
     @rule()
