@@ -13,7 +13,7 @@ from ..db_types import utcnow
 from ..errors import NotFound, ValidationError
 from ..extensions import db
 from .delivery import delivery_of, lock_event
-from .mails import queue_running
+from .mails import queue_running, reachable
 from .models import CHANNELS, Event, Invitation
 from .superseding import supersede
 
@@ -124,7 +124,7 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
           geaendert=changed)
     moved = _move_up(event) if previous == "accepted" else []
     supersede(event, [invitation, *moved])  # what waits for them (reminder, confirmation) says the new answer
-    if changed and notify and invitation.email and not delivery_of(invitation).unsent_of("bestaetigung"):
+    if changed and notify and reachable(invitation) and not delivery_of(invitation).unsent_of("bestaetigung"):
         queue_running("bestaetigung", event, invitation)
     _notify_moved(event, moved)
     db.session.flush()
@@ -133,7 +133,7 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
 
 def _notify_moved(event: Event, moved: list[Invitation]) -> None:
     for person in moved:
-        if person.email and not delivery_of(person).unsent_of("nachruecker"):
+        if reachable(person) and not delivery_of(person).unsent_of("nachruecker"):
             queue_running("nachruecker", event, person)
 
 

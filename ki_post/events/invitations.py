@@ -20,7 +20,7 @@ from ..outbox.services import Attachment
 from ..outbox.topics import MAY_HAVE_ARRIVED
 from ..recipients.models import Contact
 from .delivery import deliveries
-from .mails import draft_mailing, queue, release
+from .mails import draft_mailing, queue, reachable, release
 from .models import Event, Invitation
 from .operations import publish_event
 
@@ -111,7 +111,7 @@ def invite(event: Event, *, verteiler_id: int | None = None, contact_ids: list[i
     found = deliveries(event)
     already, pending = 0, []
     for invitation in event.invitations:
-        if invitation.email not in chosen:
+        if invitation.email not in chosen or not reachable(invitation):
             continue
         delivery = found.get(invitation.id)
         # "Already invited" means an invitation is queued, on its way or sent, not merely that a row
@@ -148,7 +148,8 @@ def reminder_recipients(event: Event, include_accepted: bool = False) -> list[In
     states = {"open"} | ({"accepted"} if include_accepted else set())
     found = deliveries(event)
     return [i for i in event.invitations
-            if i.state in states and i.id in found and found[i.id].went_out and not found[i.id].unsent_of("erinnerung")]
+            if i.state in states and i.id in found and found[i.id].went_out and not found[i.id].unsent_of("erinnerung")
+            and reachable(i)]
 
 
 def last_reminder(event: Event) -> datetime | None:

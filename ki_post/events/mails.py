@@ -118,6 +118,14 @@ class Recipient:
     anrede: str
 
 
+def reachable(invitation: Invitation) -> bool:
+    """Whether mail may still go to this person: not erased (contact deleted or anonymised)."""
+    if invitation.contact_id is None:
+        return False
+    contact = db.session.get(Contact, invitation.contact_id)
+    return contact is not None and contact.anonymised_at is None
+
+
 def recipient(invitation: Invitation) -> Recipient:
     """The person as the Verteiler knows them now (copies in the invitation only once the contact is
     gone or anonymised)."""
@@ -177,10 +185,11 @@ def render(kind: str, event: Event, invitation: Invitation, *, told: EventFacts 
     facts_now = EventFacts.of(event)
     changed = changes(told, facts_now) if told is not None else []
     signature = _signature()
+    # What the mail tells about the event and the answer; nothing personal (name and address are in
+    # the message's own columns, which erasing a person scrubs).
     facts: dict[str, Any] = {
         "kind": kind, "uid": event.uid, "sequence": event.sequence, **facts_now.to_json(),
-        "deadline": event.deadline.isoformat() if event.deadline else "", "name": person.name,
-        "organisation": person.organisation, "anrede": person.anrede, "state": invitation.state,
+        "deadline": event.deadline.isoformat() if event.deadline else "", "state": invitation.state,
         "companions": invitation.companions if invitation.state == "accepted" else 0,
     }
     if kind == "aktualisierung":

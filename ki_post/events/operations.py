@@ -22,7 +22,7 @@ from ..extensions import db
 from . import ical
 from .answers import move_up_and_notify
 from .delivery import deliveries, lock_event
-from .mails import draft_mailing, queue, release
+from .mails import draft_mailing, queue, reachable, release
 from .models import Event
 from .superseding import supersede
 
@@ -212,9 +212,9 @@ def publish_event(event: Event) -> None:
 
 def cancel_recipients(event: Event) -> list:
     """Exactly those who may have the event in their calendar: an invitation or update was sent, is on
-    its way or in doubt. Nobody else hears of the cancellation."""
+    its way or in doubt. Nobody else hears of the cancellation, and nobody whose data was erased."""
     found = deliveries(event)
-    return [i for i in event.invitations if found.get(i.id) is not None and found[i.id].may_have_event]
+    return [i for i in event.invitations if found.get(i.id) is not None and found[i.id].may_have_event and reachable(i)]
 
 
 @dataclass

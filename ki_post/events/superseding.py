@@ -23,7 +23,8 @@ from ..recipients.models import Contact
 from ..outbox.signals import messages_returned
 from ..recipients.signals import contacts_changed
 from .delivery import Delivery, deliveries, kind_of
-from .mails import RECIPIENT_PROBLEMS, EventFacts, TemplateProblem, changes, invitation_id_of, problem_text, queue, render
+from .mails import (RECIPIENT_PROBLEMS, EventFacts, TemplateProblem, changes, invitation_id_of, problem_text, queue,
+                    reachable, render)
 from .models import Event, Invitation
 
 log = logging.getLogger(__name__)
@@ -60,11 +61,12 @@ def _plan_one(event: Event, invitation: Invitation, delivery: Delivery, result: 
     """Bring one person's unsent messages up to date. False if a worker claimed one meanwhile."""
     current = EventFacts.of(event)
     told = delivery.told
+    erased = not reachable(invitation)
     seen_kinds: set[str] = set()
     for row in delivery.unsent:
         kind = kind_of(row)
         keep = kind not in seen_kinds  # one unsent mail of each kind is enough; it says what is true now
-        if event.state == "cancelled" and kind != "absage":
+        if erased or (event.state == "cancelled" and kind != "absage"):
             keep = False
         elif kind == "aktualisierung" and (told is None or not changes(told, current)):
             keep = False
@@ -75,7 +77,8 @@ def _plan_one(event: Event, invitation: Invitation, delivery: Delivery, result: 
             keep = keep and invitation.state == "accepted"  # moved up, then declined before the mail left
         seen_kinds.add(kind)
         if not keep:
-            if topics.withdraw_unsent([row.id], _withdraw_reason(event, kind)):
+            reason = "Zurückgezogen: Die Person wurde gelöscht oder anonymisiert." if erased else _withdraw_reason(event, kind)
+            if topics.withdraw_unsent([row.id], reason):
                 result.withdrawn += 1
                 continue
             return False
@@ -89,8 +92,9 @@ def _plan_one(event: Event, invitation: Invitation, delivery: Delivery, result: 
                 result.skipped += 1
                 continue
             return False
-        if mail.facts == row.facts and mail.to_name == row.to_name and mail.to_email == row.to_email:
-            continue  # says exactly this already
+        if mail.facts == row.facts and mail.to_name == row.to_name and mail.to_email == row.to_email and \
+                mail.text == db.session.scalar(select(OutboxMessage.text).where(OutboxMessage.id == row.id)):
+            continue  # says exactly this already (the text only read when nothing cheaper differs)
         try:
             done = topics.rewrite_message(row.id, to_email=mail.to_email, to_name=mail.to_name, subject=mail.subject,
                                           text=mail.text, html=mail.html, calendar=mail.calendar, facts=mail.facts,
@@ -103,8 +107,8 @@ def _plan_one(event: Event, invitation: Invitation, delivery: Delivery, result: 
         if not done:
             return False
         result.rewritten += 1
-    if (updates is not None and event.state == "published" and told is not None and changes(told, current)
-            and "aktualisierung" not in seen_kinds):
+    if (updates is not None and event.state == "published" and not erased and told is not None
+            and changes(told, current) and "aktualisierung" not in seen_kinds):
         if queue(updates(), "aktualisierung", event, invitation, told=told) is not None:
             result.updates.append(invitation.id)
     return True

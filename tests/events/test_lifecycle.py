@@ -385,3 +385,29 @@ def test_more_seats_move_up_and_a_move_up_mail_not_yet_sent_follows_the_answer(s
     db.session.commit()
     db.session.expire_all()
     assert db.session.get(OutboxMessage, moved.id).state == "zurueckgezogen"
+
+
+def test_nothing_new_goes_to_an_erased_person_and_facts_hold_nothing_personal(smtp_app, smtp):
+    """Facts recorded with each mail say what the mail tells about the event, never who it went to; after
+    a person is anonymised, a change, a reminder or a cancellation writes them nothing new."""
+    from ki_post.recipients.services import anonymise_contact
+
+    kept, erased = people("Anna Eins", "Bert Zwei")
+    event = new_event()
+    services.invite(event, contact_ids=[kept.id, erased.id], start=True)
+    send(smtp_app)
+    services.send_reminders(event, start=True)  # waiting for both
+    db.session.commit()
+    for message in db.session.scalars(select(OutboxMessage)):
+        assert not {"Anna", "Bert", "Eins", "Zwei", "kreis.example"} & set(re.split(r"[\s@.]+", str(message.facts)))
+    address = erased.email
+    anonymise_contact(db.session.get(Contact, erased.id))
+    db.session.commit()
+    result = services.update_event(event, services.change_fields(event, room="Saal 5"), start=True)
+    db.session.commit()
+    assert result.updates == 1
+    erased_mails = [m for m in db.session.scalars(select(OutboxMessage)) if m.to_email == address]
+    assert {(m.mailing.kind, m.state) for m in erased_mails} == {("einladung", "gesendet"), ("erinnerung", "zurueckgezogen")}
+    assert services.cancel_event(event, "Ausfall", start=True).recipients == 1
+    send(smtp_app)
+    assert {m["To"].addresses[0].addr_spec for m in smtp.messages()[2:]} == {kept.email}
