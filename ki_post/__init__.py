@@ -157,6 +157,10 @@ def _connect_erasure() -> None:
     for module in (recipients_erasure, outbox_erasure, letters_erasure, events_erasure):
         module.connect()
 
+    from .events.superseding import connect_receivers
+
+    connect_receivers()  # events react to changed contacts and to mails back from a failure
+
 
 def _upgrade_schema(app: Flask) -> None:
     from flask_migrate import upgrade

@@ -87,6 +87,8 @@ EMBEDDED_WORKER = True
 # --- Events ---------------------------------------------------------------------------------
 # Submitted answers per client address on the public answer page.
 RSVP_RATE_LIMIT = "30 per minute"
+# Hours within which a second reminder for the same event must be confirmed explicitly (0 = never ask).
+REMINDER_WARN_HOURS = 72
 
 # --- IMAP (answers from calendar clients) ---------------------------------------------------
 # IMAP host of the functional mailbox; empty = no polling.

@@ -14,7 +14,7 @@ from .models import Event
 
 @click.group("events")
 def events() -> None:
-    """Veranstaltungen anlegen, einladen, Teilnehmerlisten ausgeben."""
+    """Veranstaltungen anlegen, ändern, absagen, einladen, erinnern, Teilnehmerlisten ausgeben."""
 
 
 @events.command("create")
@@ -58,19 +58,100 @@ def _event(event_id: int) -> Event:
         raise click.ClickException(str(error)) from None
 
 
+_DRAFT_HELP = "Nur als Entwurf im Postausgang anlegen (Vorschau, Testnachricht und „Senden“ in der Oberfläche)."
+
+
+def _sent_or_draft(mailing_id: int | None, draft: bool) -> str:
+    if mailing_id is None:
+        return ""
+    return f" (Aussendung {mailing_id}: {'Entwurf' if draft else 'wird gesendet'})"
+
+
 @events.command("invite")
 @click.argument("event_id", type=int)
-@click.option("--list", "list_name", default="Alle KI-Dezernate", show_default=True, help="Name des Verteilers.")
-def invite(event_id: int, list_name: str) -> None:
-    """Alle noch nicht eingeladenen Kontakte des Verteilers einladen (Mail + Kalendereinladung)."""
+@click.option("--list", "list_name", default=None, help="Name des Verteilers; ohne Angabe alle aktiven Kontakte.")
+@click.option("--entwurf", "draft", is_flag=True, help=_DRAFT_HELP)
+def invite(event_id: int, list_name: str | None, draft: bool) -> None:
+    """Alle noch nicht eingeladenen Kontakte des Verteilers (ohne --list: alle aktiven Kontakte) einladen
+    (Mail + Kalendereinladung)."""
     event = _event(event_id)
     try:
-        result = services.invite(event, verteiler_id=services.verteiler_id_by_name(list_name))
+        verteiler_id = services.verteiler_id_by_name(list_name) if list_name else None
+        result = services.invite(event, verteiler_id=verteiler_id, start=not draft)
     except KiPostError as error:
+        db.session.rollback()
         raise click.ClickException(str(error)) from None
     db.session.commit()
+    skipped = f", {result.skipped} übersprungen (Grund im Postausgang)" if result.skipped else ""
     click.echo(f"{anzahl(result.invited, 'Einladung', 'Einladungen')} in den Postausgang gestellt, "
-               f"{result.already} bereits eingeladen.")
+               f"{result.already} bereits eingeladen{skipped}{_sent_or_draft(result.mailing_id, draft)}.")
+
+
+@events.command("update")
+@click.argument("event_id", type=int)
+@click.option("--title", default=None, help="Neuer Titel.")
+@click.option("--start", default=None, help="Neuer Beginn in deutscher Zeit, z. B. 2017-02-08T10:30.")
+@click.option("--end", default=None, help="Neues Ende in deutscher Zeit, z. B. 2017-02-08T12:30 (ohne: Dauer bleibt).")
+@click.option("--location", default=None, help="Neuer Ort (Name).")
+@click.option("--address", default=None, help="Neue Anschrift des Orts.")
+@click.option("--room", default=None, help="Neuer Raum.")
+@click.option("--description", default=None, help="Neue Beschreibung.")
+@click.option("--entwurf", "draft", is_flag=True, help=_DRAFT_HELP)
+def update(event_id: int, title, start, end, location, address, room, description, draft: bool) -> None:
+    """Eine Veranstaltung ändern. Noch nicht versendete Nachrichten werden sofort neu erstellt; wer die
+    bisherigen Angaben schon hat, erhält eine Aktualisierung, die nennt, was sich geändert hat."""
+    event = _event(event_id)
+    try:
+        if start and not end:  # a new beginning alone moves the event and keeps its length
+            end = services.parse_local(start, "start") + (event.end_at - event.start_at)
+        data = services.change_fields(event, title=title, start=start, end=end, place_name=location,
+                                      place_address=address, room=room, description=description)
+        result = services.update_event(event, data, start=not draft)
+    except KiPostError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(f"Geändert: {', '.join(result.changed) or 'nichts, was im Kalender steht'}.")
+    click.echo(f"{anzahl(result.rewritten, 'wartende Nachricht', 'wartende Nachrichten')} neu erstellt, "
+               f"{result.withdrawn} zurückgezogen, {anzahl(result.updates, 'Aktualisierung', 'Aktualisierungen')} "
+               f"eingereiht{_sent_or_draft(result.mailing_id, draft)}.")
+
+
+@events.command("cancel")
+@click.argument("event_id", type=int)
+@click.option("--reason", default="", help="Grund der Absage (steht in der Absage und auf der Antwortseite).")
+@click.option("--entwurf", "draft", is_flag=True, help=_DRAFT_HELP)
+def cancel(event_id: int, reason: str, draft: bool) -> None:
+    """Eine Veranstaltung absagen: Wartendes wird zurückgezogen; wer sie im Kalender haben kann, erhält METHOD:CANCEL."""
+    event = _event(event_id)
+    try:
+        result = services.cancel_event(event, reason, start=not draft)
+    except KiPostError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(f"Abgesagt. {anzahl(result.withdrawn, 'wartende Nachricht', 'wartende Nachrichten')} zurückgezogen, "
+               f"{anzahl(result.recipients, 'Absage', 'Absagen')} eingereiht{_sent_or_draft(result.mailing_id, draft)}.")
+
+
+@events.command("remind")
+@click.argument("event_id", type=int)
+@click.option("--include-accepted", is_flag=True, help="Auch Personen erinnern, die zugesagt haben.")
+@click.option("--force", is_flag=True, help="Auch wenn vor kurzem (REMINDER_WARN_HOURS) schon erinnert wurde.")
+@click.option("--entwurf", "draft", is_flag=True, help=_DRAFT_HELP)
+def remind(event_id: int, include_accepted: bool, force: bool, draft: bool) -> None:
+    """Erinnerungen an alle, deren Einladung versendet ist und die noch nicht geantwortet haben; nennt die Zahl."""
+    event = _event(event_id)
+    try:
+        result = services.send_reminders(event, include_accepted, start=not draft, repeat_confirmed=force)
+    except KiPostError as error:
+        db.session.rollback()
+        hint = " (mit --force trotzdem erinnern)" if getattr(error, "field", None) == "repeat" else ""
+        raise click.ClickException(f"{error}{hint}") from None
+    db.session.commit()
+    skipped = f", {result.skipped} übersprungen (Grund im Postausgang)" if result.skipped else ""
+    click.echo(f"{anzahl(result.reminded, 'Erinnerung', 'Erinnerungen')} eingereiht{skipped}"
+               f"{_sent_or_draft(result.mailing_id, draft)}.")
 
 
 @events.command("export")

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from ..core.formatting import BERLIN
 from ..extensions import db
-from . import services
+from . import invitations, services
 from .models import Event
 
 TITLE = "Feierstunde: Fünf Jahre Teilhabe- und Integrationsgesetz"
@@ -38,7 +38,7 @@ def load_demo() -> dict[str, int]:
         verteiler_id = services.verteiler_id_by_name(LIST_NAME)
     except Exception:  # demo Verteiler not loaded: the event alone is still useful
         return created
-    contacts = services._contacts(verteiler_id, None)
+    contacts = invitations._contacts(verteiler_id, None)
     created["invitations"] = len(services.add_invitations(event, contacts))
     db.session.flush()
     return created

@@ -46,10 +46,14 @@ class ConfirmForm(FlaskForm):
 class CancelForm(FlaskForm):
     # No default: a POST without the field (an old one-click form, a stray request) must not count as yes.
     confirmed = HiddenField()
+    reason = TextAreaField("Grund der Absage", validators=[DataRequired("Bitte geben Sie den Grund der Absage an."),
+                                                          Length(max=1000, message="Höchstens 1.000 Zeichen.")])
 
 
 class ReminderForm(FlaskForm):
     include_accepted = BooleanField("Auch an Personen mit Zusage senden")
+    confirmed = HiddenField()
+    repeat = BooleanField("Ja, trotzdem erneut erinnern")
 
 
 class RsvpForm(FlaskForm):
@@ -68,7 +72,10 @@ class StaffAnswerForm(RsvpForm):
                          validators=[InputRequired("Bitte eine Antwort wählen.")],
                          invalid_choice_message="Bitte eine Antwort aus der Liste wählen.")
     channel = SelectField("Antwortweg", choices=[("phone", "Telefon"), ("letter", "Brief"), ("staff", "persönlich/sonstiges")])
+    override_deadline = BooleanField("Trotz abgelaufener Antwortfrist erfassen")
 
 
 class AssignReplyForm(FlaskForm):
-    invitation_id = IntegerField("Nummer der Einladung", validators=[InputRequired("Bitte die Einladung angeben.")])
+    invitation_id = SelectField("Eingeladene Person", coerce=optional_int, validate_choice=False,
+                                validators=[InputRequired("Bitte wählen Sie die eingeladene Person.")])
+    override_deadline = BooleanField("Trotz abgelaufener Antwortfrist übernehmen")

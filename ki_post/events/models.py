@@ -30,6 +30,16 @@ REPLY_STATUSES = {
     "ignored": "ignoriert",
     "unmatched": "nicht zugeordnet",
     "assigned": "manuell zugeordnet",
+    "late": "nach Ablauf der Antwortfrist",
+    "dismissed": "verworfen",
+}
+# The answers of calendar programs (iCalendar PARTSTAT), as people read them.
+PARTSTAT_LABELS = {
+    "ACCEPTED": "Zusage",
+    "DECLINED": "Absage",
+    "TENTATIVE": "vorläufig",
+    "DELEGATED": "weitergeleitet (gilt als Absage)",
+    "NEEDS-ACTION": "noch keine Antwort",
 }
 
 
@@ -55,13 +65,16 @@ class Event(db.Model):
     ask_dietary: Mapped[bool] = mapped_column(default=False)
     state: Mapped[str] = mapped_column(String(20), default="draft", index=True)
     uid: Mapped[str] = mapped_column(String(64), unique=True)
+    # Raised with every change a calendar shows (title, time, place, description) and on cancelling.
     sequence: Mapped[int] = mapped_column(Integer, default=0)
-    # Set when time or place of a published event changed and no update has been sent yet.
-    update_pending: Mapped[bool] = mapped_column(default=False)
+    # Why the event was cancelled; told to the invited in the cancellation and on the answer page.
+    cancel_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    invitations: Mapped[list[Invitation]] = relationship(back_populates="event", cascade="all, delete-orphan")
+    invitations: Mapped[list[Invitation]] = relationship(back_populates="event", cascade="all, delete-orphan",
+                                                         order_by="Invitation.id")
 
     @property
     def state_label(self) -> str:
@@ -79,7 +92,8 @@ class Invitation(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
-    # Copies, so that lists stay complete when a contact is deleted or anonymised.
+    # Copies, so that lists stay complete when a contact is deleted or anonymised; brought up to date
+    # when the contact changes (mails always use the contact's data at the moment they are written).
     name: Mapped[str] = mapped_column(String(300), default="")
     email: Mapped[str] = mapped_column(String(254))
     organisation_name: Mapped[str] = mapped_column(String(200), default="")
@@ -94,6 +108,7 @@ class Invitation(db.Model):
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sequence_answered: Mapped[int | None] = mapped_column(Integer)
     waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When an invitation mail was last queued for this person (whether it went out, the outbox knows).
     invited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -137,3 +152,7 @@ class CalendarReply(db.Model):
     @property
     def status_label(self) -> str:
         return REPLY_STATUSES.get(self.status, self.status)
+
+    @property
+    def partstat_label(self) -> str:
+        return PARTSTAT_LABELS.get(self.partstat, f"unbekannte Antwort ({self.partstat or 'leer'})")

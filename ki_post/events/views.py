@@ -85,6 +85,9 @@ def new():
 @bp.route("/veranstaltungen/<int:event_id>/bearbeiten", methods=["GET", "POST"])
 def edit(event_id: int):
     event = services.get_event(event_id)
+    if event.state == "cancelled":
+        flash("Die Veranstaltung ist abgesagt und kann nicht mehr geändert werden.", "error")
+        return redirect(url_for("events.detail", event_id=event.id))
     form = EventForm(obj=None)
     if request.method == "GET":
         start, end = event.start_at.astimezone(BERLIN), event.end_at.astimezone(BERLIN)
@@ -97,18 +100,35 @@ def edit(event_id: int):
         form.ask_remarks.data, form.ask_dietary.data = event.ask_remarks, event.ask_dietary
     elif form.validate_on_submit():
         try:
-            pending = services.update_event(event, _event_data(form))
+            result = services.update_event(event, _event_data(form), created_by_id=_user_id())
         except ValidationError as error:
             db.session.rollback()
             _apply(form, error)
         else:
             db.session.commit()
-            flash("Die Änderungen wurden gespeichert.", "success")
-            if pending:
-                flash("Zeit oder Ort haben sich geändert. Bitte senden Sie den Eingeladenen eine Aktualisierung.", "warning")
+            flash(_update_message(result), "success")
+            if result.mailing_id:
+                flash(f"{anzahl(result.updates, 'Person hat', 'Personen haben')} die bisherigen Angaben schon erhalten: "
+                      "Die Aktualisierung ist als Entwurf vorbereitet. Bitte prüfen Sie sie und klicken Sie auf „Senden“.",
+                      "warning")
+                return redirect(url_for("outbox.mailing", mailing_id=result.mailing_id))
             return redirect(url_for("events.detail", event_id=event.id))
     status = 422 if form.errors or form.form_errors else 200
     return render_template("events/form.html", form=form, event=event), status
+
+
+def _update_message(result: services.UpdateResult) -> str:
+    parts = ["Die Änderungen wurden gespeichert."]
+    if result.rewritten:
+        parts.append(f"{anzahl(result.rewritten, 'noch nicht versendete Nachricht wurde', 'noch nicht versendete Nachrichten wurden')} "
+                     "mit den neuen Angaben neu erstellt.")
+    if result.withdrawn:
+        parts.append(f"{anzahl(result.withdrawn, 'Nachricht wurde', 'Nachrichten wurden')} zurückgezogen, weil sie nicht mehr passte(n).")
+    if result.skipped:
+        parts.append(f"{anzahl(result.skipped, 'Nachricht ließ', 'Nachrichten ließen')} sich nicht neu erstellen (Grund im Postausgang).")
+    if result.moved_up:
+        parts.append(f"{anzahl(result.moved_up, 'Person ist', 'Personen sind')} von der Warteliste nachgerückt.")
+    return " ".join(parts)
 
 
 def _answer_choices(event: Event) -> list[tuple[int | str, str]]:
@@ -129,9 +149,7 @@ def _detail_page(event: Event, answer_form: StaffAnswerForm | None = None):
     return render_template(
         "events/detail.html", event=event, overview=services.overview(event, q=q, state=state), q=q, state=state,
         states=INVITATION_STATES, invite_form=invite_form, answer_form=answer_form, confirm_form=ConfirmForm(),
-        reminder_form=ReminderForm(),
-        reminder_open=len(services.reminder_recipients(event)),
-        reminder_all=len(services.reminder_recipients(event, include_accepted=True)),
+        mailings=services.event_mailings(event), deadline_passed=services.deadline_passed(event),
     )
 
 
@@ -161,35 +179,59 @@ def publish(event_id: int):
     return _action(event_id, services.publish_event, lambda _: "Die Veranstaltung ist veröffentlicht.")
 
 
-@bp.route("/veranstaltungen/<int:event_id>/aktualisierung", methods=["POST"])
-def send_update(event_id: int):
-    return _action(event_id, lambda e: services.send_update(e, _user_id()),
-                   lambda n: f"Die Aktualisierung wurde für {anzahl(n, 'Person', 'Personen')} in den Postausgang gestellt.")
-
-
-# Cancelling mails METHOD:CANCEL to everybody and cannot be undone, so the button on the detail page
-# only leads here; the POST needs the explicit "confirmed" field of this page's form.
+# Cancelling withdraws what waits and prepares METHOD:CANCEL; it cannot be undone, so the button on the
+# detail page only leads here, and the POST needs the explicit "confirmed" field and a reason.
 @bp.route("/veranstaltungen/<int:event_id>/absagen", methods=["GET"])
 @requires_role("sachbearbeitung")
-def cancel_confirm(event_id: int):
+def cancel_confirm(event_id: int, form: CancelForm | None = None):
     event = services.get_event(event_id)
     if event.state == "cancelled":
         flash("Die Veranstaltung ist bereits abgesagt.", "error")
         return redirect(url_for("events.detail", event_id=event_id))
-    return render_template("events/cancel.html", event=event, form=CancelForm(),
+    return render_template("events/cancel.html", event=event, form=form or CancelForm(),
                            recipients=len(services.cancel_recipients(event)))
 
 
 @bp.route("/veranstaltungen/<int:event_id>/absagen", methods=["POST"])
 def cancel(event_id: int):
+    event = services.get_event(event_id)
     form = CancelForm()
     if not form.validate_on_submit():
-        abort(400)
+        if form.csrf_token.errors:
+            abort(400)
+        return cancel_confirm(event_id, form), 422
     if form.confirmed.data != "ja":
         flash("Die Veranstaltung wurde nicht abgesagt: Bitte bestätigen Sie die Absage auf dieser Seite.", "error")
         return redirect(url_for("events.cancel_confirm", event_id=event_id))
-    return _action(event_id, lambda e: services.cancel_event(e, _user_id()),
-                   lambda n: f"Die Veranstaltung ist abgesagt; {anzahl(n, 'Absage steht', 'Absagen stehen')} im Postausgang.")
+    try:
+        result = services.cancel_event(event, form.reason.data or "", created_by_id=_user_id())
+    except ValidationError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+        return redirect(url_for("events.detail", event_id=event_id))
+    db.session.commit()
+    withdrawn = (f" {anzahl(result.withdrawn, 'noch nicht versendete Nachricht wurde', 'noch nicht versendete Nachrichten wurden')}"
+                 " zurückgezogen.") if result.withdrawn else ""
+    if result.mailing_id:
+        flash(f"Die Veranstaltung ist abgesagt.{withdrawn} {anzahl(result.recipients, 'Absage ist', 'Absagen sind')} als "
+              "Entwurf vorbereitet: Bitte prüfen Sie sie und klicken Sie auf „Senden“.", "success")
+        return redirect(url_for("outbox.mailing", mailing_id=result.mailing_id))
+    flash(f"Die Veranstaltung ist abgesagt.{withdrawn} Niemand hatte sie schon erhalten; es werden keine Absagen versendet.",
+          "success")
+    return redirect(url_for("events.detail", event_id=event_id))
+
+
+@bp.route("/veranstaltungen/<int:event_id>/erinnern", methods=["GET"])
+@requires_role("sachbearbeitung")
+def remind_confirm(event_id: int, form: ReminderForm | None = None):
+    event = services.get_event(event_id)
+    if event.state == "cancelled":
+        flash("Die Veranstaltung ist abgesagt; es werden keine Erinnerungen versendet.", "error")
+        return redirect(url_for("events.detail", event_id=event_id))
+    return render_template("events/remind.html", event=event, form=form or ReminderForm(),
+                           open_count=len(services.reminder_recipients(event)),
+                           all_count=len(services.reminder_recipients(event, include_accepted=True)),
+                           recent=services.recent_reminder(event), warn_hours=current_app.config.get("REMINDER_WARN_HOURS", 72))
 
 
 @bp.route("/veranstaltungen/<int:event_id>/erinnern", methods=["POST"])
@@ -198,15 +240,23 @@ def remind(event_id: int):
     form = ReminderForm()
     if not form.validate_on_submit():
         abort(400)
+    if form.confirmed.data != "ja":
+        flash("Es wurde nichts vorbereitet: Bitte bestätigen Sie die Erinnerung auf dieser Seite.", "error")
+        return redirect(url_for("events.remind_confirm", event_id=event_id))
     try:
-        count = services.send_reminders(event, bool(form.include_accepted.data), _user_id())
+        result = services.send_reminders(event, bool(form.include_accepted.data), created_by_id=_user_id(),
+                                         repeat_confirmed=bool(form.repeat.data))
     except ValidationError as error:
         db.session.rollback()
+        if error.field == "repeat":
+            form.repeat.errors = [str(error)]
+            return remind_confirm(event_id, form), 422
         flash(str(error), "error")
-    else:
-        db.session.commit()
-        flash(f"{anzahl(count, 'Erinnerung steht', 'Erinnerungen stehen')} im Postausgang.", "success")
-    return redirect(url_for("events.detail", event_id=event_id))
+        return redirect(url_for("events.detail", event_id=event_id))
+    db.session.commit()
+    flash(f"{anzahl(result.reminded, 'Erinnerung ist', 'Erinnerungen sind')} als Entwurf vorbereitet: Bitte prüfen Sie sie "
+          "und klicken Sie auf „Senden“.", "success")
+    return redirect(url_for("outbox.mailing", mailing_id=result.mailing_id))
 
 
 @bp.route("/veranstaltungen/<int:event_id>/einladen", methods=["POST"])
@@ -229,7 +279,14 @@ def invite(event_id: int):
         already = (" " + anzahl(result.already, "Kontakt war bereits eingeladen und erhält",
                                 "Kontakte waren bereits eingeladen und erhalten") + " keine zweite Einladung."
                    if result.already else "")
-        flash(f"{anzahl(result.invited, 'Einladung steht', 'Einladungen stehen')} im Postausgang.{already}", "success")
+        if result.mailing_id is None:
+            flash(f"Es wurde keine Einladung vorbereitet.{already}", "success")
+            return redirect(url_for("events.detail", event_id=event_id))
+        skipped = (f" {anzahl(result.skipped, 'Einladung ließ', 'Einladungen ließen')} sich nicht erstellen (Grund in der Liste)."
+                   if result.skipped else "")
+        flash(f"{anzahl(result.invited, 'Einladung ist', 'Einladungen sind')} als Entwurf vorbereitet.{already}{skipped} "
+              "Bitte prüfen Sie die Vorschau und klicken Sie auf „Senden“.", "success")
+        return redirect(url_for("outbox.mailing", mailing_id=result.mailing_id))
     return redirect(url_for("events.detail", event_id=event_id))
 
 
@@ -243,13 +300,16 @@ def record_answer(event_id: int):
     invitation = db.session.get(Invitation, form.invitation_id.data)
     try:
         result = services.answer(invitation, form.answer.data, companions=form.companions.data or 0,
-                                 remark=form.remark.data or "", dietary=form.dietary.data or "", channel=form.channel.data)
+                                 remark=form.remark.data or "", dietary=form.dietary.data or "", channel=form.channel.data,
+                                 override_deadline=bool(form.override_deadline.data))
     except ValidationError as error:
         db.session.rollback()
         flash(str(error), "error")
     else:
         db.session.commit()
-        flash(f"Antwort von {invitation.name or invitation.email} erfasst: {INVITATION_STATES[result.state]}.", "success")
+        unchanged = "" if result.changed else " (unverändert; keine neue Bestätigung)"
+        flash(f"Antwort von {invitation.name or invitation.email} erfasst: {INVITATION_STATES[result.state]}{unchanged}.",
+              "success")
     return redirect(url_for("events.detail", event_id=event_id))
 
 
@@ -281,23 +341,44 @@ def export(event_id: int, fmt: str):
 
 @bp.route("/veranstaltungen/kalenderantworten", methods=["GET"])
 def replies():
-    return render_template("events/replies.html", replies=services.unmatched_replies(), form=AssignReplyForm())
+    open_replies = services.unmatched_replies()
+    events = {r.event_id: services.get_event(r.event_id) for r in open_replies if r.event_id}
+    return render_template("events/replies.html", replies=open_replies, form=AssignReplyForm(),
+                           choices={r.id: services.assignable(r) for r in open_replies}, events=events,
+                           closed={event_id: services.deadline_passed(event) for event_id, event in events.items()})
 
 
 @bp.route("/veranstaltungen/kalenderantworten/<int:reply_id>", methods=["POST"])
 def assign_reply(reply_id: int):
     form = AssignReplyForm()
-    if form.validate_on_submit():
-        try:
-            invitation = services.assign_reply(reply_id, form.invitation_id.data)
-        except (ValidationError, NotFound) as error:
-            db.session.rollback()
-            flash(str(error), "error")
-        else:
-            db.session.commit()
-            flash(f"Die Antwort wurde {invitation.name or invitation.email} zugeordnet.", "success")
+    if not form.validate_on_submit():
+        if form.csrf_token.errors:
+            abort(400)
+        flash("Bitte wählen Sie die eingeladene Person aus der Liste.", "error")
+        return redirect(url_for("events.replies"))
+    try:
+        invitation = services.assign_reply(reply_id, form.invitation_id.data,
+                                           override_deadline=bool(form.override_deadline.data))
+    except (ValidationError, NotFound) as error:
+        db.session.rollback()
+        flash(str(error), "error")
     else:
-        flash("Bitte geben Sie die Nummer der Einladung an.", "error")
+        db.session.commit()
+        flash(f"Die Antwort wurde {invitation.name or invitation.email} zugeordnet.", "success")
+    return redirect(url_for("events.replies"))
+
+
+@bp.route("/veranstaltungen/kalenderantworten/<int:reply_id>/verwerfen", methods=["POST"])
+def dismiss_reply(reply_id: int):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        services.dismiss_reply(reply_id)
+    except NotFound as error:
+        flash(str(error), "error")
+    else:
+        db.session.commit()
+        flash("Die Kalenderantwort wurde verworfen.", "success")
     return redirect(url_for("events.replies"))
 
 
@@ -319,7 +400,8 @@ def rsvp(token: str):
 def _rsvp_page(invitation: Invitation, form: RsvpForm, status: int = 200):
     event = invitation.event
     closed = event.state != "published" or services.deadline_passed(event)
-    response = render_template("events/rsvp.html", invitation=invitation, event=event, form=form, closed=closed)
+    response = render_template("events/rsvp.html", invitation=invitation, event=event, form=form, closed=closed,
+                               sender=services.sender_lines())
     return response, status, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 
 
@@ -343,6 +425,9 @@ def rsvp_answer(token: str):
                 "declined": "Vielen Dank! Ihre Absage ist gespeichert. Sie erhalten eine Bestätigung per E-Mail.",
                 "waiting": "Die Veranstaltung ist leider ausgebucht. Sie stehen auf der Warteliste und erhalten eine Nachricht, sobald ein Platz frei wird.",
             }
-            flash(messages.get(result.state, "Ihre Antwort ist gespeichert."), "success")
+            if not result.changed:
+                flash("Ihre Antwort ist unverändert gespeichert; eine Bestätigung haben Sie bereits erhalten.", "success")
+            else:
+                flash(messages.get(result.state, "Ihre Antwort ist gespeichert."), "success")
             return redirect(url_for("events.rsvp", token=token))
     return _rsvp_page(invitation, form, 422)

@@ -66,6 +66,9 @@ class SenderProfile(db.Model):
     kommunikation: Mapped[str] = mapped_column(Text, default="")
     verkehr: Mapped[str] = mapped_column(Text, default="")
     ansprechperson: Mapped[str] = mapped_column(String(200), default="")
+    # Signature of mails and of the public answer page: person, function, unit, ministry.
+    funktion: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    organisationseinheit: Mapped[str] = mapped_column(String(200), default="", server_default="")
     telefon: Mapped[str] = mapped_column(String(50), default="")
     telefax: Mapped[str] = mapped_column(String(50), default="")
     email: Mapped[str] = mapped_column(String(254), default="")

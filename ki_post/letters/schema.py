@@ -24,6 +24,8 @@ DEFAULT_SENDER: dict[str, Any] = {
     "kommunikation": "Telefon 0211 855-5\nTelefax 0211 855-3683\npoststelle@mais.nrw.de\nwww.mais.nrw",
     "verkehr": "Rheinbahn Linie 709, Haltestelle Stadttor\nRheinbahn Linien 708, 732,\nHaltestelle Polizeipräsidium",
     "ansprechperson": "Agnes Heuvelmann",
+    "funktion": "Veranstaltungsteam",
+    "organisationseinheit": "Abteilung IV",
     "telefon": "0211 855-3607",
     "telefax": "0211 855-3683",
     "email": "agnes.heuvelmann@mais.nrw.de",

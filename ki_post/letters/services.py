@@ -195,6 +195,14 @@ def sender_dict(profile: SenderProfile) -> dict[str, Any]:
     return {key: getattr(profile, key) for key in DEFAULT_SENDER}
 
 
+def signature_lines(profile: SenderProfile | None = None) -> list[str]:
+    """Who signs mails and the public answer page: person, function and unit, ministry (never the
+    product's name). Empty parts are left out."""
+    profile = profile or sender_profile()
+    role = ", ".join(part for part in (profile.funktion, profile.organisationseinheit) if part)
+    return [line for line in (profile.ansprechperson, role, profile.ministerium) if line]
+
+
 def default_fields(profile: SenderProfile | None = None, today: date | None = None) -> dict[str, str]:
     profile = profile or sender_profile()
     return {

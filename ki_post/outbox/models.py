@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, select
+from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db_types import UTCDateTime, utcnow
@@ -103,7 +104,8 @@ class OutboxMessage(db.Model):
     # every lookup by state. No separate index on state or claimed_by: with statistics taken while
     # the table held no waiting rows, PostgreSQL's generic plans picked those indexes and scanned
     # every row a worker had ever claimed, for each message.
-    __table_args__ = (Index("ix_outbox_messages_due", "state", "next_attempt_at", "id"),)
+    __table_args__ = (Index("ix_outbox_messages_due", "state", "next_attempt_at", "id"),
+                      Index("ix_outbox_messages_topic", "topic", "id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     mailing_id: Mapped[int] = mapped_column(ForeignKey("outbox_mailings.id", ondelete="CASCADE"), index=True)
@@ -122,6 +124,18 @@ class OutboxMessage(db.Model):
     html: Mapped[str | None] = mapped_column(Text)
     calendar_method: Mapped[str | None] = mapped_column(String(20))
     calendar_data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # What the message is about for this one recipient, named by the package that queued it (e.g. one
+    # invitation). Messages with the same topic go out one after another, in the order they were
+    # queued: a cancellation never overtakes the invitation still in flight. Opaque to the outbox.
+    topic: Mapped[str | None] = mapped_column(String(100))
+    # What the message tells, as the queueing package described it (JSON), so that it can later say
+    # what a recipient was last told without the outbox understanding a word of it.
+    facts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Bumped whenever the content is written anew before it went out: a worker claims a message only
+    # with the revision whose bytes it built, never stale bytes read ahead before the rewrite.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Not sent after this moment (withdrawn instead), e.g. a reminder once the event has begun.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Delivery.
     state: Mapped[str] = mapped_column(String(20), default="wartend")
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -31,6 +31,13 @@ messages the next flush writes in batches)::
   dataclasses. The calendar part becomes ``text/calendar; method=<METHOD>; charset=UTF-8``, base64,
   without Content-Disposition, as the LAST alternative after text/plain and text/html
   (standards.md MIME-01…05).
+- ``enqueue(..., topic=…, facts=…, expires_at=…)``: optional. ``topic`` names what the message is
+  about for this recipient (e.g. ``"veranstaltung-3/einladung-17"``): messages with the same topic
+  are sent one after another in the order they were queued. ``facts`` (JSON) records what the
+  message tells, for the queueing package to read back later; ``expires_at`` withdraws the message
+  instead of sending it after that moment. ``outbox.topics`` rewrites, skips and withdraws messages
+  that have not gone out yet, and ``outbox.signals.messages_returned`` reports messages that came back
+  unsent after a claim or a failure.
 - ``render_mail(kind, context) -> RenderedMail(subject, text, html)``: renders
   ``templates/mail/<kind>.txt`` and ``.html`` in a sandbox (HTML autoescaped, text not). The subject
   is defined in the .txt template with ``{% set subject %}…{% endset %}``; ``.html`` is optional.
@@ -67,6 +74,7 @@ from ..extensions import db
 from .files import eml_files, outbox_dir, read_eml, write_eml  # noqa: F401  (part of this module's API)
 from .mime import build_mime  # noqa: F401  (part of this module's API, see the docstring)
 from .models import MAILING_KINDS, MESSAGE_STATES, Mailing, OutboxAttachment, OutboxMessage
+from .signals import messages_returned
 
 MAIL_TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates" / "mail"
 CALENDAR_METHODS = {"REQUEST", "CANCEL", "PUBLISH", "REPLY", "COUNTER", "DECLINECOUNTER", "REFRESH", "ADD"}
@@ -196,6 +204,25 @@ def needs_smtputf8(address: str) -> bool:
     return not address.isascii()
 
 
+def _calendar_method(calendar: CalendarPart | None) -> str | None:
+    """The iTIP method of a calendar part, checked against the METHOD line inside it."""
+    if calendar is None:
+        return None
+    method = calendar.method.upper()
+    if method not in CALENDAR_METHODS:
+        raise ValidationError(f"Unbekannte Kalender-Methode „{calendar.method}“.", "calendar")
+    found = re.search(rb"^METHOD:([A-Za-z-]+)\r?$", calendar.data, re.MULTILINE)
+    if not found or found.group(1).decode().upper() != method:
+        raise ValidationError("Die Kalenderdatei nennt eine andere METHOD als der Mail-Teil.", "calendar")
+    return method
+
+
+def _check_topic(topic: str | None) -> str | None:
+    if topic is not None and (not topic or len(topic) > 100 or _CONTROL.search(topic)):
+        raise ValidationError("Ungültiges Thema einer Nachricht.", "topic")
+    return topic
+
+
 def _sender() -> tuple[str, str]:
     cfg = current_app.config
     from_header = _check_header(cfg["MAIL_DEFAULT_SENDER"] if isinstance(cfg["MAIL_DEFAULT_SENDER"], str)
@@ -221,6 +248,9 @@ def enqueue(
     html: str | None = None,
     attachments: Sequence[Attachment] = (),
     calendar: CalendarPart | None = None,
+    topic: str | None = None,
+    facts: dict[str, Any] | None = None,
+    expires_at: datetime | None = None,
 ) -> OutboxMessage:
     """Render and store one message for one recipient (see the module docstring)."""
     if mailing.state not in ("entwurf", "aktiv", "pausiert"):
@@ -232,14 +262,7 @@ def enqueue(
         raise ValidationError("Bitte geben Sie einen Betreff an.", "subject")
     if not text or not text.strip():
         raise ValidationError("Die Nachricht braucht einen Text.", "text")
-    calendar_method = None
-    if calendar is not None:
-        calendar_method = calendar.method.upper()
-        if calendar_method not in CALENDAR_METHODS:
-            raise ValidationError(f"Unbekannte Kalender-Methode „{calendar.method}“.", "calendar")
-        found = re.search(rb"^METHOD:([A-Za-z-]+)\r?$", calendar.data, re.MULTILINE)
-        if not found or found.group(1).decode().upper() != calendar_method:
-            raise ValidationError("Die Kalenderdatei nennt eine andere METHOD als der Mail-Teil.", "calendar")
+    calendar_method = _calendar_method(calendar)
     for attachment in attachments:
         _check_header(attachment.filename, "Der Dateiname eines Anhangs", "attachments")
         _check_header(attachment.mimetype, "Der Typ eines Anhangs", "attachments")
@@ -261,6 +284,9 @@ def enqueue(
         html=html,
         calendar_method=calendar_method,
         calendar_data=calendar.data if calendar is not None else None,
+        topic=_check_topic(topic),
+        facts=facts,
+        expires_at=expires_at,
         state="wartend",
         next_attempt_at=utcnow(),
     )
@@ -322,13 +348,14 @@ def _forget_blob_keys(session: Session) -> None:
     session.info.pop("outbox_blob_keys", None)
 
 
-def start_mailing(mailing: Mailing) -> None:
-    """Release a draft to the worker."""
+def start_mailing(mailing: Mailing, *, allow_empty: bool = False) -> None:
+    """Release a draft to the worker. ``allow_empty``: a running mailing that later messages join
+    (e.g. an event's confirmations) may start with nothing to send."""
     if mailing.state != "entwurf":
         raise ValidationError("Nur ein Entwurf kann gesendet werden.")
     count = db.session.scalar(select(func.count()).where(OutboxMessage.mailing_id == mailing.id,
                                                          OutboxMessage.state == "wartend"))
-    if not count:
+    if not count and not allow_empty:
         raise ValidationError("Die Aussendung enthält keine Nachrichten, die gesendet werden können.")
     mailing.state = "aktiv"
     mailing.started_at = utcnow()
@@ -457,14 +484,19 @@ def retry_failed(mailing: Mailing) -> int:
     """Queue failed messages again (same Message-ID). Returns how many."""
     if mailing.state == "abgebrochen":
         raise ValidationError("Eine abgebrochene Aussendung kann nicht erneut gesendet werden.")
-    result = db.session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.mailing_id == mailing.id, OutboxMessage.state == "fehlgeschlagen")
-        .values(state="wartend", next_attempt_at=utcnow(), first_failure_at=None, attempts=0)
-    )
+    ids = list(db.session.scalars(select(OutboxMessage.id).where(
+        OutboxMessage.mailing_id == mailing.id, OutboxMessage.state == "fehlgeschlagen")))
+    if ids:
+        db.session.execute(
+            update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.state == "fehlgeschlagen")
+            .values(state="wartend", next_attempt_at=utcnow(), first_failure_at=None, attempts=0),
+            execution_options={"synchronize_session": "fetch"},
+        )
     mailing.failures_in_a_row = 0
     db.session.flush()
-    return result.rowcount or 0
+    if ids:
+        messages_returned.send(None, message_ids=ids)
+    return len(ids)
 
 
 def resend_message(message: OutboxMessage) -> None:
@@ -473,11 +505,18 @@ def resend_message(message: OutboxMessage) -> None:
         raise ValidationError("Nur unklare oder fehlgeschlagene Nachrichten können erneut gesendet werden.")
     if message.mailing.state == "abgebrochen":
         raise ValidationError("Die Aussendung ist abgebrochen.")
+    from .topics import overtaken
+
+    if overtaken(message):
+        raise ValidationError("Nach dieser Nachricht ging schon eine neuere Kalendernachricht zum selben Anlass an "
+                              f"{message.to_email} (Aktualisierung oder Absage); sie enthält alles Nötige. Die ältere "
+                              "Nachricht wird deshalb nicht erneut gesendet.")
     message.state = "wartend"
     message.next_attempt_at = utcnow()
     message.first_failure_at = None
     message.claimed_by = None
     db.session.flush()
+    messages_returned.send(None, message_ids=[message.id])
 
 
 def mark_message_sent(message: OutboxMessage) -> None:

@@ -40,7 +40,7 @@ from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from flask import Flask
-from sqlalchemy import bindparam, delete, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from .. import health
@@ -49,6 +49,7 @@ from ..extensions import db
 from . import services
 from .models import Mailing, OutboxAttachment, OutboxMessage, OutboxWorker
 from .outage import OutageHandling, rollback as _rollback
+from .signals import messages_returned
 from .transport import (  # noqa: F401  (re-exported: tests and callers import them from here)
     Envelope,
     FileTransport,
@@ -73,13 +74,32 @@ _messages = OutboxMessage.__table__
 _active_mailings = select(Mailing.__table__.c.id).where(Mailing.__table__.c.state == "aktiv")
 _MESSAGE_COLUMNS = [_messages.c[name] for name in (
     "id", "mailing_id", "from_header", "reply_to", "to_email", "to_name", "subject", "message_id", "date", "text",
-    "html", "calendar_method", "calendar_data",
+    "html", "calendar_method", "calendar_data", "revision",
 )]
 _ATTACHMENTS = (
     select(OutboxAttachment.__table__.c.filename, OutboxAttachment.__table__.c.mimetype, OutboxAttachment.__table__.c.blob_sha256)
     .where(OutboxAttachment.__table__.c.message_id == bindparam("row_id"))
     .order_by(OutboxAttachment.__table__.c.position)
 )
+
+
+def _ready(m, now):
+    """Conditions besides "due" under which a message may be claimed now.
+
+    Not expired. And, for a message with a topic, no earlier message on that topic still on its way:
+    in flight (claimed) or waiting in a released mailing. A recipient thus gets the messages of one
+    topic in the order they were queued, across any number of workers: a cancellation never
+    overtakes the invitation still in flight (a calendar that sees CANCEL before REQUEST keeps the
+    event). Waiting in a draft or paused mailing does not hold the later ones back: whoever queues a
+    later message brings or withdraws the earlier unsent ones first (see ``outbox.topics``).
+    """
+    earlier = _messages.alias("earlier")
+    on_its_way = or_(earlier.c.state == "in_arbeit",
+                     and_(earlier.c.state == "wartend", earlier.c.mailing_id.in_(_active_mailings)))
+    blocked = exists().where(earlier.c.topic == m.topic, earlier.c.id < m.id, on_its_way)
+    return [or_(m.expires_at.is_(None), m.expires_at > now), or_(m.topic.is_(None), ~blocked)]
+
+
 _RECORD_SENT = (
     update(_messages).where(_messages.c.id == bindparam("row_id"))
     .values(state="gesendet", sent_at=bindparam("sent_now"), server_reply=bindparam("reply"),
@@ -104,6 +124,7 @@ class _MessageData:
     html: str | None
     calendar_method: str | None
     calendar_data: bytes | None
+    revision: int
     attachments: list
 
 
@@ -112,6 +133,7 @@ class Prepared:
     envelope: Envelope
     data: bytes
     date: datetime  # the Date header in ``data``; the claim stores it in the row
+    revision: int  # the content ``data`` was built from; rewritten meanwhile means not claimed
 
 
 # --- Worker ------------------------------------------------------------------------------------
@@ -192,6 +214,7 @@ class Worker(OutageHandling):
         if not force and now - self._last_recovery < 10:
             return 0
         self._last_recovery = now
+        self.withdraw_expired()
         claimers = db.session.scalars(
             select(OutboxMessage.claimed_by).where(OutboxMessage.state == "in_arbeit", OutboxMessage.claimed_by != self.id).distinct()
         ).all()
@@ -212,6 +235,19 @@ class Worker(OutageHandling):
         db.session.commit()
         return count
 
+    def withdraw_expired(self) -> int:
+        """Waiting messages past their ``expires_at`` (e.g. a reminder once the event began) are withdrawn
+        instead of sent late. Returns how many."""
+        now = utcnow()
+        result = db.session.execute(
+            update(OutboxMessage).where(OutboxMessage.state == "wartend", OutboxMessage.expires_at.is_not(None),
+                                        OutboxMessage.expires_at <= now)
+            .values(state="zurueckgezogen", revision=OutboxMessage.revision + 1,
+                    server_reply="Nicht mehr gesendet: Der Anlass der Nachricht ist vorbei (Termin begonnen oder vorüber).")
+        )
+        db.session.commit()
+        return result.rowcount or 0
+
     def _worker_alive(self, worker_id: str) -> bool:
         row = db.session.get(OutboxWorker, worker_id)
         if row is None:
@@ -229,9 +265,10 @@ class Worker(OutageHandling):
     def _due_statement(self):
         """The next due row's columns (parameter: now); locked on PostgreSQL, other workers skip it."""
         m = _messages.c
+        now = bindparam("now", type_=UTCDateTime)
         statement = (select(*_MESSAGE_COLUMNS)
-                     .where(m.state == "wartend", m.next_attempt_at <= bindparam("now", type_=UTCDateTime),
-                            m.mailing_id.in_(_active_mailings))
+                     .where(m.state == "wartend", m.next_attempt_at <= now, m.mailing_id.in_(_active_mailings),
+                            *_ready(m, now))
                      .order_by(m.next_attempt_at, m.id).limit(1))
         if db.engine.dialect.name == "postgresql":
             statement = statement.with_for_update(skip_locked=True, of=_messages)
@@ -239,11 +276,12 @@ class Worker(OutageHandling):
 
     @cached_property
     def _claim_statement(self):
-        """Claim one row by id if it is still due (parameters: row_id, now, worker, rate_since, day_start)."""
+        """Claim one row by id if it is still due and unchanged since it was read (parameters: row_id,
+        built_revision, now, worker, rate_since, day_start)."""
         m = _messages.c
         now = bindparam("now", type_=UTCDateTime)
-        conditions = [m.id == bindparam("row_id"), m.state == "wartend", m.next_attempt_at <= now,
-                      m.mailing_id.in_(_active_mailings)]
+        conditions = [m.id == bindparam("row_id"), m.revision == bindparam("built_revision"), m.state == "wartend",
+                      m.next_attempt_at <= now, m.mailing_id.in_(_active_mailings), *_ready(m, now)]
         if self._rate_limited:
             conditions.append(select(func.count()).select_from(_messages)
                               .where(m.claimed_at > bindparam("rate_since", type_=UTCDateTime)).scalar_subquery() == 0)
@@ -256,9 +294,9 @@ class Worker(OutageHandling):
         return update(_messages).where(*conditions).values(
             state="in_arbeit", claimed_by=bindparam("worker"), claimed_at=now, date=bindparam("header_date"))
 
-    def _claim_by_id(self, row_id: int, header_date: datetime) -> bool:
+    def _claim_by_id(self, row_id: int, revision: int, header_date: datetime) -> bool:
         now = utcnow()
-        params = {"row_id": row_id, "now": now, "worker": self.id, "header_date": header_date}
+        params = {"row_id": row_id, "built_revision": revision, "now": now, "worker": self.id, "header_date": header_date}
         capped = int(self.app.config["MAIL_DAILY_CAP"] or 0) > 0
         if self._rate_limited:
             params["rate_since"] = now - timedelta(seconds=60.0 / int(self.app.config["MAIL_RATE_PER_MINUTE"]))
@@ -275,7 +313,8 @@ class Worker(OutageHandling):
         attachments = db.session.execute(_ATTACHMENTS, {"row_id": row.id}).all()
         message = _MessageData(**{**row._asdict(), "date": header_date}, attachments=attachments)
         data = services.build_mime(message, self._load_blobs(message), self._encoded)
-        return Prepared(Envelope(parseaddr(row.from_header)[1], row.to_email, row.mailing_id, row.id), data, header_date)
+        return Prepared(Envelope(parseaddr(row.from_header)[1], row.to_email, row.mailing_id, row.id), data, header_date,
+                        row.revision)
 
     def claim_next(self, result: tuple[Envelope, str | Exception] | None = None, *,
                    begin_sending: bool = False) -> tuple[Prepared | None, str | None]:
@@ -288,11 +327,11 @@ class Worker(OutageHandling):
         outcome = self._record(*result) if result else None
         ahead, self._ahead = self._ahead, None
         prepared = None
-        if ahead is not None and self._claim_by_id(ahead.envelope.message_id, ahead.date):
+        if ahead is not None and self._claim_by_id(ahead.envelope.message_id, ahead.revision, ahead.date):
             prepared = ahead
-        else:  # nothing read ahead, or that row was paused, cancelled or taken meanwhile
+        else:  # nothing read ahead, or that row was paused, cancelled, rewritten or taken meanwhile
             row, header_date = self._next_due(), _header_date()
-            if row is not None and self._claim_by_id(row.id, header_date):
+            if row is not None and self._claim_by_id(row.id, row.revision, header_date):
                 prepared = self._prepare(row, header_date)
         begun = self.transport.begin(prepared.envelope) if prepared and begin_sending else None
         try:
@@ -325,11 +364,10 @@ class Worker(OutageHandling):
 
     def next_due_in(self) -> float | None:
         """Seconds until something may be due (None: nothing waiting in an active mailing)."""
+        m = _messages.c
         soonest = db.session.scalar(
-            select(func.min(OutboxMessage.next_attempt_at)).where(
-                OutboxMessage.state == "wartend",
-                OutboxMessage.mailing_id.in_(select(Mailing.id).where(Mailing.state == "aktiv")),
-            )
+            select(func.min(m.next_attempt_at)).where(m.state == "wartend", m.mailing_id.in_(_active_mailings),
+                                                      *_ready(m, utcnow()))
         )
         db.session.commit()
         if soonest is None:
@@ -378,7 +416,29 @@ class Worker(OutageHandling):
         self._mailings_reset.discard(envelope.mailing_id)
         db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
                            .values(attempts=OutboxMessage.attempts + 1))
+        if outcome.removeprefix("verbindung:") in ("wartend", "fehlgeschlagen"):
+            self._announce_returned(message_id)
         return outcome
+
+    def _announce_returned(self, message_id: int) -> None:
+        """Let the package that queued the message bring it (and what it planned after it) up to date
+        before it is tried again. Never stops the worker: a receiver's problem only costs that."""
+        if not messages_returned.receivers:
+            return
+        postgres = db.engine.dialect.name == "postgresql"
+        if postgres:
+            # A receiver may wait for rows a web request is rewriting, while that request waits for the
+            # row this worker read ahead: give up first (before PostgreSQL's deadlock check at 1 s) so
+            # that the request goes through; this message then only misses its update.
+            db.session.execute(text("SET LOCAL lock_timeout = '500ms'"))
+        try:
+            with db.session.begin_nested():
+                messages_returned.send(None, message_ids=[message_id])
+        except Exception:  # noqa: BLE001 - the result of the send must be recorded whatever a receiver does
+            log.warning("Nachricht %s: Aktualisieren nach dem Fehlschlag misslungen", message_id, exc_info=True)
+        finally:
+            if postgres:
+                db.session.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
 
     @staticmethod
     def _tally(summary: Summary, outcome: str) -> None:

@@ -1,5 +1,5 @@
 """Browser: follow the link of a captured invitation mail, accept with one companion, see the count on the event page;
-then cancel the event through its confirmation page."""
+then cancel the event through its confirmation page (with a reason; the cancellation waits as a draft)."""
 from __future__ import annotations
 
 import re
@@ -24,7 +24,7 @@ def test_invitation_link_accept_with_companion(page, live_app, live_server):
             event = services.create_event(services.EventData(
                 title="Feierstunde Teilhabe- und Integrationsgesetz", start="2040-02-08T11:00", end="2040-02-08T13:00",
                 place_name="Ministerium", place_address="Fürstenwall 25, 40219 Düsseldorf", companions_allowed=1, capacity=50))
-            services.invite(event, contact_ids=[contact.id])
+            services.invite(event, contact_ids=[contact.id], start=True)
             db.session.commit()
             event_id = event.id
             Worker(live_app).run(once=True)
@@ -63,11 +63,15 @@ def test_invitation_link_accept_with_companion(page, live_app, live_server):
     page.goto(f"/veranstaltungen/{event_id}")
     page.get_by_role("link", name="Veranstaltung absagen").click()
     page.get_by_role("heading", name="Veranstaltung absagen?").wait_for()
-    assert "1 eingeladene Person erhält" in page.locator("#absage-folgen").inner_text()
+    assert "1 Person hat die Veranstaltung möglicherweise schon" in page.locator("#absage-folgen").inner_text()
     assert_accessible(page)
     page.get_by_role("link", name="Abbrechen").click()
     assert "veröffentlicht" in page.locator("main p strong").first.inner_text()
     page.get_by_role("link", name="Veranstaltung absagen").click()
+    page.get_by_label("Grund der Absage").fill("Erkrankung der Rednerin")
     page.get_by_role("button", name="Ja, Veranstaltung absagen").click()
-    page.get_by_text("Die Veranstaltung ist abgesagt; 1 Absage steht im Postausgang.").wait_for()
+    # The cancellation is a draft in the Postausgang: preview, then "Senden".
+    page.get_by_text("1 Absage ist als Entwurf vorbereitet").wait_for()
+    assert page.get_by_role("button", name="Senden (1 Nachricht)").is_visible()
+    page.goto(f"/veranstaltungen/{event_id}")
     assert "abgesagt" in page.locator("main p strong").first.inner_text()

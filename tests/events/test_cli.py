@@ -16,17 +16,18 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def test_create_list_invite_export(runner, demo, tmp_path):
-    result = runner.invoke(args=["events", "create", "--title", "Feierstunde", "--start", "2017-02-08T11:00",
-                                 "--end", "2017-02-08T13:00", "--location", "Fürstenwall 25, 40219 Düsseldorf"])
+    result = runner.invoke(args=["events", "create", "--title", "Feierstunde", "--start", "2037-02-08T11:00",
+                                 "--end", "2037-02-08T13:00", "--location", "Fürstenwall 25, 40219 Düsseldorf"])
     assert result.exit_code == 0, result.output
     event_id = int(result.output.strip().splitlines()[-1])
     event = db.session.get(Event, event_id)
     assert event.start_at.hour == 10 and event.place_name == "Fürstenwall 25, 40219 Düsseldorf"
     listed = runner.invoke(args=["events", "list"])
-    assert f"{event_id}\t08.02.2017, 11:00\tEntwurf\t0\t0\tFeierstunde" in listed.output
+    assert f"{event_id}\t08.02.2037, 11:00\tEntwurf\t0\t0\tFeierstunde" in listed.output
     invited = runner.invoke(args=["events", "invite", str(event_id), "--list", "Alle KI-Dezernate"])
-    assert invited.exit_code == 0 and "53 Einladungen" in invited.output
-    assert f"{event_id}\t08.02.2017, 11:00\tveröffentlicht\t53\t0\t" in runner.invoke(args=["events", "list"]).output
+    assert invited.exit_code == 0 and "53 Einladungen in den Postausgang gestellt, 0 bereits eingeladen" in invited.output
+    assert "wird gesendet" in invited.output
+    assert f"{event_id}\t08.02.2037, 11:00\tveröffentlicht\t53\t0\t" in runner.invoke(args=["events", "list"]).output
     target = tmp_path / "liste.csv"
     exported = runner.invoke(args=["events", "export", str(event_id), str(target)])
     assert exported.exit_code == 0, exported.output
@@ -111,3 +112,52 @@ def test_rsvp_ingest_plain_folder_of_eml_files(runner, published, tmp_path):
 def test_poll_imap_without_server(runner):
     result = runner.invoke(args=["rsvp", "poll-imap"])
     assert result.exit_code != 0 and "Kein IMAP-Server" in result.output
+
+
+def _send(app) -> None:
+    from ki_post.outbox.worker import Worker
+
+    app.config["MAIL_RATE_PER_MINUTE"] = 0
+    Worker(app).run(once=True)  # file transport: "gesendet"
+    db.session.expire_all()
+
+
+def test_update_remind_cancel_and_invite_everyone(app, runner, make_contacts):
+    """events invite without --list invites every active contact; update, remind and cancel print what they did."""
+    from ki_post.outbox.models import Mailing, OutboxMessage
+    from ki_post.recipients.models import Contact
+
+    people = make_contacts(3)
+    people[2].active = False
+    db.session.commit()
+    event_id = int(runner.invoke(args=["events", "create", "--title", "Fachtag", "--start", "2037-03-01T10:00",
+                                       "--end", "2037-03-01T12:00", "--location", "Ministerium"]).output.split()[-1])
+    drafted = runner.invoke(args=["events", "invite", str(event_id), "--entwurf"])
+    assert drafted.exit_code == 0, drafted.output
+    assert "2 Einladungen in den Postausgang gestellt" in drafted.output and "Entwurf" in drafted.output
+    invited = {m.to_email for m in db.session.scalars(select(OutboxMessage))}
+    assert invited == {c.email for c in db.session.scalars(select(Contact).where(Contact.active.is_(True)))}
+    mailing = db.session.scalar(select(Mailing).where(Mailing.kind == "einladung"))
+    assert mailing.state == "entwurf"
+    from ki_post.outbox.services import start_mailing
+
+    start_mailing(mailing)
+    db.session.commit()
+    _send(app)
+
+    refused = runner.invoke(args=["events", "remind", str(event_id)])
+    assert refused.exit_code == 0 and "2 Erinnerungen eingereiht" in refused.output, refused.output
+    again = runner.invoke(args=["events", "remind", str(event_id)])
+    assert again.exit_code != 0 and "--force" in again.output  # reminders just queued: ask first
+    moved = runner.invoke(args=["events", "update", str(event_id), "--start", "2037-03-01T10:30"])  # keeps 2 hours
+    assert moved.exit_code == 0, moved.output
+    assert "Geändert: Beginn, Ende." in moved.output and "2 Aktualisierungen eingereiht" in moved.output
+    assert "2 wartende Nachrichten neu erstellt" in moved.output  # the two reminders not yet sent
+    assert db.session.get(Event, event_id).end_at.hour == 11  # 12:30 in Berlin (CET)
+    cancelled = runner.invoke(args=["events", "cancel", str(event_id), "--reason", "Hochwasser"])
+    assert cancelled.exit_code == 0, cancelled.output
+    assert "4 wartende Nachrichten zurückgezogen, 2 Absagen eingereiht" in cancelled.output
+    event = db.session.get(Event, event_id)
+    assert event.state == "cancelled" and event.cancel_reason == "Hochwasser"
+    assert runner.invoke(args=["events", "update", str(event_id), "--title", "X"]).exit_code != 0
+    assert runner.invoke(args=["events", "remind", str(event_id)]).exit_code != 0

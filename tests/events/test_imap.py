@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from ki_post.auth.models import AuditEntry
 from ki_post.errors import ValidationError
-from ki_post.events import services
+from ki_post.events import imap, services
 from ki_post.events.models import CalendarReply
 from ki_post.extensions import db
 from tests.events.test_replies import FIXTURES, _setup, invitation, raw
@@ -157,4 +157,4 @@ def test_every_reply_fixture_passes_the_bodystructure_check(imap_server):
     connection.logout()
     structures = [item for item in data if isinstance(item, bytes)]
     assert status == "OK" and len(structures) == len(names) + 1
-    assert [services._may_carry_calendar(s) for s in structures] == [True] * len(names) + [False]
+    assert [imap._may_carry_calendar(s) for s in structures] == [True] * len(names) + [False]

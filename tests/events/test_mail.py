@@ -33,13 +33,12 @@ def test_invitation_update_cancel_over_smtp(smtp_app, smtp):
     db.session.flush()
     event = services.create_event(services.EventData(title="Feierstunde; Kommunen, NRW", start=future(20), end=future(20, 13),
                                                      place_name="Ministerium", place_address="Fürstenwall 25, 40219 Düsseldorf"))
-    services.invite(event, contact_ids=[c.id for c in contacts])
+    services.invite(event, contact_ids=[c.id for c in contacts], start=True)
     send_all(smtp_app)
     services.update_event(event, services.EventData(title=event.title, start=future(21), end=future(21, 13),
-                                                    place_name="Ministerium", place_address=event.place_address))
-    services.send_update(event)
+                                                    place_name="Ministerium", place_address=event.place_address), start=True)
     send_all(smtp_app)
-    services.cancel_event(event)
+    services.cancel_event(event, "Terminkonflikt", start=True)
     send_all(smtp_app)
 
     received = smtp.messages()
@@ -66,6 +65,8 @@ def test_invitation_update_cancel_over_smtp(smtp_app, smtp):
         invitation = db.session.scalar(select(Invitation).where(Invitation.email == to[0].addr_spec))
         if cal["METHOD"] == "REQUEST":
             assert services.rsvp_link(invitation) in message.get_body(("plain",)).get_content()
+        if strict.sequence == 1:  # the update says what changed, with what the person was told before
+            assert "Neues Datum: " in message.get_body(("plain",)).get_content() and "(bisher " in message.get_body(("plain",)).get_content()
     for history in seen.values():
         assert [(m, s) for m, s, _ in history] == [("REQUEST", 0), ("REQUEST", 1), ("CANCEL", 2)]  # ITIP-T1 state machine
         assert {uid for _, _, uid in history} == {event.uid}

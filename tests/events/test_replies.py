@@ -4,9 +4,11 @@ from __future__ import annotations
 import mailbox
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from ki_post.auth.models import AuditEntry
+from ki_post.errors import ValidationError
 from ki_post.events import services
 from ki_post.events.models import CalendarReply, Invitation
 from ki_post.events.replies import iter_mail_source, parse_mail
@@ -85,27 +87,104 @@ def test_apply_exchange_then_qp_decline_and_idempotency_RPLY_04_08(published, ma
     assert second.status == "applied" and invitation(event, max_.email).state == "declined"
 
 
-def test_apply_google_and_thunderbird(published, make_contacts):
-    event = _setup(published, make_contacts)
-    event.sequence = 1
+def _told_sequence_1(app, event) -> None:
+    """Invitation (SEQUENCE 0) and an update (SEQUENCE 1) went out to everyone."""
+    from ki_post.outbox.worker import Worker
+
+    app.config["MAIL_RATE_PER_MINUTE"] = 0
+    services.invite(event, contact_ids=[i.contact_id for i in event.invitations], start=True)
     db.session.commit()
+    Worker(app).run(once=True)
+    services.update_event(event, services.change_fields(event, room="Saal 3"), start=True)
+    db.session.commit()
+    Worker(app).run(once=True)
+    db.session.expire_all()
+    assert event.sequence == 1
+
+
+def test_apply_google_and_thunderbird(app, published, make_contacts):
+    event = _setup(published, make_contacts)
+    _told_sequence_1(app, event)
     records = services.apply_reply_mail(raw("google.eml"))
     assert len(records) == 1
-    # Google answered SEQUENCE 0 while the event is at 1: outdated, recorded but not applied (RPLY-06).
+    # Google answered SEQUENCE 0 after SEQUENCE 1 had been sent to her: outdated, recorded, not applied.
     assert records[0].status == "stale" and invitation(event, "erika.beispiel@kreis-beispiel.example").state == "open"
     [tb] = services.apply_reply_mail(raw("thunderbird.eml"))
     db.session.commit()
     assert tb.status == "applied" and invitation(event, "hans.tentativ@stadt-zwei.example").state == "tentative"
 
 
-def test_stale_sequence_is_recorded_not_applied_RPLY_06(published, make_contacts):
+def test_stale_sequence_is_recorded_not_applied(app, published, make_contacts):
     event = _setup(published, make_contacts)
-    event.sequence = 1
-    db.session.commit()
+    _told_sequence_1(app, event)
     [record] = services.apply_reply_mail(raw("stale_sequence.eml"))
     db.session.commit()
     assert record.status == "stale"
     assert invitation(event, "hans.tentativ@stadt-zwei.example").state == "open"
+
+
+def test_reply_to_the_last_version_sent_is_not_stale(app, published, make_contacts):
+    """A changed event whose update still waits as a draft: the person answers the version they have."""
+    event = _setup(published, make_contacts)
+    from ki_post.outbox.worker import Worker
+
+    app.config["MAIL_RATE_PER_MINUTE"] = 0
+    services.invite(event, contact_ids=[i.contact_id for i in event.invitations], start=True)
+    db.session.commit()
+    Worker(app).run(once=True)
+    result = services.update_event(event, services.change_fields(event, room="Saal 3"))  # draft, not sent
+    db.session.commit()
+    assert event.sequence == 1 and result.updates == 3
+    [record] = services.apply_reply_mail(raw("stale_sequence.eml"))  # SEQUENCE 0, DECLINED
+    db.session.commit()
+    assert record.status == "applied" and invitation(event, "hans.tentativ@stadt-zwei.example").state == "declined"
+
+
+def test_reply_after_the_deadline_waits_for_staff(published, make_contacts):
+    event = _setup(published, make_contacts)
+    event.deadline = services.parse_local("2000-01-01T00:00", "deadline")
+    db.session.commit()
+    [record] = services.apply_reply_mail(raw("exchange_base64.eml"))
+    db.session.commit()
+    max_ = invitation(event, "max.mueller@stadt-beispiel.example")
+    assert record.status == "late" and max_.state == "open" and services.unmatched_replies() == [record]
+    with pytest.raises(ValidationError, match="Antwortfrist"):
+        services.assign_reply(record.id, max_.id)
+    db.session.rollback()
+    services.assign_reply(record.id, max_.id, override_deadline=True)
+    db.session.commit()
+    assert max_.state == "accepted" and services.unmatched_replies() == []
+
+
+def test_assignment_only_to_the_replys_own_event(published, make_contacts, make_event):
+    """A reply for one event can never be saved as an answer at another event."""
+    event = _setup(published, make_contacts)
+    other = make_event(title="Andere Veranstaltung")
+    services.publish_event(other)
+    services.add_invitations(other, make_contacts(1, "andere"))
+    db.session.commit()
+    [record] = services.apply_reply_mail(raw("unknown_attendee.eml"))
+    db.session.commit()
+    assert record.event_id == event.id and record.partstat_label == "Zusage"
+    assert [i.event_id for i in services.assignable(record)] == [event.id] * 3
+    with pytest.raises(ValidationError, match="nicht eingeladen"):
+        services.assign_reply(record.id, other.invitations[0].id)
+    db.session.rollback()
+    assert other.invitations[0].state == "open"
+
+
+def test_reply_for_an_unknown_event_can_only_be_dismissed(published, make_contacts):
+    event = _setup(published, make_contacts)
+    event.uid = "00000000-0000-4000-8000-000000000000"
+    db.session.commit()
+    [record] = services.apply_reply_mail(raw("exchange_base64.eml"))
+    db.session.commit()
+    assert record.status == "unmatched" and record.event_id is None and services.assignable(record) == []
+    with pytest.raises(ValidationError, match="unbekannte UID"):
+        services.assign_reply(record.id, event.invitations[0].id)
+    services.dismiss_reply(record.id)
+    db.session.commit()
+    assert services.unmatched_replies() == []
 
 
 def test_unknown_attendee_goes_to_review_list_and_can_be_assigned(published, make_contacts):

@@ -9,12 +9,13 @@ from ical.calendar_stream import IcsCalendarStream
 from sqlalchemy import select
 
 from ki_post.auth.models import AuditEntry
+from ki_post.core.formatting import BERLIN
 from ki_post.errors import ValidationError
-from ki_post.events import services
+from ki_post.events import invitations, services
 from ki_post.events.models import Event, Invitation
 from ki_post.extensions import db
 from ki_post.outbox.models import Mailing, OutboxMessage
-from ki_post.outbox.services import build_mime
+from ki_post.outbox.services import build_mime, start_mailing
 from tests.events.conftest import future
 
 
@@ -99,7 +100,7 @@ def test_rows_without_a_sent_invitation_do_not_count_as_already_invited(app, dem
     """Demo data and staff answers create invitation rows without mailing anything."""
     event = make_event()
     verteiler = services.verteiler_id_by_name("Alle KI-Dezernate")
-    contacts = services._contacts(verteiler, None)
+    contacts = invitations._contacts(verteiler, None)
     services.add_invitations(event, contacts[:5])
     result = services.invite(event, verteiler_id=verteiler)
     assert (result.invited, result.already) == (53, 0)
@@ -125,28 +126,42 @@ def test_template_without_link_is_refused(app, demo, make_event, tmp_path, monke
     assert messages("einladung") == [] and db.session.scalar(select(db.func.count(Invitation.id))) == 0
 
 
+def send_all(app) -> None:
+    """The worker with the file transport (no SMTP server in these tests): messages become "gesendet"."""
+    from ki_post.outbox.worker import Worker
+
+    db.session.commit()
+    app.config["MAIL_RATE_PER_MINUTE"] = 0
+    Worker(app).run(once=True)
+    db.session.expire_all()
+
+
 def test_update_and_cancel_keep_uid_and_bump_sequence_ITIP(app, demo, make_event):
     event = make_event()
-    services.invite(event, verteiler_id=services.verteiler_id_by_name("Alle KI-Dezernate"))
-    db.session.commit()
+    services.invite(event, verteiler_id=services.verteiler_id_by_name("Alle KI-Dezernate"), start=True)
+    send_all(app)
     first = event.invitations[0]
     services.answer(first, "declined")
-    assert services.update_event(event, services.EventData(
+    result = services.update_event(event, services.EventData(
         title=event.title, start=future(31, 12), end=future(31, 14), place_name=event.place_name,
-        place_address=event.place_address, room="Saal 2", companions_allowed=2)) is True
-    assert services.send_update(event) == 52  # not to the one who declined
-    assert services.cancel_event(event) == 52
+        place_address=event.place_address, room="Saal 2", companions_allowed=2), start=True)
+    # Everyone whose calendar holds the event gets the update, also who declined (their calendar keeps
+    # the entry, as with Outlook's own updates; the new time may suit them).
+    assert result.updates == 53 and result.changed == ["Beginn", "Ende", "Raum"] and event.sequence == 1
+    send_all(app)
+    cancelled = services.cancel_event(event, "Erkrankung der Rednerin", start=True)
+    assert cancelled.recipients == 53 and cancelled.withdrawn == 0
     db.session.commit()
     sequences = []
     for kind, method in (("einladung", "REQUEST"), ("aktualisierung", "REQUEST"), ("absage", "CANCEL")):
-        msg = next(m for m in messages(kind) if m.to_email != first.email)
+        msg = next(m for m in messages(kind) if m.to_email == first.email)
         vevent = icalendar.Calendar.from_ical(msg.calendar_data).walk("VEVENT")[0]
         assert str(vevent["UID"]) == event.uid and msg.calendar_method == method
         sequences.append(int(vevent["SEQUENCE"]))
         if method == "CANCEL":
             assert str(vevent["STATUS"]) == "CANCELLED"
+            assert "Grund: Erkrankung der Rednerin" in msg.text
     assert sequences == [0, 1, 2]
-    assert all(m.to_email != first.email for m in messages("absage"))
 
 
 def test_capacity_waiting_list_and_move_up(published):
@@ -162,7 +177,12 @@ def test_capacity_waiting_list_and_move_up(published):
     db.session.commit()
     assert [p.id for p in result.moved_up] == [c.id] and c.state == "accepted"
     assert [m.to_email for m in messages("nachruecker")] == [c.email]
-    assert len(messages("bestaetigung")) == 4  # the refused change sent nothing
+    # One confirmation each: a's change rewrote a's confirmation still waiting, the refused change sent nothing;
+    # all in one running mailing.
+    confirmations = messages("bestaetigung")
+    assert [m.to_email for m in confirmations] == [a.email, b.email, c.email]
+    assert "Ihre Antwort: Absage" in confirmations[0].text and confirmations[0].revision == 1
+    assert len({m.mailing_id for m in confirmations}) == 1
     assert services.seats_taken(event.id) == 2
 
 
@@ -176,29 +196,60 @@ def test_bad_answers_change_nothing(published):
     assert invitation.state == "open" and messages("bestaetigung") == []
 
 
-def test_deadline_makes_link_read_only_but_staff_can_record(published):
+def test_one_deadline_for_all_channels_staff_may_override_explicitly(published):
     event = published(1, deadline="2000-01-01T00:00")
     invitation = event.invitations[0]
-    with pytest.raises(ValidationError, match="Antwortfrist"):
-        services.answer(invitation, "accepted")
-    services.answer(invitation, "accepted", channel="phone")
+    for channel in ("link", "calendar", "phone"):
+        with pytest.raises(ValidationError, match="Antwortfrist"):
+            services.answer(invitation, "accepted", channel=channel)
+    with pytest.raises(ValidationError, match="Antwortfrist"):  # the personal link never overrides
+        services.answer(invitation, "accepted", channel="link", override_deadline=True)
+    services.answer(invitation, "accepted", channel="phone", override_deadline=True)
     db.session.commit()
     assert invitation.state == "accepted" and invitation.channel == "phone"
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "antwort.accepted"))
     assert entry.details["kanal"] == "phone"
 
 
-def test_reminders_count(published):
-    event = published(3)
-    a, b, c = event.invitations
-    for i in event.invitations:
-        i.invited_at = i.created_at
+def test_reminders_only_where_they_make_sense(app, published):
+    """Only to people whose invitation went out and who have not answered (optionally also those who
+    accepted); a second reminder soon after needs a confirmation."""
+    event = published(4)
+    a, b, c, d = sorted(event.invitations, key=lambda i: i.id)
+    with pytest.raises(ValidationError, match="niemanden zu erinnern"):
+        services.send_reminders(event)  # nobody's invitation went out yet
+    services.invite(event, contact_ids=[i.contact_id for i in (a, b, c)], start=True)
+    assert services.reminder_recipients(event) == []  # queued is not sent
+    send_all(app)
     services.answer(a, "accepted")
     services.answer(b, "declined")
-    assert len(services.reminder_recipients(event)) == 1
-    assert len(services.reminder_recipients(event, include_accepted=True)) == 2
-    assert services.send_reminders(event, include_accepted=True) == 2
-    assert {m.to_email for m in messages("erinnerung")} == {a.email, c.email}
+    assert services.reminder_recipients(event) == [c]
+    assert services.reminder_recipients(event, include_accepted=True) == [a, c]
+    result = services.send_reminders(event, include_accepted=True)
+    assert (result.reminded, result.skipped) == (2, 0)
+    reminders = messages("erinnerung")
+    assert {m.to_email for m in reminders} == {a.email, c.email}
+    assert all(m.expires_at == event.start_at for m in reminders)  # never after the start
+    assert services.reminder_recipients(event, include_accepted=True) == []  # one waiting is enough
+    assert reminders[0].mailing.state == "entwurf"  # a draft: preview, test mail, then "Senden"
+    start_mailing(reminders[0].mailing)
+    db.session.commit()
+    assert services.recent_reminder(event) is not None
+    send_all(app)
+    with pytest.raises(ValidationError, match="bereits erinnert") as error:
+        services.send_reminders(event, include_accepted=True)
+    assert error.value.field == "repeat"
+    assert services.send_reminders(event, include_accepted=True, repeat_confirmed=True).reminded == 2
+    db.session.rollback()
+    # Answering withdraws a reminder that was meant for people without an answer.
+    services.send_reminders(event, repeat_confirmed=True)
+    services.answer(c, "declined")
+    db.session.commit()
+    waiting = [m for m in messages("erinnerung") if m.state != "gesendet"]
+    assert [(m.to_email, m.state) for m in waiting] == [(c.email, "zurueckgezogen")]
+    services.cancel_event(event)
+    with pytest.raises(ValidationError, match="abgesagt"):
+        services.send_reminders(event, repeat_confirmed=True)
 
 
 def test_exports_neutralise_formulas(published):
@@ -244,7 +295,7 @@ def test_demo_is_idempotent(app, demo):
     assert first == {"events": 1, "invitations": 53}
     assert load_demo() == {"events": 0, "invitations": 0}
     event = db.session.scalar(select(Event).where(Event.title == TITLE))
-    assert event.start_at.astimezone(services.BERLIN).hour == 11 and event.place_address == "Fürstenwall 25, 40219 Düsseldorf"
+    assert event.start_at.astimezone(BERLIN).hour == 11 and event.place_address == "Fürstenwall 25, 40219 Düsseldorf"
 
 
 def test_circular_attachment_checked_by_content(app, demo, make_event):

@@ -114,19 +114,26 @@ def test_staff_create_edit_publish_and_overview(staff_client, demo):
     assert event.start_at.hour == 8  # 10:00 CEST = 08:00 UTC
     detail = f"/veranstaltungen/{event.id}"
     verteiler = services.verteiler_id_by_name("Alle KI-Dezernate")
-    invited = staff_client.submit(f"{detail}/einladen", {"verteiler_id": str(verteiler)}, form_url=detail)
-    assert invited.status_code == 302
+    invited = staff_client.submit(f"{detail}/einladen", {"verteiler_id": str(verteiler)}, form_url=detail,
+                                  follow_redirects=True)
+    # One road: the invitations are a draft in the Postausgang (preview, test mail, "Senden").
+    html = invited.get_data(as_text=True)
+    assert "53 Einladungen sind als Entwurf vorbereitet" in html and "Senden (53 Nachrichten)" in html
+    assert invited.request.path.startswith("/postausgang/")
     page = staff_client.get(detail).get_data(as_text=True)
-    assert "53 Einladungen stehen im Postausgang" in page
     assert re.search(r'id="zahl-eingeladen">53<', page) and re.search(r'id="zahl-offen">53<', page)
-    # Move it: the update is offered and sent with SEQUENCE 1.
-    moved = staff_client.submit(f"{detail}/bearbeiten", {**form, "start_time": "11:00", "end_time": "13:00"})
-    assert moved.status_code == 302
-    page = staff_client.get(detail).get_data(as_text=True)
-    assert "Aktualisierung senden" in page
-    staff_client.submit(f"{detail}/aktualisierung", {}, form_url=detail)
+    assert "Entwürfe im Postausgang" in page and "Einladung: 53 Nachrichten" in page
+    # Moved before anything went out: the waiting invitations are written anew, nobody needs an update.
+    moved = staff_client.submit(f"{detail}/bearbeiten", {**form, "start_time": "11:00", "end_time": "13:00"},
+                                follow_redirects=True)
+    assert "53 noch nicht versendete Nachrichten wurden mit den neuen Angaben neu erstellt." in moved.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(Event, event.id).sequence == 1
+    from ki_post.outbox.models import Mailing, OutboxMessage
+
+    assert db.session.scalar(select(db.func.count(Mailing.id)).where(Mailing.kind == "aktualisierung")) == 0
+    texts = list(db.session.scalars(select(OutboxMessage.text)))
+    assert len(texts) == 53 and all("Zeit: 11:00 bis 13:00 Uhr" in text for text in texts)
     # Phone answer, audited, visible in the counts and the search.
     invitation = db.session.scalars(select(Invitation).order_by(Invitation.id)).first()
     staff_client.submit(f"{detail}/antwort-erfassen", {"invitation_id": str(invitation.id), "answer": "accepted",
@@ -150,7 +157,7 @@ def test_reader_cannot_change(client, make_user, published):
     assert client.get("/veranstaltungen/999").status_code == 404
 
 
-def test_review_list_assign(staff_client, published):
+def test_review_list_assigns_by_name_within_the_replys_event(staff_client, published):
     from pathlib import Path
 
     from tests.events.conftest import FIXTURE_UID
@@ -162,12 +169,29 @@ def test_review_list_assign(staff_client, published):
     db.session.commit()
     page = staff_client.get("/veranstaltungen/kalenderantworten").get_data(as_text=True)
     assert "unbekannt@irgendwo.example" in page
+    # The answer in German, and a choice among this event's invitations by name, not a global number.
+    assert "<td>Zusage</td>" in page and "ACCEPTED" not in page and "Nummer der Einladung" not in page
+    invitation = event.invitations[0]
+    assert re.search(rf'<option value="{invitation.id}">{re.escape(invitation.name)} \(', page)
     reply_id = services.unmatched_replies()[0].id
-    invitation_id = event.invitations[0].id
-    staff_client.submit(f"/veranstaltungen/kalenderantworten/{reply_id}", {"invitation_id": str(invitation_id)},
+    other = services.create_event(services.EventData(title="Andere", start="2040-01-01T10:00", end="2040-01-01T11:00"))
+    services.publish_event(other)
+    from ki_post.recipients.models import Contact
+
+    stranger = Contact(first_name="Fremde", last_name="Person", email="fremde@anderswo.example")
+    db.session.add(stranger)
+    db.session.flush()
+    [foreign] = services.add_invitations(other, [stranger])
+    db.session.commit()
+    refused = staff_client.submit(f"/veranstaltungen/kalenderantworten/{reply_id}", {"invitation_id": str(foreign.id)},
+                                  form_url="/veranstaltungen/kalenderantworten", follow_redirects=True)
+    assert "nicht eingeladen" in refused.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Invitation, foreign.id).state == "open"
+    staff_client.submit(f"/veranstaltungen/kalenderantworten/{reply_id}", {"invitation_id": str(invitation.id)},
                         form_url="/veranstaltungen/kalenderantworten")
     db.session.expire_all()
-    assert db.session.get(Invitation, invitation_id).state == "accepted"
+    assert db.session.get(Invitation, invitation.id).state == "accepted"
 
 
 def test_invite_with_bad_attachment_changes_nothing(staff_client, demo, make_event):
@@ -193,9 +217,16 @@ def test_invite_with_bad_attachment_changes_nothing(staff_client, demo, make_eve
 
 def _invited(make_event, make_contacts, n: int) -> Event:
     """A published event whose invitations went out (so that a cancellation mails them)."""
+    from flask import current_app
+
+    from ki_post.outbox.worker import Worker
+
     event = make_event()
-    services.invite(event, contact_ids=[c.id for c in make_contacts(n)])
+    services.invite(event, contact_ids=[c.id for c in make_contacts(n)], start=True)
     db.session.commit()
+    current_app.config["MAIL_RATE_PER_MINUTE"] = 0
+    Worker(current_app._get_current_object()).run(once=True)  # file transport: "gesendet"
+    db.session.expire_all()
     return event
 
 
@@ -205,7 +236,7 @@ def _outbox_count() -> int:
     return db.session.scalar(select(db.func.count(OutboxMessage.id)))
 
 
-def test_cancel_needs_the_confirmation_page(staff_client, make_event, make_contacts):
+def test_cancel_needs_the_confirmation_page_and_a_reason(staff_client, make_event, make_contacts):
     event = _invited(make_event, make_contacts, 3)
     detail = f"/veranstaltungen/{event.id}"
     confirm_url = f"{detail}/absagen"
@@ -215,34 +246,53 @@ def test_cancel_needs_the_confirmation_page(staff_client, make_event, make_conta
 
     page = staff_client.get(confirm_url)
     html = page.get_data(as_text=True)
-    assert page.status_code == 200 and "3 Eingeladene erhalten" in html and "nicht rückgängig" in html
+    assert page.status_code == 200 and "3 Personen haben die Veranstaltung möglicherweise schon" in html
+    assert "nicht rückgängig" in html and "Grund der Absage" in html
     assert "Ja, Veranstaltung absagen" in html and f'href="{detail}">Abbrechen</a>' in html
     db.session.expire_all()
     assert db.session.get(Event, event.id).state == "published"  # GET changes nothing
 
     # The old one-click POST (CSRF token but no confirmation) is refused with a message; nothing happens.
-    refused = staff_client.submit(confirm_url, {}, form_url=detail, follow_redirects=True)
+    refused = staff_client.submit(confirm_url, {"reason": "x"}, form_url=detail, follow_redirects=True)
     assert "nicht abgesagt" in refused.get_data(as_text=True) and refused.request.path == confirm_url
-    assert staff_client.submit(confirm_url, {"confirmed": "vielleicht"}, form_url=detail).status_code == 302
-    assert staff_client.post(confirm_url, data={"confirmed": "ja"}).status_code == 400  # no CSRF token
+    assert staff_client.submit(confirm_url, {"confirmed": "vielleicht", "reason": "x"}, form_url=detail).status_code == 302
+    no_reason = staff_client.submit(confirm_url, {"confirmed": "ja", "reason": " "})
+    assert no_reason.status_code == 422 and "Bitte geben Sie den Grund der Absage an." in no_reason.get_data(as_text=True)
+    assert staff_client.post(confirm_url, data={"confirmed": "ja", "reason": "x"}).status_code == 400  # no CSRF token
     db.session.expire_all()
     assert db.session.get(Event, event.id).state == "published" and _outbox_count() == mails_before
 
-    done = staff_client.submit(confirm_url, {"confirmed": "ja"}, follow_redirects=True)
-    assert "Die Veranstaltung ist abgesagt; 3 Absagen stehen im Postausgang." in done.get_data(as_text=True)
+    done = staff_client.submit(confirm_url, {"confirmed": "ja", "reason": "Der Saal ist nicht verfügbar."},
+                               follow_redirects=True)
+    html = done.get_data(as_text=True)
+    assert "Die Veranstaltung ist abgesagt. 3 Absagen sind als Entwurf vorbereitet" in html
+    assert done.request.path.startswith("/postausgang/") and "Senden (3 Nachrichten)" in html
     db.session.expire_all()
-    assert db.session.get(Event, event.id).state == "cancelled" and _outbox_count() == mails_before + 3
-    # Cancelled: the confirmation page only says so.
+    saved = db.session.get(Event, event.id)
+    assert saved.state == "cancelled" and saved.cancel_reason == "Der Saal ist nicht verfügbar."
+    assert _outbox_count() == mails_before + 3
+    # Cancelled: the confirmation page only says so; no editing any more; the top of the page says why.
     again = staff_client.get(confirm_url, follow_redirects=True)
     assert again.request.path == detail and "bereits abgesagt" in again.get_data(as_text=True)
+    page = staff_client.get(detail).get_data(as_text=True)
+    assert "Diese Veranstaltung ist abgesagt" in page and "Der Saal ist nicht verfügbar." in page
+    assert f"{detail}/bearbeiten" not in page and "Erinnerung vorbereiten" not in page
+    edit = staff_client.get(f"{detail}/bearbeiten", follow_redirects=True)
+    assert "kann nicht mehr geändert werden" in edit.get_data(as_text=True) and edit.request.path == detail
+    # The answer page says so at the top, with the reason, and offers no form.
+    invitation = saved.invitations[0]
+    answer_page = staff_client.get(f"/antwort/{invitation.token}").get_data(as_text=True)
+    top = answer_page.index("Diese Veranstaltung ist abgesagt.")
+    assert top < answer_page.index("Angaben zur Veranstaltung") and "Der Saal ist nicht verfügbar." in answer_page
+    assert 'action="/antwort/' not in answer_page
 
 
 def test_cancel_singular_wording(staff_client, make_event, make_contacts):
     event = _invited(make_event, make_contacts, 1)
     confirm_url = f"/veranstaltungen/{event.id}/absagen"
-    assert "1 eingeladene Person erhält" in staff_client.get(confirm_url).get_data(as_text=True)
-    done = staff_client.submit(confirm_url, {"confirmed": "ja"}, follow_redirects=True)
-    assert "1 Absage steht im Postausgang." in done.get_data(as_text=True)
+    assert "1 Person hat die Veranstaltung möglicherweise schon" in staff_client.get(confirm_url).get_data(as_text=True)
+    done = staff_client.submit(confirm_url, {"confirmed": "ja", "reason": "Krankheit"}, follow_redirects=True)
+    assert "1 Absage ist als Entwurf vorbereitet" in done.get_data(as_text=True)
 
 
 def test_staff_answer_needs_a_chosen_person_and_answer(staff_client, published, make_event, make_contacts):
@@ -292,13 +342,33 @@ def test_csv_content_type_once_and_dst_gap_in_form(staff_client, published):
     assert "Das Ende muss nach dem Beginn liegen" not in html
 
 
-def test_singular_flashes(staff_client, make_event, make_contacts):
+def test_singular_flashes_and_reminder_confirmation(staff_client, make_event, make_contacts):
     event = _invited(make_event, make_contacts, 1)
     detail = f"/veranstaltungen/{event.id}"
-    html = staff_client.get(detail).get_data(as_text=True)
-    assert "Erinnerung: 1 Person ohne Antwort" in html
-    reminded = staff_client.submit(f"{detail}/erinnern", {}, form_url=detail, follow_redirects=True)
-    assert "1 Erinnerung steht im Postausgang." in reminded.get_data(as_text=True)
+    remind_url = f"{detail}/erinnern"
+    html = staff_client.get(remind_url).get_data(as_text=True)
+    assert "<strong>1 Person</strong>" in html and "Erinnerung vorbereiten" in html and "bereits erinnert" not in html
+    # A POST without the confirmation field prepares nothing.
+    refused = staff_client.submit(remind_url, {}, follow_redirects=True)
+    assert "Bitte bestätigen Sie die Erinnerung" in refused.get_data(as_text=True)
+    reminded = staff_client.submit(remind_url, {"confirmed": "ja"}, follow_redirects=True)
+    assert "1 Erinnerung ist als Entwurf vorbereitet" in reminded.get_data(as_text=True)
+    # A second reminder soon after: the page warns, and the POST needs the explicit "trotzdem".
+    from ki_post.outbox.models import Mailing
+    from ki_post.outbox.services import start_mailing
+
+    start_mailing(db.session.scalar(select(Mailing).where(Mailing.kind == "erinnerung")))
+    db.session.commit()
+    from flask import current_app
+
+    from ki_post.outbox.worker import Worker
+
+    Worker(current_app._get_current_object()).run(once=True)
+    html = staff_client.get(remind_url).get_data(as_text=True)
+    assert "wurde bereits erinnert" in html and "Ja, trotzdem erneut erinnern" in html
+    again = staff_client.submit(remind_url, {"confirmed": "ja"})
+    assert again.status_code == 422 and "Bitte bestätigen Sie, dass Sie so bald erneut erinnern möchten." in again.get_data(as_text=True)
+    assert staff_client.submit(remind_url, {"confirmed": "ja", "repeat": "y"}).status_code == 302
     make_contacts(1, "nachzuegler")
     from ki_post.recipients.models import Contact, Verteiler
 
@@ -308,5 +378,5 @@ def test_singular_flashes(staff_client, make_event, make_contacts):
     db.session.commit()
     invited = staff_client.submit(f"{detail}/einladen", {"verteiler_id": str(verteiler.id)}, form_url=detail,
                                   follow_redirects=True)
-    assert "1 Einladung steht im Postausgang. 1 Kontakt war bereits eingeladen und erhält keine zweite Einladung." \
-        in invited.get_data(as_text=True)
+    assert ("1 Einladung ist als Entwurf vorbereitet. 1 Kontakt war bereits eingeladen und erhält keine zweite "
+            "Einladung.") in invited.get_data(as_text=True)

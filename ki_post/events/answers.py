@@ -1,0 +1,162 @@
+"""Answers and seats: the personal link, calendar replies, staff entries, capacity, waiting list and
+moving up. One deadline rule holds for every channel; staff may override it explicitly."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
+
+from ..auth.services import audit
+from ..db_types import utcnow
+from ..errors import NotFound, ValidationError
+from ..extensions import db
+from .delivery import delivery_of, lock_event
+from .mails import queue_running, reachable
+from .models import CHANNELS, Event, Invitation
+from .superseding import supersede
+
+ANSWER_STATES = ("accepted", "declined", "tentative")
+STAFF_CHANNELS = ("phone", "letter", "staff", "calendar")
+
+
+def invitation_by_token(token: str) -> Invitation:
+    if not token or len(token) > 64:
+        raise NotFound("Dieser Link ist ungültig.")
+    invitation = db.session.scalar(
+        select(Invitation).where(Invitation.token == token).options(joinedload(Invitation.event))
+    )
+    if invitation is None:
+        raise NotFound("Dieser Link ist ungültig.")
+    return invitation
+
+
+def deadline_passed(event: Event, now: datetime | None = None) -> bool:
+    """The one deadline rule for every channel: after the answer deadline, or once the event is over."""
+    now = now or utcnow()
+    return (event.deadline is not None and now > event.deadline) or now > event.end_at
+
+
+def seats_taken(event_id: int, exclude_id: int | None = None) -> int:
+    query = select(func.coalesce(func.sum(1 + Invitation.companions), 0)).where(
+        Invitation.event_id == event_id, Invitation.state == "accepted"
+    )
+    if exclude_id is not None:
+        query = query.where(Invitation.id != exclude_id)
+    return int(db.session.scalar(query) or 0)
+
+
+@dataclass
+class AnswerResult:
+    state: str
+    moved_up: list[Invitation] = field(default_factory=list)
+    changed: bool = True  # False: the same answer again (no second confirmation)
+
+
+def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: str = "", dietary: str = "",
+           channel: str = "link", sequence: int | None = None, notify: bool = True,
+           override_deadline: bool = False) -> AnswerResult:
+    """Sets an answer. Acceptances beyond the capacity go to the waiting list; freed seats move people up.
+
+    A confirmation goes out only when the answer (or the number of companions) changed; one still
+    waiting in the outbox is written anew instead of adding a second. ``override_deadline``: a staff
+    member records an answer after the deadline on purpose (never for the personal link).
+    """
+    if state not in ANSWER_STATES:
+        raise ValidationError("Bitte wählen Sie Zusage oder Absage.", "answer")
+    if channel not in CHANNELS:
+        raise ValidationError("Unbekannter Antwortweg.", "channel")
+    event = invitation.event
+    if event.state == "cancelled":
+        raise ValidationError("Die Veranstaltung ist abgesagt.")
+    if event.state != "published":
+        raise ValidationError("Die Veranstaltung ist noch nicht veröffentlicht.")
+    if deadline_passed(event) and not (override_deadline and channel in STAFF_CHANNELS):
+        if channel == "link":
+            raise ValidationError("Die Antwortfrist ist abgelaufen. Bitte wenden Sie sich an das Veranstaltungsteam.")
+        raise ValidationError("Die Antwortfrist ist abgelaufen. Um die Antwort trotzdem zu übernehmen, bestätigen Sie "
+                              "bitte „Trotz abgelaufener Frist übernehmen“.", "override_deadline")
+    try:
+        companions = int(companions or 0)
+    except (TypeError, ValueError):
+        raise ValidationError("Die Zahl der Begleitpersonen muss eine ganze Zahl sein.", "companions") from None
+    if state != "accepted":
+        companions = 0
+    if companions < 0 or companions > event.companions_allowed:
+        raise ValidationError(
+            f"Sie können höchstens {event.companions_allowed} Begleitperson(en) anmelden." if event.companions_allowed
+            else "Begleitpersonen sind bei dieser Veranstaltung nicht vorgesehen.",
+            "companions",
+        )
+    remark = (remark or "").replace("\r\n", "\n").strip()
+    dietary = (dietary or "").replace("\r\n", "\n").strip()
+    if len(remark) > 2000 or len(dietary) > 500:
+        raise ValidationError("Die Bemerkung ist zu lang (höchstens 2.000 Zeichen).", "remark")
+
+    lock_event(event.id)
+    db.session.refresh(invitation)  # the state as of the lock, not as of the page load
+    previous, previous_companions = invitation.state, invitation.companions
+    new_state = state
+    if state == "accepted" and event.capacity is not None:
+        free = event.capacity - seats_taken(event.id, exclude_id=invitation.id)
+        if 1 + companions > free:
+            if previous == "accepted":
+                raise ValidationError(
+                    f"Für weitere Begleitpersonen ist kein Platz mehr frei (frei: {max(free - 1, 0)}).", "companions"
+                )
+            new_state = "waiting"
+    now = utcnow()
+    if new_state == "waiting" and previous != "waiting":
+        invitation.waiting_since = now
+    elif new_state != "waiting":
+        invitation.waiting_since = None
+    changed = (new_state, companions) != (previous, previous_companions)
+    invitation.state = new_state
+    invitation.companions = companions
+    invitation.remark = remark
+    invitation.dietary = dietary
+    invitation.channel = channel
+    invitation.answered_at = now
+    invitation.sequence_answered = event.sequence if sequence is None else sequence
+    db.session.flush()
+    audit(f"antwort.{new_state}", invitation, event_id=event.id, begleitpersonen=companions, kanal=channel,
+          geaendert=changed)
+    moved = _move_up(event) if previous == "accepted" else []
+    supersede(event, [invitation, *moved])  # what waits for them (reminder, confirmation) says the new answer
+    if changed and notify and reachable(invitation) and not delivery_of(invitation).unsent_of("bestaetigung"):
+        queue_running("bestaetigung", event, invitation)
+    _notify_moved(event, moved)
+    db.session.flush()
+    return AnswerResult(new_state, moved, changed)
+
+
+def _notify_moved(event: Event, moved: list[Invitation]) -> None:
+    for person in moved:
+        if reachable(person) and not delivery_of(person).unsent_of("nachruecker"):
+            queue_running("nachruecker", event, person)
+
+
+def _move_up(event: Event) -> list[Invitation]:
+    """First come, first served: stops at the first waiting person who does not fit."""
+    waiting_query = select(Invitation).where(Invitation.event_id == event.id, Invitation.state == "waiting")
+    waiting = list(db.session.scalars(waiting_query.order_by(Invitation.waiting_since, Invitation.id)))
+    moved = []
+    for person in waiting:
+        if event.capacity is not None and seats_taken(event.id) + person.seats > event.capacity:
+            break
+        person.state = "accepted"
+        person.waiting_since = None
+        db.session.flush()
+        audit("antwort.nachgerueckt", person, event_id=event.id)
+        moved.append(person)
+    return moved
+
+
+def move_up_and_notify(event: Event) -> list[Invitation]:
+    """After more seats: the waiting list moves up, and those who got a seat are told."""
+    moved = _move_up(event)
+    if moved:
+        supersede(event, moved)
+        _notify_moved(event, moved)
+    return moved

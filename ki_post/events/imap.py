@@ -1,0 +1,123 @@
+"""Polling the functional mailbox over IMAP for calendar replies."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import current_app
+
+from ..errors import ValidationError
+from .calendar_replies import IngestResult, _apply_one
+from .replies import parse_mail
+
+
+def _imap_mailbox_name(name: str) -> str:
+    """A folder name as an IMAP quoted string in modified UTF-7 (RFC 3501 5.1.3), e.g. "Rückmeldungen".
+
+    imaplib sends arguments as they are: a space would split the name and an umlaut raises.
+    """
+    import base64
+
+    out, pending = [], []
+
+    def flush() -> None:
+        if pending:
+            encoded = base64.b64encode("".join(pending).encode("utf-16-be")).rstrip(b"=").replace(b"/", b",")
+            out.append(f"&{encoded.decode()}-")
+            pending.clear()
+
+    for char in name:
+        if " " <= char <= "~":
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            pending.append(char)
+    flush()
+    quoted = "".join(out).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}"'
+
+
+def _imap_text(value: Exception | bytes) -> str:
+    """The server's own words from an imaplib error or response (imaplib hands them over as bytes)."""
+    if isinstance(value, Exception) and value.args:
+        value = value.args[0]
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _may_carry_calendar(bodystructure: bytes) -> bool:
+    """Whether a mail's BODYSTRUCTURE might hold a calendar part (RPLY-01), so it is worth downloading.
+
+    Errs on the side of yes: encoded (=?…?=) or RFC 2231 (name*=) file names are not decoded here.
+    """
+    text = bodystructure.lower()
+    return any(marker in text for marker in (b'"calendar"', b'"ics"', b'x-vcalendar', b'.ics"', b"=?", b'*"'))
+
+
+def poll_imap(commit: Callable[[], None]) -> IngestResult:
+    """Reads the unread calendar replies of the functional mailbox (settings IMAP_*).
+
+    The mailbox is shared with people: a mail is marked read only when it carried a REPLY, and only
+    after ``commit`` has stored it, so a failed commit means reading it again next time (RPLY-08 makes
+    that harmless) instead of losing it. Other mails stay unread; nothing is moved or deleted.
+    """
+    import imaplib
+    import ssl
+
+    config = current_app.config
+    host = config.get("IMAP_SERVER")
+    if not host:
+        raise ValidationError("Kein IMAP-Server eingestellt (KI_POST_IMAP_SERVER).")
+    port = int(config.get("IMAP_PORT") or 993)
+    try:
+        if config.get("IMAP_USE_SSL"):
+            # imaplib's default context does not check the certificate; this one does.
+            context = ssl.create_default_context(cafile=config.get("IMAP_CA_FILE") or None)
+            connection = imaplib.IMAP4_SSL(host, port, timeout=60, ssl_context=context)
+        else:
+            connection = imaplib.IMAP4(host, port, timeout=60)
+    except ssl.SSLCertVerificationError as error:
+        raise ValidationError(f"Das Zertifikat des IMAP-Servers {host} ist nicht vertrauenswürdig "
+                              f"({error.verify_message}).") from None
+    except (OSError, imaplib.IMAP4.error) as error:
+        raise ValidationError(f"IMAP-Server {host}:{port} nicht erreichbar: {_imap_text(error)}") from None
+    result = IngestResult()
+    try:
+        username, password = config.get("IMAP_USERNAME", ""), config.get("IMAP_PASSWORD", "")
+        try:
+            if f"{username}{password}".isascii():
+                connection.login(username, password)
+            else:  # imaplib's LOGIN only sends ASCII; AUTHENTICATE PLAIN carries UTF-8
+                connection.authenticate("PLAIN", lambda _: f"\0{username}\0{password}".encode())
+        except imaplib.IMAP4.error as error:
+            raise ValidationError("Die Anmeldung am IMAP-Server ist fehlgeschlagen; bitte IMAP_USERNAME und "
+                                  f"IMAP_PASSWORD prüfen. (Server: {_imap_text(error)})") from None
+        folder = config.get("IMAP_FOLDER") or "INBOX"
+        status, data = connection.select(_imap_mailbox_name(folder))
+        if status != "OK":
+            raise ValidationError(f"Der IMAP-Ordner „{folder}“ lässt sich nicht öffnen. "
+                                  f"(Server: {_imap_text(data[-1])})")
+        status, data = connection.uid("SEARCH", None, "UNSEEN")
+        for uid in (data[0] or b"").split() if status == "OK" else []:
+            status, parts = connection.uid("FETCH", uid, "(BODYSTRUCTURE)")
+            structure = b"".join(b"".join(part) if isinstance(part, tuple) else part or b"" for part in parts)
+            if status != "OK" or not _may_carry_calendar(structure):
+                continue
+            status, parts = connection.uid("FETCH", uid, "(BODY.PEEK[])")
+            raws = [part[1] for part in parts if isinstance(part, tuple)] if status == "OK" else []
+            parsed = parse_mail(raws[0]) if raws else None
+            if parsed is None or not parsed.replies:
+                continue  # not a calendar reply: left unread for the staff
+            result.mails += 1
+            for reply in parsed.replies:
+                record = _apply_one(reply, parsed.message_id, parsed.from_email)
+                if record is not None:
+                    result.statuses[record.status] += 1
+            commit()
+            connection.uid("STORE", uid, "+FLAGS.SILENT", "(\\Seen)")
+    except (OSError, imaplib.IMAP4.error) as error:
+        raise ValidationError(f"IMAP-Fehler: {_imap_text(error)}") from None
+    finally:
+        try:
+            connection.logout()
+        except (OSError, imaplib.IMAP4.error):
+            pass  # the server may already have closed the connection; nothing is left to do on it
+    return result

@@ -1,0 +1,63 @@
+"""Participant overview and exports."""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ValidationError
+from .delivery import deliveries
+from .models import Event, Invitation
+
+
+@dataclass
+class Overview:
+    counts: Counter
+    companions: int
+    by_organisation: list[tuple[str, Counter]]
+    invitations: list[Invitation]
+    # Where each person's invitation stands in the outbox ("gesendet", "wartend", "keine Einladung" …).
+    delivery: dict[int, str] = field(default_factory=dict)
+
+
+def overview(event: Event, *, q: str = "", state: str = "") -> Overview:
+    invitations = sorted(event.invitations, key=lambda i: (i.organisation_name.lower(), i.name.lower()))
+    counts: Counter = Counter(i.state for i in invitations)
+    counts["invited"] = len(invitations)
+    companions = sum(i.companions for i in invitations if i.state == "accepted")
+    per_org: dict[str, Counter] = defaultdict(Counter)
+    for i in invitations:
+        per_org[i.organisation_name or "—"][i.state] += 1
+    shown = invitations
+    if state:
+        shown = [i for i in shown if i.state == state]
+    if q:
+        needle = q.strip().lower()
+        shown = [i for i in shown if needle in i.name.lower() or needle in i.email or needle in i.organisation_name.lower()]
+    found = deliveries(event)
+    labels = {i.id: found[i.id].request_label if i.id in found else "keine Einladung" for i in shown}
+    return Overview(counts, companions, sorted(per_org.items()), shown, labels)
+
+
+PARTICIPANT_HEADER = ["Name", "Organisation", "E-Mail", "Antwort", "Begleitpersonen", "Bemerkung", "Ernährung", "Antwortweg", "Beantwortet am"]
+
+
+def participant_rows(event: Event) -> list[list[Any]]:
+    from ..core.formatting import datum_kurz
+
+    rows = []
+    for i in sorted(event.invitations, key=lambda i: (i.organisation_name.lower(), i.name.lower())):
+        rows.append([i.name, i.organisation_name, i.email, i.state_label, i.companions, i.remark, i.dietary,
+                     i.channel_label, datum_kurz(i.answered_at)])
+    return rows
+
+
+def export_participants(event: Event, fmt: str) -> bytes:
+    from .. import exports
+
+    rows = participant_rows(event)
+    if fmt == "csv":
+        return exports.csv_bytes(PARTICIPANT_HEADER, rows)
+    if fmt == "xlsx":
+        return exports.xlsx_bytes(PARTICIPANT_HEADER, rows, sheet_title="Teilnehmende")
+    raise ValidationError("Bitte wählen Sie CSV oder XLSX.")
