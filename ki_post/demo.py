@@ -47,7 +47,7 @@ def demo_rows() -> list[dict[str, str]]:
 
 
 def load_demo_data() -> dict[str, int]:
-    """The whole demo: Verteiler, shipped letter template and sender profile, the 2017 celebration."""
+    """The whole demo: Verteiler, shipped letter template and sender profile, the celebration (a few weeks ahead)."""
     from .events.demo import load_demo as load_demo_event
     from .letters.demo import load_demo as load_demo_letter
 

@@ -1,7 +1,7 @@
 """Demo event: the ministry's celebration of five years of the Teilhabe- und Integrationsgesetz."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
 
@@ -14,20 +14,28 @@ TITLE = "Feierstunde: Fünf Jahre Teilhabe- und Integrationsgesetz"
 LIST_NAME = "Alle KI-Dezernate"
 
 
+def demo_day(today: date) -> date:
+    """A Wednesday six to seven weeks ahead: a newcomer can invite, answer through the link and remind
+    (an event in the past refuses all of that)."""
+    day = today + timedelta(days=42)
+    return day + timedelta(days=(2 - day.weekday()) % 7)
+
+
 def load_demo() -> dict[str, int]:
     """Idempotent: matched by title. Invitations are created but not sent (the button in the UI sends them)."""
     created = {"events": 0, "invitations": 0}
     event = db.session.scalar(select(Event).where(Event.title == TITLE))
     if event is None:
+        day = demo_day(datetime.now(BERLIN).date())
         event = services.create_event(services.EventData(
             title=TITLE,
             description=("Kleine Feierstunde im Ministerium aus Anlass von fünf Jahren Teilhabe- und Integrationsgesetz "
                          "mit den Kommunalen Integrationszentren in Nordrhein-Westfalen."),
-            start=datetime(2017, 2, 8, 11, 0, tzinfo=BERLIN),
-            end=datetime(2017, 2, 8, 13, 0, tzinfo=BERLIN),
+            start=datetime.combine(day, time(11, 0), tzinfo=BERLIN),
+            end=datetime.combine(day, time(13, 0), tzinfo=BERLIN),
             place_name="Ministerium",
             place_address="Fürstenwall 25, 40219 Düsseldorf",
-            deadline=datetime(2017, 2, 1, 23, 59, tzinfo=BERLIN),
+            deadline=datetime.combine(day - timedelta(days=7), time(23, 59), tzinfo=BERLIN),
             capacity=120,
             companions_allowed=1,
             ask_dietary=True,

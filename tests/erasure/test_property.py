@@ -86,7 +86,7 @@ def test_random_personal_data_is_gone_after_erasure(app, data):
     mail_letters(version, [contact], fields, start=False)  # a draft, never started
     event = events.create_event(events.EventData(title="Fachtag", start=datetime.now(timezone.utc) + timedelta(days=5),
                                                  end=datetime.now(timezone.utc) + timedelta(days=5, hours=2), ask_dietary=True))
-    events.invite(event, contact_ids=[contact.id])
+    events.invite(event, contact_ids=[contact.id], start=True)
     db.session.commit()
     Worker(app).run(once=True)  # no SMTP server: written as .eml files
     invitation = db.session.scalar(select(Invitation).where(Invitation.contact_id == contact.id))

@@ -188,7 +188,7 @@ def test_invitation_to_a_list_with_international_addresses(relay_app, relay):
     db.session.flush()
     event = events.create_event(events.EventData(title="Feierstunde", start=future(20), end=future(20, 13),
                                                  place_name="Ministerium", place_address="Fürstenwall 25, 40219 Düsseldorf"))
-    events.invite(event, contact_ids=[c.id for c in contacts])
+    events.invite(event, contact_ids=[c.id for c in contacts], start=True)
     db.session.commit()
     Worker(relay_app).run(once=True)
     rows = by_address()
