@@ -1,4 +1,4 @@
 """Entry point: `flask --app app …` and `gunicorn app:app`."""
-from ki_post import create_app
+from ki_post import create_app, prepare_instance
 
-app = create_app()
+app = prepare_instance(create_app())

@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 
 def create_app(overrides: dict[str, Any] | None = None, instance_path: str | None = None) -> Flask:
-    """Build the app. ``overrides`` (tests) win over every configuration layer."""
+    """Build the app without touching disk, database or threads; ``overrides`` (tests) win over every
+    configuration layer. ``prepare_instance`` does what a starting installation needs (app.py calls it)."""
     instance_path = instance_path or os.environ.get(f"{ENV_PREFIX}INSTANCE_PATH") or str(PROJECT_DIR / "instance")
     app = Flask(
         __name__,
@@ -33,7 +34,6 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
         template_folder="templates",
         static_folder="static",
     )
-    os.makedirs(app.instance_path, exist_ok=True)
     load_config(app, overrides or {})
     proxies = app.config["PROXY_COUNT"]
     if proxies > 0:
@@ -55,13 +55,21 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     register_core(app)
     _register_domains(app)
     register_history_providers()
+    if app.config["EMBEDDED_WORKER"] and not app.testing:
+        from .outbox.embedded import start_with_first_request
 
+        start_with_first_request(app)
+    return app
+
+
+def prepare_instance(app: Flask) -> Flask:
+    """What a starting installation needs, done explicitly (app.py): the instance folder, a secret key
+    generated once into it, and the schema brought up to date (``AUTO_MIGRATE``)."""
+    os.makedirs(app.instance_path, exist_ok=True)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _instance_secret_key(app.instance_path)
     if app.config["AUTO_MIGRATE"]:
         _upgrade_schema(app)
-
-    from .outbox.worker import start_embedded_worker
-
-    start_embedded_worker(app)
     return app
 
 
@@ -86,7 +94,7 @@ def load_config(app: Flask, overrides: dict[str, Any]) -> None:
     # failing the next request (and /healthz) with "nicht erreichbar".
     engine_options.setdefault("pool_pre_ping", True)
     if not cfg["SECRET_KEY"]:
-        cfg["SECRET_KEY"] = _instance_secret_key(app.instance_path)
+        cfg["SECRET_KEY"] = _existing_secret_key(app.instance_path)  # else written by prepare_instance
     cfg["OUTBOX_DIR"] = cfg["OUTBOX_DIR"] or os.path.join(app.instance_path, "postausgang")
     cfg["SESSION_COOKIE_HTTPONLY"] = True
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
@@ -121,10 +129,15 @@ def database_uri(url: str, instance_path: str) -> str:
     return url
 
 
-def _instance_secret_key(instance_path: str) -> str:
+def _existing_secret_key(instance_path: str) -> str:
     path = Path(instance_path) / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
+    return path.read_text().strip() if path.exists() else ""
+
+
+def _instance_secret_key(instance_path: str) -> str:
+    if key := _existing_secret_key(instance_path):
+        return key
+    path = Path(instance_path) / "secret_key"
     key = secrets.token_hex(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:

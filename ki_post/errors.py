@@ -9,10 +9,6 @@ class NotFound(KiPostError):
     pass
 
 
-class PermissionDenied(KiPostError):
-    pass
-
-
 class ValidationError(KiPostError):
     """Bad input; ``field`` names the form field it belongs to, if any."""
 

@@ -1,7 +1,7 @@
 """One contact's history across the domains: letters produced, mails sent, invitations and answers.
 
-Lives above the domain packages because it reads all of them; the Verteiler itself stays
-independent of letters, outbox and events.
+Lives above the domain packages because it reads all of them; it registers what it finds with the
+Verteiler (contact page and DSGVO export), which itself stays independent of letters, outbox and events.
 """
 from __future__ import annotations
 
@@ -25,21 +25,9 @@ from .recipients.models import Contact
 HISTORY_LIMIT = 100
 
 
-def contact_history(contact: Contact) -> dict[str, list]:
-    return {
-        "letters": db.session.scalars(
-            select(ArchivedLetter).where(ArchivedLetter.contact_id == contact.id)
-            .order_by(ArchivedLetter.id.desc()).limit(HISTORY_LIMIT)
-        ).all(),
-        "messages": db.session.scalars(
-            select(OutboxMessage).where(OutboxMessage.contact_id == contact.id)
-            .order_by(OutboxMessage.id.desc()).limit(HISTORY_LIMIT)
-        ).all(),
-        "invitations": db.session.scalars(
-            select(Invitation).where(Invitation.contact_id == contact.id)
-            .order_by(Invitation.id.desc()).limit(HISTORY_LIMIT)
-        ).all(),
-    }
+def _recent(model: Any, contact: Contact) -> list:
+    return db.session.scalars(select(model).where(model.contact_id == contact.id)
+                              .order_by(model.id.desc()).limit(HISTORY_LIMIT)).all()
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -109,6 +97,8 @@ def _calendar_replies_json(contact: Contact) -> list[dict[str, Any]]:
 
 
 def register_history_providers() -> None:
+    for name, model in (("letters", ArchivedLetter), ("messages", OutboxMessage), ("invitations", Invitation)):
+        recipient_services.register_contact_page_provider(name, lambda contact, model=model: _recent(model, contact))
     recipient_services.register_history_provider("briefe", _letters_json)
     recipient_services.register_history_provider("nachrichten", _messages_json)
     recipient_services.register_history_provider("einladungen", _invitations_json)

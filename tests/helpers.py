@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-from ki_post import create_app
+from ki_post import create_app, prepare_instance
 from ki_post.extensions import db
 from ki_post.models import metadata
 
@@ -67,7 +67,7 @@ _postgres_ready = False
 
 def make_app(tmp_path, backend: str, **overrides) -> Flask:
     global _postgres_ready
-    app = create_app(build_config(tmp_path, backend, **overrides), instance_path=str(tmp_path / "instance"))
+    app = prepare_instance(create_app(build_config(tmp_path, backend, **overrides), instance_path=str(tmp_path / "instance")))
     app.test_client_class = Client
     with app.app_context():
         if backend == "postgresql":

@@ -49,7 +49,7 @@ def enforce_access():
         from ..auth.services import has_any_user
 
         if not has_any_user():
-            return redirect(url_for("auth.first_run"))
+            return redirect(url_for("core.first_run"))
         return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
     if not current_user.has_role(required_role(request.endpoint, request.method)):
         abort(403)

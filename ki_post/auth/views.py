@@ -1,4 +1,4 @@
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -6,7 +6,7 @@ from ..errors import ValidationError
 from ..extensions import db, limiter
 from ..forms import apply_error
 from .access import public, requires_role
-from .forms import FirstRunForm, LoginForm, UserCreateForm, UserEditForm
+from .forms import LoginForm, UserCreateForm, UserEditForm
 from .models import AuditEntry, User
 from .redirects import safe_next
 from .services import audit, authenticate, create_user, has_any_user, normalise_login, update_user
@@ -44,7 +44,7 @@ def _throttled_message() -> str:
 @public
 def login():
     if not has_any_user():
-        return redirect(url_for("auth.first_run"))
+        return redirect(url_for("core.first_run"))
     form = LoginForm()
     if form.validate_on_submit():
         user = authenticate(form.email.data, form.password.data)
@@ -63,29 +63,6 @@ def logout():
     db.session.commit()
     flash("Sie sind abgemeldet.", "success")
     return redirect(url_for("auth.login"))
-
-
-@bp.route("/einrichtung", methods=["GET", "POST"])
-@public
-def first_run():
-    if has_any_user():
-        abort(404)
-    form = FirstRunForm()
-    if form.validate_on_submit():
-        try:
-            user = create_user(form.email.data, form.name.data, "admin", form.password.data)
-        except ValidationError as error:
-            apply_error(form, error)
-        else:
-            if form.load_demo.data:
-                from ..demo import load_demo_data
-
-                load_demo_data()
-            sign_in(user)
-            db.session.commit()
-            flash("Das Administrationskonto ist angelegt. Willkommen bei KI-Post!", "success")
-            return redirect(url_for("core.index"))
-    return render_template("auth/first_run.html", form=form)
 
 
 @bp.get("/verwaltung/konten")

@@ -8,12 +8,11 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
-from .. import health
+from .. import formatting, health
 from ..auth.access import enforce_access
 from ..auth.sessions import load_user, resolve_request_user
 from ..errors import NotFound
 from ..extensions import db, login_manager
-from . import formatting
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,15 @@
 import click
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, url_for
 from sqlalchemy import func, select
 
 from .. import health
 from ..auth.access import public
+from ..auth.forms import FirstRunForm
+from ..auth.services import create_user, has_any_user
+from ..auth.sessions import sign_in
+from ..demo import load_demo_data
 from ..extensions import db
+from ..transaction import transaction
 
 bp = Blueprint("core", __name__)
 
@@ -69,11 +74,28 @@ def privacy():
     return render_template("core/privacy.html")
 
 
+@bp.route("/einrichtung", methods=["GET", "POST"])
+@public
+def first_run():
+    """The installation's first page: the administration account, optionally with the demo data."""
+    if has_any_user():
+        abort(404)
+    form = FirstRunForm()
+    if form.validate_on_submit():
+        with transaction(form) as done:
+            user = create_user(form.email.data, form.name.data, "admin", form.password.data)
+            if form.load_demo.data:
+                load_demo_data()
+            sign_in(user)
+        if done.ok:
+            flash("Das Administrationskonto ist angelegt. Willkommen bei KI-Post!", "success")
+            return redirect(url_for("core.index"))
+    return render_template("auth/first_run.html", form=form)
+
+
 @click.command("demo-data")
 def demo_data_command() -> None:
     """Beispieldaten laden: 53 Kommunen, fiktive Ansprechpersonen, Verteiler (wiederholbar)."""
-    from ..demo import load_demo_data
-
     created = load_demo_data()
     db.session.commit()
     click.echo(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from ..auth.services import audit
-from ..core.formatting import anzahl
+from ..formatting import anzahl
 from ..errors import NotFound, ValidationError
 from ..extensions import db
 from .answers import answer, deadline_passed

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ..core.formatting import anzahl
+from ..formatting import anzahl
 from ..errors import KiPostError
 from ..extensions import db
 from . import services
@@ -44,7 +44,7 @@ def create(title, start, end, location, address, room, description, deadline, ca
 @events.command("list")
 def list_events() -> None:
     """Alle Veranstaltungen: Nummer, Beginn, Status, Eingeladene, Zusagen, Titel."""
-    from ..core.formatting import datum_kurz
+    from ..formatting import datum_kurz
 
     for event in services.list_events():
         accepted = sum(1 for i in event.invitations if i.state == "accepted")

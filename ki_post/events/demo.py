@@ -5,7 +5,7 @@ from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
 
-from ..core.formatting import BERLIN
+from ..formatting import BERLIN
 from ..extensions import db
 from . import invitations, services
 from .models import Event

@@ -187,7 +187,7 @@ def send_reminders(event: Event, include_accepted: bool = False, *, created_by_i
         raise ValidationError("Die Veranstaltung hat bereits begonnen; es werden keine Erinnerungen mehr versendet.")
     recent = recent_reminder(event)
     if recent is not None and not repeat_confirmed:
-        from ..core.formatting import datum_zeit
+        from ..formatting import datum_zeit
 
         raise ValidationError(f"Am {datum_zeit(recent)} wurde bereits erinnert. Bitte bestätigen Sie, dass Sie "
                               "so bald erneut erinnern möchten.", "repeat")

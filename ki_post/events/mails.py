@@ -16,7 +16,7 @@ from flask import current_app
 from jinja2 import TemplateError
 from sqlalchemy import select
 
-from ..core.formatting import BERLIN, datum, datum_zeit, zeit
+from ..formatting import BERLIN, datum, datum_zeit, zeit
 from ..errors import KiPostError, ValidationError
 from ..extensions import db
 from ..outbox import services as outbox

@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from ..auth.services import audit
-from ..core.formatting import BERLIN
+from ..formatting import BERLIN
 from ..db_types import utcnow
 from ..errors import NotFound, ValidationError
 from ..extensions import db

@@ -43,7 +43,7 @@ PARTICIPANT_HEADER = ["Name", "Organisation", "E-Mail", "Antwort", "Begleitperso
 
 
 def participant_rows(event: Event) -> list[list[Any]]:
-    from ..core.formatting import datum_kurz
+    from ..formatting import datum_kurz
 
     rows = []
     for i in sorted(event.invitations, key=lambda i: (i.organisation_name.lower(), i.name.lower())):

@@ -14,7 +14,7 @@ from docx.oxml.ns import qn
 from docx.shared import Cm, Pt
 from flask import current_app
 
-from ..core.formatting import datum_zeit, zeit
+from ..formatting import datum_zeit, zeit
 from ..errors import ValidationError
 from .models import Event
 

@@ -8,7 +8,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..auth.access import public, requires_role
-from ..core.formatting import BERLIN, anzahl
+from ..formatting import BERLIN, anzahl
 from ..errors import NotFound, ValidationError
 from ..extensions import db, limiter
 from ..forms import apply_error

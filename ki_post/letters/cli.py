@@ -8,6 +8,7 @@ import click
 
 from ..errors import KiPostError
 from ..extensions import db
+from ..transaction import cli_transaction
 
 
 @click.group("letters", help="Rundschreiben: Vorlagen und Briefe.")
@@ -82,3 +83,32 @@ def templates_command() -> None:
 
 
 commands: list[click.Command] = [letters]
+
+
+@letters.command("mail", help="Rundschreiben als Anhang mit Begleitmail in den Postausgang stellen; "
+                            "die Nummer der Aussendung steht allein in der letzten Zeile. Exit-Status 1: "
+                            "einige Empfänger wurden übersprungen (Gründe auf stderr), die übrigen sind eingereiht.")
+@click.option("--template", "template_name", required=True, help="Name der Briefvorlage (siehe „letters templates“).")
+@click.option("--list", "list_name", default=None, help="Verteiler; ohne Angabe alle aktiven Kontakte.")
+@click.option("--format", "fmt", type=click.Choice(["docx", "pdf"]), default="docx", show_default=True, help="Format des Anhangs.")
+@click.option("--subject", default="", help="Betreff des Rundschreibens (Brieffeld „betreff“ und Betreff der Mail).")
+@click.option("--set", "sets", multiple=True, metavar="FELD=WERT", help="Brief- oder Zusatzfeld setzen, z. B. --set frist=31.01. (mehrfach).")
+@click.option("--leere-felder", "confirm_empty", is_flag=True,
+              help="Zusatzfelder ohne Wert und unbekannte Platzhalter bleiben leer (sonst Abbruch mit Liste).")
+@click.option("--entwurf", "draft", is_flag=True, help="Nur als Entwurf anlegen (Vorschau und Testversand in der Oberfläche).")
+def mail_command(template_name: str, list_name: str | None, fmt: str, subject: str, sets: tuple[str, ...],
+                 confirm_empty: bool, draft: bool) -> None:
+    from .circulars import mail_circular, skipped_recipients
+
+    fields = _parse_sets(sets)
+    with cli_transaction(), click.progressbar(length=0, label="Rundschreiben", file=sys.stderr) as bar:
+        mailing = mail_circular(template_name, list_name=list_name, fmt=fmt, subject=subject, fields=fields,
+                                start=not draft, confirm_empty=confirm_empty, progress=lambda n: bar.update(n))
+    skipped = skipped_recipients(mailing)
+    queued = len(mailing.messages) - len(skipped)
+    click.echo(f"{queued} Nachrichten eingereiht ({'Entwurf' if draft else 'wird gesendet'}), {len(skipped)} übersprungen.", err=True)
+    for message in skipped:
+        click.echo(f"Übersprungen – {message.to_name or message.to_email} <{message.to_email}>: {message.server_reply}", err=True)
+    click.echo(mailing.id)
+    if skipped:
+        sys.exit(1)

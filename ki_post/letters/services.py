@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from ..auth.services import audit
 from ..blobs import load_blob, sha256_of, store_blob
-from ..core.formatting import datum
+from ..formatting import datum
 from ..errors import NotFound, ValidationError
 from ..extensions import db
 from ..recipients.addressing import address_lines, role_wording, salutation

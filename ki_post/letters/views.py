@@ -7,13 +7,12 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 from sqlalchemy import select
 
-from ..auth.services import audit
-from ..errors import KiPostError, ValidationError
+from ..errors import ValidationError
 from ..extensions import db
-from ..forms import apply_error
-from ..outbox.circulars import mail_letters, skipped_recipients
 from ..recipients.models import Contact, Organisation, Verteiler
+from ..transaction import transaction
 from . import erasure, pdf, services
+from .circulars import mail_letters, skipped_recipients
 from .forms import ComposeForm, SenderForm, UploadForm
 from .models import LetterTemplateVersion
 
@@ -35,15 +34,11 @@ def upload():
     if form.validate_on_submit():
         file = form.file.data
         data = file.read() if file else b""
-        try:
+        with transaction(form) as done:
             version, warnings = services.upload_template(
                 form.name.data, data, filename=getattr(file, "filename", "") or "", description=form.description.data or "",
                 user=current_user.email)
-        except ValidationError as error:
-            db.session.rollback()
-            apply_error(form, error)
-        else:
-            db.session.commit()
+        if done.ok:
             flash(f"Die Vorlage „{version.template.name}“ wurde als Version {version.number} gespeichert.", "success")
             for warning in warnings:
                 flash(warning, "warning")
@@ -72,13 +67,9 @@ def sender():
     if request.method == "GET":
         form.unterzeichnende.data = "\n".join(f"{p['name']}; {p.get('funktion', '')}" for p in profile.unterzeichnende)
     if form.validate_on_submit():
-        try:
+        with transaction(form) as done:
             services.update_sender_profile({name: getattr(form, name).data for name in (*services.SENDER_TEXT_FIELDS, "unterzeichnende")})
-        except ValidationError as error:
-            db.session.rollback()
-            apply_error(form, error)
-        else:
-            db.session.commit()
+        if done.ok:
             flash("Die Absenderangaben wurden gespeichert.", "success")
             return redirect(url_for("letters.index"))
     return render_template("letters/sender.html", form=form)
@@ -150,7 +141,7 @@ def compose():
             form.verteiler_id.data = selected
     elif form.validate_on_submit():
         action = request.form.get("action", "preview")
-        try:
+        with transaction(form):
             version = services.version_from_choice(form.version_id.data)
             fields = _fields(form)
             contacts = _recipients(form)
@@ -167,7 +158,6 @@ def compose():
                             field="ohne_problemfaelle")
                 spool = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)
                 result = services.produce(version, contacts, fields, form.output.data, spool, user=current_user.email)
-                db.session.commit()
                 spool.seek(0)
                 return send_file(spool, mimetype=result.mimetype, as_attachment=True, download_name=result.filename)
             if action == "mailing":
@@ -175,15 +165,7 @@ def compose():
             check = services.check_run(version, fields)
             requested = request.form.get("index", "0")
             index, preview_text = services.preview(version, contacts, fields, int(requested) if requested.isdigit() else 0)
-            total = len(contacts)
-        except KiPostError as error:
-            db.session.rollback()
-            if isinstance(error, ValidationError):
-                apply_error(form, error)
-            else:
-                form.form_errors.append(str(error))
-        else:
-            db.session.commit()  # a shipped template used for the first time is now registered
+            total = len(contacts)  # committed: a shipped template used for the first time is now registered
     return render_template("letters/compose.html", form=form, preview_text=preview_text, index=index, total=total,
                            check=check, problems=problems,
                            pdf_available=pdf.pdf_available(current_app.config.get("SOFFICE_PATH")), install_hint=pdf.INSTALL_HINT)
@@ -195,8 +177,6 @@ def _prepare_mailing(version: LetterTemplateVersion, contacts: list[Contact], fi
     mailing = mail_letters(version, contacts, fields, fmt=fmt, start=False, created_by_id=current_user.id, confirm_empty=True)
     skipped = skipped_recipients(mailing)
     queued = len(mailing.messages) - len(skipped)
-    audit("outbox.rundschreiben", mailing, count=queued, skipped=len(skipped))
-    db.session.commit()
     flash(f"Die Aussendung mit {queued} Nachrichten ist als Entwurf vorbereitet; noch ist nichts gesendet. "
           "Bitte die Vorschau prüfen, eine Testnachricht an sich senden und dann „Senden“ wählen.", "success")
     if skipped:

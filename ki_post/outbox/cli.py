@@ -169,15 +169,4 @@ def mark_sent(message_id: int) -> None:
     click.echo(f"Nachricht {message_id} als gesendet markiert.")
 
 
-def _register_circular_command() -> None:
-    # `letters mail` belongs to the letters group; the command lives here until the lead moves it.
-    from ..letters.cli import letters
-    from .circulars import mail_command
-
-    if "mail" not in letters.commands:
-        letters.add_command(mail_command)
-
-
-_register_circular_command()
-
 commands: list[click.Command] = [outbox]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 
 from flask import Flask
@@ -16,29 +15,22 @@ _embedded_lock = threading.Lock()
 _embedded: dict[int, threading.Thread] = {}
 
 
-def _should_embed(app: Flask) -> bool:
-    if not app.config.get("EMBEDDED_WORKER") or app.testing:
-        return False
-    main = sys.modules.get("__main__")
-    main_spec = getattr(main, "__spec__", None)
-    under_flask_cli = os.path.basename(sys.argv[0] if sys.argv else "").startswith("flask") or (
-        main_spec is not None and main_spec.name in ("flask", "flask.__main__"))
-    if under_flask_cli:
-        if "run" not in sys.argv[1:]:
-            return False  # `flask outbox work`, `flask db upgrade`, … must not send in the background
-        reloading = "--reload" in sys.argv or "--debug" in sys.argv or os.environ.get("FLASK_DEBUG", "").lower() in ("1", "true")
-        if reloading and "--no-reload" not in sys.argv and os.environ.get("WERKZEUG_RUN_MAIN") != "true":
-            return False  # the reloader's watcher process; its child starts the worker
-    return True
+def start_with_first_request(app: Flask) -> None:
+    """The embedded default: the sending thread starts with the first request this process serves.
+
+    Only a process that serves pages starts it (`flask run`, gunicorn); `flask outbox work`, `flask db
+    upgrade` and the reloader's watcher never serve one, so they never send in the background.
+    """
+    def start() -> None:
+        start_embedded_worker(app)
+
+    app.before_request(start)
 
 
 def start_embedded_worker(app: Flask) -> threading.Thread | None:
-    """Start one daemon sending thread in this process (embedded default). Safe to call twice.
-
-    Call it from the app factory. It does nothing under TESTING, with EMBEDDED_WORKER false,
-    under `flask` commands other than `run`, and in the reloader's watcher process.
-    """
-    if not _should_embed(app):
+    """Start one daemon sending thread in this process (embedded default). Safe to call again: the
+    running thread is returned. Does nothing under TESTING or with EMBEDDED_WORKER false."""
+    if not app.config.get("EMBEDDED_WORKER") or app.testing:
         return None
     with _embedded_lock:
         running = _embedded.get(os.getpid())

@@ -55,7 +55,7 @@ import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.utils import make_msgid, parseaddr
 from pathlib import Path
 from typing import Any

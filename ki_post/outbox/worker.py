@@ -622,6 +622,3 @@ def due_count() -> int:
         )
     ) or 0
 
-
-# The embedded worker thread lives in embedded.py; imported from here by the app factory and tests.
-from .embedded import _should_embed, start_embedded_worker, stop_embedded_worker  # noqa: E402,F401

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from sqlalchemy.exc import IntegrityError
 
-from ..core.formatting import anzahl
+from ..formatting import anzahl
 from ..errors import KiPostError
 from ..extensions import db
 from .importer import CONCURRENT_CHANGE, ImportFileError, apply_import, preview_import

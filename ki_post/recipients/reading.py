@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from ..core.formatting import zahl
+from ..formatting import zahl
 from ..errors import ValidationError
 from ..exports import unneutralise
 from .xlsx import XlsxError, xlsx_rows

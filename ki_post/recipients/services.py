@@ -265,13 +265,24 @@ def set_contact_active(contact: Contact, active: bool) -> None:
     audit("kontakt.aktiviert" if active else "kontakt.deaktiviert", contact)
 
 
-# Other packages register what they know about a contact (letters sent, invitations, answers) for
-# the DSGVO export: name → function(contact) returning JSON-ready data.
+# The Verteiler sits below letters, outbox and events, so they register here what they know about a
+# contact: for the DSGVO export (name → function(contact) returning JSON-ready data) and for the
+# contact page (name → function(contact) returning the rows to list there, newest first).
 HISTORY_PROVIDERS: dict[str, Any] = {}
+CONTACT_PAGE_PROVIDERS: dict[str, Any] = {}
 
 
 def register_history_provider(name: str, provider: Any) -> None:
     HISTORY_PROVIDERS[name] = provider
+
+
+def register_contact_page_provider(name: str, provider: Any) -> None:
+    CONTACT_PAGE_PROVIDERS[name] = provider
+
+
+def contact_history(contact: Contact) -> dict[str, list]:
+    """What the other domains list on the contact page (letters, messages, invitations …)."""
+    return {name: provider(contact) for name, provider in CONTACT_PAGE_PROVIDERS.items()}
 
 
 def contact_data_export(contact: Contact) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import NotFound, ValidationError
 from ..extensions import db
 from ..forms import apply_error
-from ..history import contact_history
 from . import services
 from .addressing import address_lines, role_wording, salutation
 from .forms import ConfirmForm, ContactForm, ImportApplyForm, ImportUploadForm, OrganisationForm, VerteilerForm
@@ -126,7 +125,7 @@ def contact(contact_id: int):
     return render_template(
         "recipients/contact.html", contact=item, lines=address_lines(item), salutation=salutation(item),
         role=role_wording(item), memberships=memberships, form=ConfirmForm(),
-        history=contact_history(item),
+        history=services.contact_history(item),
     )
 
 

@@ -1,6 +1,5 @@
 import time
 
-from ki_post import create_app
 from ki_post.auth.models import AuditEntry, User
 from ki_post.extensions import db
 

@@ -4,8 +4,8 @@ from datetime import date, datetime, timezone
 import pytest
 from sqlalchemy import text
 
-from ki_post import create_app
-from ki_post.core.formatting import datum, datum_zeit
+from ki_post import create_app, prepare_instance
+from ki_post.formatting import datum, datum_zeit
 from ki_post.extensions import db
 
 PUBLIC_ENDPOINTS = {"core.healthz", "core.accessibility", "core.privacy", "auth.login", "static"}
@@ -34,9 +34,10 @@ def test_postgres_url_uses_psycopg3(tmp_path):
 
 def test_secret_key_is_generated_once_into_instance_and_private(tmp_path, monkeypatch):
     monkeypatch.delenv("KI_POST_SECRET_KEY", raising=False)
-    first = create_app({"AUTO_MIGRATE": False, "EMBEDDED_WORKER": False}, instance_path=str(tmp_path / "a"))
-    again = create_app({"AUTO_MIGRATE": False, "EMBEDDED_WORKER": False}, instance_path=str(tmp_path / "a"))
-    other = create_app({"AUTO_MIGRATE": False, "EMBEDDED_WORKER": False}, instance_path=str(tmp_path / "b"))
+    settings = {"AUTO_MIGRATE": False, "EMBEDDED_WORKER": False}
+    first = prepare_instance(create_app(settings, instance_path=str(tmp_path / "a")))
+    again = create_app(settings, instance_path=str(tmp_path / "a"))  # reads the key, writes nothing
+    other = prepare_instance(create_app(settings, instance_path=str(tmp_path / "b")))
     key_file = tmp_path / "a" / "secret_key"
     assert len(first.config["SECRET_KEY"]) == 64
     assert first.config["SECRET_KEY"] == again.config["SECRET_KEY"] == key_file.read_text()
@@ -44,8 +45,25 @@ def test_secret_key_is_generated_once_into_instance_and_private(tmp_path, monkey
     assert oct(os.stat(key_file).st_mode & 0o777) == "0o600"
 
 
+def test_the_factory_has_no_side_effects(tmp_path, monkeypatch):
+    """create_app writes no file, creates no schema and starts no thread; prepare_instance does the first two."""
+    import threading
+
+    monkeypatch.delenv("KI_POST_SECRET_KEY", raising=False)
+    threads = threading.active_count()
+    instance = tmp_path / "instance"
+    app = create_app({"EMBEDDED_WORKER": True}, instance_path=str(instance))
+    assert not instance.exists() and app.config["SECRET_KEY"] == ""
+    assert threading.active_count() == threads
+    prepare_instance(app)
+    with app.app_context():
+        assert "alembic_version" in db.inspect(db.engine).get_table_names()
+        db.engine.dispose()
+    assert (instance / "secret_key").exists() and threading.active_count() == threads
+
+
 def test_fresh_instance_is_migrated_on_start(tmp_path):
-    app = create_app({"EMBEDDED_WORKER": False}, instance_path=str(tmp_path))
+    app = prepare_instance(create_app({"EMBEDDED_WORKER": False}, instance_path=str(tmp_path)))
     with app.app_context():
         tables = set(db.inspect(db.engine).get_table_names())
         assert {"users", "audit_log", "contacts", "organisations", "verteiler", "alembic_version"} <= tables
@@ -134,7 +152,7 @@ def test_every_staff_url_requires_login(app, client, make_user):
 
 def test_public_endpoints_are_only_the_intended_ones(app):
     public = {endpoint for endpoint, view in app.view_functions.items() if getattr(view, "_public", False)}
-    allowed = PUBLIC_ENDPOINTS | {"auth.first_run"} | {e for e in public if e.startswith("events.rsvp")}
+    allowed = PUBLIC_ENDPOINTS | {"core.first_run"} | {e for e in public if e.startswith("events.rsvp")}
     assert public <= allowed, public - allowed
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from flask import g
 
-from ki_post import create_app
+from ki_post import create_app, prepare_instance
 from ki_post.extensions import db
 from tests.helpers import PASSWORD, Client, build_config
 from tests.mounts import fill, read_only_view, small_disk
@@ -25,7 +25,7 @@ from tests.mounts import fill, read_only_view, small_disk
 def sqlite_app(tmp_path: Path, folder: Path, **extra):
     extra.setdefault("OUTBOX_DIR", str(tmp_path / "postausgang"))
     config = build_config(tmp_path, "sqlite", DATABASE_URL=f"sqlite:///{folder}/ki-post.sqlite3", **extra)
-    app = create_app(config, instance_path=str(folder))
+    app = prepare_instance(create_app(config, instance_path=str(folder)))
     app.test_client_class = Client
     return app
 
@@ -142,7 +142,7 @@ def test_read_only_postgresql_is_reported(tmp_path, backend, caplog):
         db.engine.dispose()
     config = build_config(tmp_path, "postgresql", SQLALCHEMY_ENGINE_OPTIONS={
         "connect_args": {"options": "-c default_transaction_read_only=on"}})
-    app = create_app(config, instance_path=str(tmp_path / "instance"))
+    app = prepare_instance(create_app(config, instance_path=str(tmp_path / "instance")))
     app.test_client_class = Client
     with app.app_context():
         health = app.test_client().get("/healthz")
@@ -167,7 +167,7 @@ def test_full_disk_on_postgresql(tmp_path, caplog):
     try:
         with small_disk(cluster.base / "platte", "96m") as disk, cluster:
             config = build_config(tmp_path, "postgresql", DATABASE_URL=cluster.url)
-            app = create_app(config, instance_path=str(tmp_path / "instance"))
+            app = prepare_instance(create_app(config, instance_path=str(tmp_path / "instance")))
             app.test_client_class = Client
             prepare_database(app)
             with app.app_context():

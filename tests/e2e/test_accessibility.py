@@ -1,7 +1,7 @@
 """Log in through the browser and check every page the app offers with axe-core."""
 from tests.e2e.conftest import assert_accessible, login
 
-SKIP_ENDPOINTS = {"static", "auth.logout", "core.healthz", "auth.first_run"}
+SKIP_ENDPOINTS = {"static", "auth.logout", "core.healthz", "core.first_run"}
 
 
 def _simple_pages(app) -> list[str]:

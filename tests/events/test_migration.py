@@ -8,13 +8,13 @@ from datetime import datetime, timezone
 from flask_migrate import upgrade
 from sqlalchemy import text
 
-from ki_post import create_app
+from ki_post import create_app, prepare_instance
 from ki_post.extensions import db
 from tests import helpers
 
 
 def test_existing_event_mails_get_topic_and_facts(tmp_path, backend):
-    app = create_app(helpers.build_config(tmp_path, backend), instance_path=str(tmp_path / "instance"))
+    app = prepare_instance(create_app(helpers.build_config(tmp_path, backend), instance_path=str(tmp_path / "instance")))
     with app.app_context():
         if backend == "postgresql":
             helpers._reset_postgres_schema(app)

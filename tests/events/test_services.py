@@ -9,7 +9,7 @@ from ical.calendar_stream import IcsCalendarStream
 from sqlalchemy import select
 
 from ki_post.auth.models import AuditEntry
-from ki_post.core.formatting import BERLIN
+from ki_post.formatting import BERLIN
 from ki_post.errors import ValidationError
 from ki_post.events import invitations, services
 from ki_post.events.models import Event, Invitation

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from ki_post import create_app
+from ki_post import create_app, prepare_instance
 from ki_post.extensions import db
 from ki_post.models import metadata
 from ki_post.outbox.models import OutboxMessage
@@ -48,7 +48,7 @@ def cluster():
 def app_on(tmp_path: Path, database_url: str, smtp_port: int):
     config = build_config(tmp_path, "postgresql" if database_url.startswith("postgres") else "sqlite",
                           **smtp_config(smtp_port), DATABASE_URL=database_url)
-    app = create_app(config, instance_path=str(tmp_path / "instance"))
+    app = prepare_instance(create_app(config, instance_path=str(tmp_path / "instance")))
     with app.app_context():
         metadata.create_all(db.engine)
     return app

@@ -2,60 +2,57 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import pytest
 from sqlalchemy import select
 
 from ki_post.extensions import db
-from ki_post.outbox import worker as worker_module
+from ki_post.outbox import embedded
 from ki_post.outbox.models import OutboxMessage
 from ki_post.outbox.services import create_mailing, enqueue, start_mailing
 
 
-@pytest.mark.parametrize("argv,env,expected", [
-    (["gunicorn", "app:app"], {}, True),
-    (["/venv/bin/flask", "--app", "app", "run"], {}, True),
-    (["/venv/bin/flask", "--app", "app", "outbox", "work"], {}, False),
-    (["/venv/bin/flask", "--app", "app", "db", "upgrade"], {}, False),
-    (["/venv/bin/flask", "--app", "app", "run", "--debug"], {}, False),  # reloader watcher
-    (["/venv/bin/flask", "--app", "app", "run", "--debug"], {"WERKZEUG_RUN_MAIN": "true"}, True),  # reloader child
-])
-def test_where_the_embedded_worker_starts(app, monkeypatch, argv, env, expected):
-    monkeypatch.setattr(sys, "argv", argv)
-    monkeypatch.delenv("WERKZEUG_RUN_MAIN", raising=False)
-    monkeypatch.delenv("FLASK_DEBUG", raising=False)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    app.config.update(TESTING=False, EMBEDDED_WORKER=True)
-    assert worker_module._should_embed(app) is expected
+def test_started_by_the_first_request_not_by_the_factory_or_a_command(app):
+    """A process that serves pages sends in the background; building the app or running a command
+    (`flask outbox work`, `flask db upgrade`) never starts the thread."""
+    from ki_post.outbox.embedded import _embedded, start_with_first_request
+
+    app.config.update(TESTING=False, EMBEDDED_WORKER=True, MAIL_RATE_PER_MINUTE=0)
+    start_with_first_request(app)
+    try:
+        result = app.test_cli_runner().invoke(args=["outbox", "status"])
+        assert result.exit_code == 0, result.output
+        assert os.getpid() not in _embedded
+        app.test_client().get("/healthz")
+        assert _embedded[os.getpid()].is_alive()
+    finally:
+        embedded.stop_embedded_worker()
     app.config["EMBEDDED_WORKER"] = False
-    assert worker_module._should_embed(app) is False
+    assert embedded.start_embedded_worker(app) is None
 
 
 def test_not_under_testing(app):
     app.config["EMBEDDED_WORKER"] = True
-    assert worker_module.start_embedded_worker(app) is None
+    assert embedded.start_embedded_worker(app) is None
 
 
 def test_embedded_worker_sends_and_starts_once(app, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["gunicorn", "app:app"])
     app.config.update(TESTING=False, EMBEDDED_WORKER=True, MAIL_RATE_PER_MINUTE=0)
     mailing = create_mailing("testversand", "Test")
     enqueue(mailing, to_email="a@kreis.example", subject="Test", text="Test\n")
     start_mailing(mailing)
     db.session.commit()
     try:
-        thread = worker_module.start_embedded_worker(app)
+        thread = embedded.start_embedded_worker(app)
         assert thread is not None and thread.daemon
-        assert worker_module.start_embedded_worker(app) is thread
+        assert embedded.start_embedded_worker(app) is thread
         deadline = time.monotonic() + 30
         while db.session.scalar(select(OutboxMessage.state)) != "gesendet":
             assert time.monotonic() < deadline, "der Versand-Thread hat nicht gesendet"
             time.sleep(0.05)
             db.session.commit()
     finally:
-        worker_module.stop_embedded_worker()
+        embedded.stop_embedded_worker()
     assert not thread.is_alive()
     assert os.listdir(app.config["OUTBOX_DIR"])

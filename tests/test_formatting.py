@@ -1,7 +1,7 @@
 """Jinja filters for German numbers: ``anzahl`` picks singular or plural."""
 from __future__ import annotations
 
-from ki_post.core.formatting import anzahl
+from ki_post.formatting import anzahl
 
 
 def test_anzahl_singular_only_for_exactly_one_and_german_thousands():

@@ -1,24 +1,26 @@
-"""`flask --app app letters mail`: a circular as DOCX or PDF attachment with a cover mail, one per recipient.
+"""A circular as DOCX or PDF attachment with a cover mail, one outbox message per recipient.
 
-Lives in the outbox package for now (registered into the ``letters`` group from ``outbox/cli.py``);
-it only glues the letters engine (rendering, archive-free) to the outbox API.
+Letters sit above the outbox: this module renders with the letters engine (archive-free) and hands
+each letter to the outbox API; the outbox knows nothing of letters.
 """
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import click
+from flask import current_app
 
-from ..errors import KiPostError, ValidationError
-from ..extensions import db
-from .models import Mailing, OutboxMessage
-from .services import Attachment, create_mailing, enqueue, render_mail, skip_recipient, start_mailing
+from ..auth.services import audit
+from ..errors import ValidationError
+from ..outbox.models import Mailing, OutboxMessage
+from ..outbox.services import Attachment, create_mailing, enqueue, render_mail, skip_recipient, start_mailing
+from ..recipients.addressing import salutation
+from ..recipients.services import resolve_recipients, verteiler_by_name
+from . import pdf, services as letters
 
 if TYPE_CHECKING:
-    from ..letters.models import LetterTemplateVersion
     from ..recipients.models import Contact
+    from .models import LetterTemplateVersion
 
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
@@ -27,9 +29,6 @@ def mail_circular(template_name: str, *, list_name: str | None = None, fmt: str 
                   fields: Mapping[str, Any] | None = None, start: bool = True, created_by_id: int | None = None,
                   confirm_empty: bool = False, how_to_fix: str | None = None, progress=None) -> Mailing:
     """The latest version of a template to a Verteiler (or all active contacts), with default fields."""
-    from ..letters import services as letters
-    from ..recipients.services import resolve_recipients, verteiler_by_name
-
     version = letters.template_by_name(template_name).latest
     contacts = resolve_recipients(verteiler_id=verteiler_by_name(list_name).id) if list_name else resolve_recipients(filters={})
     if not contacts:
@@ -52,11 +51,6 @@ def mail_letters(version: LetterTemplateVersion, contacts: Sequence[Contact], fi
     for that person with ``skip_recipient`` (state "übersprungen", German reason) and the rest is
     queued. Only when nobody at all can be reached does it raise (and nothing is created).
     """
-    from flask import current_app
-
-    from ..letters import pdf, services as letters
-    from ..recipients.addressing import salutation
-
     if fmt not in ("docx", "pdf"):
         raise ValidationError("Format muss docx oder pdf sein.", "format")
     if not contacts:
@@ -110,53 +104,9 @@ def mail_letters(version: LetterTemplateVersion, contacts: Sequence[Contact], fi
                               + "; ".join(list(dict.fromkeys(skipped))[:3]))
     if start:
         start_mailing(mailing)
+    audit("rundschreiben.eingereiht", mailing, anzahl=queued, uebersprungen=len(skipped))
     return mailing
 
 
 def skipped_recipients(mailing: Mailing) -> list[OutboxMessage]:
     return [message for message in mailing.messages if message.state == "uebersprungen"]
-
-
-def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"„{pair}“: bitte FELD=WERT angeben.", param_hint="--set")
-        fields[key.strip()] = value
-    return fields
-
-
-@click.command("mail", help="Rundschreiben als Anhang mit Begleitmail in den Postausgang stellen; "
-                            "die Nummer der Aussendung steht allein in der letzten Zeile. Exit-Status 1: "
-                            "einige Empfänger wurden übersprungen (Gründe auf stderr), die übrigen sind eingereiht.")
-@click.option("--template", "template_name", required=True, help="Name der Briefvorlage (siehe „letters templates“).")
-@click.option("--list", "list_name", default=None, help="Verteiler; ohne Angabe alle aktiven Kontakte.")
-@click.option("--format", "fmt", type=click.Choice(["docx", "pdf"]), default="docx", show_default=True, help="Format des Anhangs.")
-@click.option("--subject", default="", help="Betreff des Rundschreibens (Brieffeld „betreff“ und Betreff der Mail).")
-@click.option("--set", "sets", multiple=True, metavar="FELD=WERT", help="Brief- oder Zusatzfeld setzen, z. B. --set frist=31.01. (mehrfach).")
-@click.option("--leere-felder", "confirm_empty", is_flag=True,
-              help="Zusatzfelder ohne Wert und unbekannte Platzhalter bleiben leer (sonst Abbruch mit Liste).")
-@click.option("--entwurf", "draft", is_flag=True, help="Nur als Entwurf anlegen (Vorschau und Testversand in der Oberfläche).")
-def mail_command(template_name: str, list_name: str | None, fmt: str, subject: str, sets: tuple[str, ...],
-                 confirm_empty: bool, draft: bool) -> None:
-    fields = _parse_sets(sets)
-    try:
-        with click.progressbar(length=0, label="Rundschreiben", file=sys.stderr) as bar:
-            mailing = mail_circular(template_name, list_name=list_name, fmt=fmt, subject=subject, fields=fields,
-                                    start=not draft, confirm_empty=confirm_empty, progress=lambda n: bar.update(n))
-        from ..auth.services import audit
-
-        skipped = skipped_recipients(mailing)
-        audit("outbox.rundschreiben", mailing, count=len(mailing.messages) - len(skipped), skipped=len(skipped))
-        db.session.commit()
-    except KiPostError as error:
-        db.session.rollback()
-        raise click.ClickException(str(error)) from None
-    queued = len(mailing.messages) - len(skipped)
-    click.echo(f"{queued} Nachrichten eingereiht ({'Entwurf' if draft else 'wird gesendet'}), {len(skipped)} übersprungen.", err=True)
-    for message in skipped:
-        click.echo(f"Übersprungen – {message.to_name or message.to_email} <{message.to_email}>: {message.server_reply}", err=True)
-    click.echo(mailing.id)
-    if skipped:
-        sys.exit(1)

@@ -1,0 +1,24 @@
+"""The house rules that hold for the whole code base: one-way layers and modules small enough to read."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_MODULE_LINES = 600
+
+
+def test_layers_contract_is_kept():
+    """`lint-imports` with the layers contract in .importlinter (docs/architecture.md draws it)."""
+    linter = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(linter), "--config", str(ROOT / ".importlinter"), "--no-cache"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "0 broken" in result.stdout
+
+
+def test_no_module_is_longer_than_600_lines():
+    too_long = {str(path.relative_to(ROOT)): lines for path in (ROOT / "ki_post").rglob("*.py")
+                if "migrations" not in path.parts and (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert too_long == {}
