@@ -27,6 +27,10 @@ MAX_CONTENT_LENGTH = 10 * 1024 * 1024
 # Free disk space in MB below which /healthz answers 503 (SQLite folder, .eml folder without SMTP), before writes fail.
 HEALTHZ_MIN_FREE_MB = 50
 
+# How passwords are hashed (werkzeug method string). scrypt is the strong default; the test suite
+# sets a cheap method because it creates hundreds of accounts.
+PASSWORD_HASH_METHOD = "scrypt"
+
 # --- Sessions and login -------------------------------------------------------------------
 # Send the session cookie over HTTPS only (set true behind TLS).
 SESSION_COOKIE_SECURE = False
@@ -77,7 +81,8 @@ MAIL_RETRY_HOURS = 24
 MAIL_RETRY_BASE_SECONDS = 60.0
 # Longest wait between two retries, in seconds.
 MAIL_RETRY_MAX_SECONDS = 3600.0
-# Seconds without a heartbeat after which a sending process counts as dead (its message becomes "unklar").
+# Seconds without a heartbeat after which a sending process counts as dead (its message becomes "unklar");
+# never less than 4 × MAIL_TIMEOUT.
 OUTBOX_WORKER_STALE_SECONDS = 120.0
 # Failures in a row after which a mailing pauses itself.
 MAIL_PAUSE_AFTER_FAILURES = 10

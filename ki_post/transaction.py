@@ -8,7 +8,7 @@ roll back and propagate (404 page / traceback), so nothing half-done is ever com
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -30,25 +30,29 @@ class Outcome:
 
 
 @contextmanager
-def transaction(form: Any = None, *, category: str = "error") -> Iterator[Outcome]:
+def transaction(form: Any = None, *, field_map: Mapping[str, str] | None = None,
+                flash_not_found: bool = False) -> Iterator[Outcome]:
     """For views: ``with transaction(form) as done: ...`` then ``if done.ok: redirect``.
 
     With a form, the error is shown at the field a ``ValidationError`` names, else above the form;
-    without one it is flashed. Either way the session is rolled back.
+    without one it is flashed. Either way the session is rolled back. ``field_map`` renames a service's
+    field to the form's (``start`` → ``start_date``); ``flash_not_found`` shows an unknown id chosen in
+    a form as a message instead of the 404 page.
     """
     outcome = Outcome()
     try:
         yield outcome
         db.session.commit()
-    except NotFound:
-        db.session.rollback()
-        raise
     except KiPostError as error:
         db.session.rollback()
+        if isinstance(error, NotFound) and not flash_not_found:
+            raise
         outcome.ok, outcome.error = False, error
         if form is None:
-            flash(str(error), category)
+            flash(str(error), "error")
         elif isinstance(error, ValidationError):
+            if field_map and error.field in field_map:
+                error.field = field_map[error.field]
             apply_error(form, error)
         else:
             form.form_errors.append(str(error))
@@ -58,9 +62,10 @@ def transaction(form: Any = None, *, category: str = "error") -> Iterator[Outcom
 
 
 @contextmanager
-def cli_transaction(*, cleanup: Callable[[], None] | None = None) -> Iterator[None]:
+def cli_transaction(*, cleanup: Callable[[], None] | None = None, hints: Mapping[str, str] | None = None) -> Iterator[None]:
     """For click commands: commit on success; a domain error rolls back, runs ``cleanup`` (e.g. remove
-    a half-written file) and ends the command with the German message and exit status 1."""
+    a half-written file) and ends the command with the German message and exit status 1. ``hints``
+    adds a sentence for a field's error (the option that would help)."""
     import click
 
     try:
@@ -70,7 +75,8 @@ def cli_transaction(*, cleanup: Callable[[], None] | None = None) -> Iterator[No
         db.session.rollback()
         if cleanup:
             cleanup()
-        raise click.ClickException(str(error)) from None
+        hint = (hints or {}).get(getattr(error, "field", None) or "", "")
+        raise click.ClickException(f"{error}{hint}") from None
     except BaseException:
         db.session.rollback()
         if cleanup:

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+import shutil
+import tempfile
+from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from ki_post import create_app, prepare_instance
 from ki_post.extensions import db
@@ -47,6 +49,7 @@ def build_config(tmp_path, backend: str, **extra) -> dict:
         "AUTO_MIGRATE": False,
         "SECRET_KEY": "test-secret",
         "RATELIMIT_ENABLED": False,
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",  # scrypt costs ~0.1 s per account; tests make hundreds
         "EMBEDDED_WORKER": False,
         "MAIL_SERVER": "",
         "OUTBOX_DIR": str(tmp_path / "postausgang"),
@@ -77,9 +80,26 @@ def make_app(tmp_path, backend: str, **overrides) -> Flask:
                 _postgres_ready = True
             else:
                 _truncate_all()
-        else:
+        elif "DATABASE_URL" in overrides:
             metadata.create_all(db.engine)
+        else:
+            _copy_sqlite_schema(tmp_path / "test.sqlite3")
     return app
+
+
+_sqlite_schema: Path | None = None
+
+
+def _copy_sqlite_schema(target: Path) -> None:
+    """The empty schema, built once per test run and copied (create_all per test cost ~0.2 s each)."""
+    global _sqlite_schema
+    if _sqlite_schema is None:
+        path = Path(tempfile.mkdtemp(prefix="ki-post-schema-")) / "schema.sqlite3"
+        engine = create_engine(f"sqlite:///{path}")
+        metadata.create_all(engine)
+        engine.dispose()
+        _sqlite_schema = path
+    shutil.copyfile(_sqlite_schema, target)
 
 
 def _truncate_all() -> None:
@@ -88,3 +108,9 @@ def _truncate_all() -> None:
     db.session.commit()
 
 
+
+
+def claim(worker) -> int | None:
+    """Claim one due message and commit the claim, as the worker does before sending; its id or None."""
+    prepared, _ = worker.claim_next()
+    return prepared.envelope.message_id if prepared else None

@@ -22,3 +22,13 @@ def test_no_module_is_longer_than_600_lines():
     too_long = {str(path.relative_to(ROOT)): lines for path in (ROOT / "ki_post").rglob("*.py")
                 if "migrations" not in path.parts and (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
     assert too_long == {}
+
+
+def test_every_rule_id_a_comment_cites_is_explained_in_docs():
+    """Comments may cite rules like RPLY-06; docs/standards.md must say what each one means."""
+    import re
+
+    cited = {match for path in (ROOT / "ki_post").rglob("*.py")
+             for match in re.findall(r"\b[A-Z]{2,5}-\d{2}\b", path.read_text(encoding="utf-8"))}
+    explained = set(re.findall(r"\*\*([A-Z]{2,5}-\d{2})\*\*", (ROOT / "docs" / "standards.md").read_text(encoding="utf-8")))
+    assert cited <= explained, sorted(cited - explained)

@@ -1,8 +1,8 @@
 import click
 from sqlalchemy import select
 
-from ..errors import KiPostError
 from ..extensions import db
+from ..transaction import cli_transaction
 from .models import ROLES, User
 from .services import create_user
 
@@ -19,11 +19,8 @@ def users() -> None:
 @click.password_option("--password", envvar="KI_POST_NEW_PASSWORD", help="Passwort (sonst Abfrage; oder Umgebungsvariable KI_POST_NEW_PASSWORD).")
 def create(email: str, role: str, name: str, password: str) -> None:
     """Ein Konto anlegen."""
-    try:
+    with cli_transaction():
         user = create_user(email, name or email.split("@")[0], role, password)
-    except KiPostError as error:
-        raise click.ClickException(str(error)) from None
-    db.session.commit()
     click.echo(f"Konto {user.email} ({user.role}) angelegt.")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from flask import has_request_context, request
+from flask import current_app, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -17,8 +17,19 @@ from .sessions import end_user_sessions
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 200
-# Compared against when the account does not exist, so unknown users cost the same time.
-_DUMMY_HASH = generate_password_hash("kein-konto-vorhanden")
+_dummy_hashes: dict[str, str] = {}
+
+
+def _hash(password: str) -> str:
+    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+
+
+def _dummy_hash() -> str:
+    """Compared against when the account does not exist, so unknown users cost the same time."""
+    method = current_app.config["PASSWORD_HASH_METHOD"]
+    if method not in _dummy_hashes:
+        _dummy_hashes[method] = _hash("kein-konto-vorhanden")
+    return _dummy_hashes[method]
 
 
 def normalise_email(raw: str) -> str:
@@ -59,7 +70,7 @@ def create_user(email: str, name: str, role: str, password: str) -> User:
     check_password(password, email, name)
     if db.session.scalar(select(User).where(User.email == email)):
         raise ValidationError("Für diese E-Mail-Adresse gibt es bereits ein Konto.", field="email")
-    user = User(email=email, name=name.strip(), role=role, password_hash=generate_password_hash(password))
+    user = User(email=email, name=name.strip(), role=role, password_hash=_hash(password))
     db.session.add(user)
     db.session.flush()
     audit("konto.angelegt", user, role=role)
@@ -75,7 +86,7 @@ def update_user(user: User, *, role: str, active: bool, password: str = "", keep
         raise ValidationError("Das letzte aktive Administrationskonto kann nicht herabgestuft werden.", field="role")
     if password:
         check_password(password, user.email, user.name)
-        user.password_hash = generate_password_hash(password)
+        user.password_hash = _hash(password)
     user.role, user.active = role, active
     ended = 0
     if password or not active:
@@ -96,7 +107,7 @@ def normalise_login(email: str) -> str:
 def authenticate(email: str, password: str) -> User | None:
     """The user for valid credentials, else None. Same work whether or not the account exists."""
     user = db.session.scalar(select(User).where(User.email == normalise_login(email)))
-    password_ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+    password_ok = check_password_hash(user.password_hash if user else _dummy_hash(), password)
     if user is None or not password_ok or not user.active:
         return None
     user.last_login_at = utcnow()

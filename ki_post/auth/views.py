@@ -2,9 +2,9 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 from sqlalchemy import select
 
-from ..errors import ValidationError
+
 from ..extensions import db, limiter
-from ..forms import apply_error
+from ..transaction import get_or_404, transaction
 from .access import public, requires_role
 from .forms import LoginForm, UserCreateForm, UserEditForm
 from .models import AuditEntry, User
@@ -77,12 +77,9 @@ def users():
 def user_new():
     form = UserCreateForm()
     if form.validate_on_submit():
-        try:
+        with transaction(form) as done:
             create_user(form.email.data, form.name.data, form.role.data, form.password.data)
-        except ValidationError as error:
-            apply_error(form, error)
-        else:
-            db.session.commit()
+        if done.ok:
             flash("Das Konto ist angelegt.", "success")
             return redirect(url_for("auth.users"))
     return render_template("auth/user_form.html", form=form, user=None)
@@ -91,16 +88,13 @@ def user_new():
 @bp.route("/verwaltung/konten/<int:user_id>", methods=["GET", "POST"])
 @requires_role("admin")
 def user_edit(user_id: int):
-    user = db.get_or_404(User, user_id)
+    user = get_or_404(User, user_id, "Konto")
     form = UserEditForm(obj=user)
     if form.validate_on_submit():
-        try:
+        with transaction(form) as done:
             update_user(user, role=form.role.data, active=form.active.data, password=form.password.data or "",
                         keep_session=current_secret() if user.id == current_user.id else None)
-        except ValidationError as error:
-            apply_error(form, error)
-        else:
-            db.session.commit()
+        if done.ok:
             flash("Das Konto ist gespeichert.", "success")
             return redirect(url_for("auth.users"))
     return render_template("auth/user_form.html", form=form, user=user)

@@ -8,6 +8,7 @@ import click
 from ..formatting import anzahl
 from ..errors import KiPostError
 from ..extensions import db
+from ..transaction import cli_transaction
 from . import services
 from .models import Event
 
@@ -30,13 +31,10 @@ def events() -> None:
 @click.option("--companions", type=int, default=0, show_default=True, help="Erlaubte Begleitpersonen je Einladung.")
 def create(title, start, end, location, address, room, description, deadline, capacity, companions) -> None:
     """Eine Veranstaltung als Entwurf anlegen; die letzte Zeile ist ihre Nummer."""
-    try:
+    with cli_transaction():
         event = services.create_event(services.EventData(
             title=title, start=start, end=end, place_name=location, place_address=address, room=room,
             description=description, deadline=deadline or None, capacity=capacity, companions_allowed=companions))
-    except KiPostError as error:
-        raise click.ClickException(str(error)) from None
-    db.session.commit()
     click.echo(f"Veranstaltung „{event.title}“ angelegt (UID {event.uid}).")
     click.echo(str(event.id))
 
@@ -75,13 +73,9 @@ def invite(event_id: int, list_name: str | None, draft: bool) -> None:
     """Alle noch nicht eingeladenen Kontakte des Verteilers (ohne --list: alle aktiven Kontakte) einladen
     (Mail + Kalendereinladung)."""
     event = _event(event_id)
-    try:
+    with cli_transaction():
         verteiler_id = services.verteiler_id_by_name(list_name) if list_name else None
         result = services.invite(event, verteiler_id=verteiler_id, start=not draft)
-    except KiPostError as error:
-        db.session.rollback()
-        raise click.ClickException(str(error)) from None
-    db.session.commit()
     skipped = f", {result.skipped} übersprungen (Grund im Postausgang)" if result.skipped else ""
     click.echo(f"{anzahl(result.invited, 'Einladung', 'Einladungen')} in den Postausgang gestellt, "
                f"{result.already} bereits eingeladen{skipped}{_sent_or_draft(result.mailing_id, draft)}.")
@@ -101,16 +95,12 @@ def update(event_id: int, title, start, end, location, address, room, descriptio
     """Eine Veranstaltung ändern. Noch nicht versendete Nachrichten werden sofort neu erstellt; wer die
     bisherigen Angaben schon hat, erhält eine Aktualisierung, die nennt, was sich geändert hat."""
     event = _event(event_id)
-    try:
+    with cli_transaction():
         if start and not end:  # a new beginning alone moves the event and keeps its length
             end = services.parse_local(start, "start") + (event.end_at - event.start_at)
         data = services.change_fields(event, title=title, start=start, end=end, place_name=location,
                                       place_address=address, room=room, description=description)
         result = services.update_event(event, data, start=not draft)
-    except KiPostError as error:
-        db.session.rollback()
-        raise click.ClickException(str(error)) from None
-    db.session.commit()
     click.echo(f"Geändert: {', '.join(result.changed) or 'nichts, was im Kalender steht'}.")
     click.echo(f"{anzahl(result.rewritten, 'wartende Nachricht', 'wartende Nachrichten')} neu erstellt, "
                f"{result.withdrawn} zurückgezogen, {anzahl(result.updates, 'Aktualisierung', 'Aktualisierungen')} "
@@ -124,12 +114,8 @@ def update(event_id: int, title, start, end, location, address, room, descriptio
 def cancel(event_id: int, reason: str, draft: bool) -> None:
     """Eine Veranstaltung absagen: Wartendes wird zurückgezogen; wer sie im Kalender haben kann, erhält METHOD:CANCEL."""
     event = _event(event_id)
-    try:
+    with cli_transaction():
         result = services.cancel_event(event, reason, start=not draft)
-    except KiPostError as error:
-        db.session.rollback()
-        raise click.ClickException(str(error)) from None
-    db.session.commit()
     click.echo(f"Abgesagt. {anzahl(result.withdrawn, 'wartende Nachricht', 'wartende Nachrichten')} zurückgezogen, "
                f"{anzahl(result.recipients, 'Absage', 'Absagen')} eingereiht{_sent_or_draft(result.mailing_id, draft)}.")
 
@@ -142,13 +128,8 @@ def cancel(event_id: int, reason: str, draft: bool) -> None:
 def remind(event_id: int, include_accepted: bool, force: bool, draft: bool) -> None:
     """Erinnerungen an alle, deren Einladung versendet ist und die noch nicht geantwortet haben; nennt die Zahl."""
     event = _event(event_id)
-    try:
+    with cli_transaction(hints={"repeat": " (mit --force trotzdem erinnern)"}):
         result = services.send_reminders(event, include_accepted, start=not draft, repeat_confirmed=force)
-    except KiPostError as error:
-        db.session.rollback()
-        hint = " (mit --force trotzdem erinnern)" if getattr(error, "field", None) == "repeat" else ""
-        raise click.ClickException(f"{error}{hint}") from None
-    db.session.commit()
     skipped = f", {result.skipped} übersprungen (Grund im Postausgang)" if result.skipped else ""
     click.echo(f"{anzahl(result.reminded, 'Erinnerung', 'Erinnerungen')} eingereiht{skipped}"
                f"{_sent_or_draft(result.mailing_id, draft)}.")
@@ -178,11 +159,8 @@ def rsvp() -> None:
 @click.argument("path", type=click.Path(exists=True))
 def ingest(path: str) -> None:
     """Eine .eml-Datei, ein mbox-Postfach, einen Maildir-Ordner oder einen Ordner mit .eml-Dateien einlesen."""
-    try:
+    with cli_transaction():
         result = services.ingest_path(path)
-    except KiPostError as error:
-        raise click.ClickException(str(error)) from None
-    db.session.commit()
     click.echo(result.summary())
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from ..auth.services import audit
 from ..formatting import BERLIN
@@ -199,7 +200,8 @@ def get_event(event_id: int) -> Event:
 
 
 def list_events() -> list[Event]:
-    return list(db.session.scalars(select(Event).order_by(Event.start_at.desc())))
+    """Newest first, with their invitations (the list counts answers per event: one query, not one each)."""
+    return list(db.session.scalars(select(Event).options(selectinload(Event.invitations)).order_by(Event.start_at.desc())))
 
 
 def publish_event(event: Event) -> None:

@@ -5,14 +5,13 @@ from datetime import datetime, time
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from ..auth.access import public, requires_role
 from ..formatting import BERLIN, anzahl
-from ..errors import NotFound, ValidationError
-from ..extensions import db, limiter
-from ..forms import apply_error
-from ..recipients.models import Verteiler
+from ..errors import ValidationError
+from ..extensions import limiter
+from ..recipients import services as recipients
+from ..transaction import get_or_404, transaction
 from . import services
 from .forms import (PLEASE_CHOOSE, AssignReplyForm, CancelForm, ConfirmForm, EventForm, InviteForm, ReminderForm, RsvpForm,
                     StaffAnswerForm)
@@ -52,12 +51,6 @@ def _event_data(form: EventForm) -> services.EventData:
 _FIELD_MAP = {"start": "start_date", "end": "end_date"}
 
 
-def _apply(form, error: ValidationError) -> None:
-    if error.field in _FIELD_MAP:
-        error.field = _FIELD_MAP[error.field]
-    apply_error(form, error)
-
-
 # --- Staff pages -----------------------------------------------------------------------------------------
 
 @bp.route("/veranstaltungen/")
@@ -69,13 +62,9 @@ def index():
 def new():
     form = EventForm()
     if form.validate_on_submit():
-        try:
+        with transaction(form, field_map=_FIELD_MAP) as done:
             event = services.create_event(_event_data(form))
-        except ValidationError as error:
-            db.session.rollback()
-            _apply(form, error)
-        else:
-            db.session.commit()
+        if done.ok:
             flash(f"Die Veranstaltung „{event.title}“ wurde als Entwurf angelegt.", "success")
             return redirect(url_for("events.detail", event_id=event.id))
     status = 422 if form.errors or form.form_errors else 200
@@ -99,13 +88,9 @@ def edit(event_id: int):
         form.capacity.data, form.companions_allowed.data = event.capacity, event.companions_allowed
         form.ask_remarks.data, form.ask_dietary.data = event.ask_remarks, event.ask_dietary
     elif form.validate_on_submit():
-        try:
+        with transaction(form, field_map=_FIELD_MAP) as done:
             result = services.update_event(event, _event_data(form), created_by_id=_user_id())
-        except ValidationError as error:
-            db.session.rollback()
-            _apply(form, error)
-        else:
-            db.session.commit()
+        if done.ok:
             flash(_update_message(result), "success")
             if result.mailing_id:
                 flash(f"{anzahl(result.updates, 'Person hat', 'Personen haben')} die bisherigen Angaben schon erhalten: "
@@ -142,7 +127,7 @@ def _detail_page(event: Event, answer_form: StaffAnswerForm | None = None):
     if state not in INVITATION_STATES:
         state = ""
     invite_form = InviteForm()
-    invite_form.verteiler_id.choices = [(v.id, v.name) for v in db.session.scalars(select(Verteiler).order_by(Verteiler.name))]
+    invite_form.verteiler_id.choices = [(v.id, v.name) for v in recipients.all_verteiler()]
     if answer_form is None:
         answer_form = StaffAnswerForm()
         answer_form.invitation_id.choices = _answer_choices(event)
@@ -163,13 +148,9 @@ def _action(event_id: int, work, success: Callable[[int], str]):
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
-    try:
+    with transaction() as done:
         result = work(event)
-    except ValidationError as error:
-        db.session.rollback()
-        flash(str(error), "error")
-    else:
-        db.session.commit()
+    if done.ok:
         flash(success(result), "success")
     return redirect(url_for("events.detail", event_id=event_id))
 
@@ -203,13 +184,10 @@ def cancel(event_id: int):
     if form.confirmed.data != "ja":
         flash("Die Veranstaltung wurde nicht abgesagt: Bitte bestätigen Sie die Absage auf dieser Seite.", "error")
         return redirect(url_for("events.cancel_confirm", event_id=event_id))
-    try:
+    with transaction() as done:
         result = services.cancel_event(event, form.reason.data or "", created_by_id=_user_id())
-    except ValidationError as error:
-        db.session.rollback()
-        flash(str(error), "error")
+    if not done.ok:
         return redirect(url_for("events.detail", event_id=event_id))
-    db.session.commit()
     withdrawn = (f" {anzahl(result.withdrawn, 'noch nicht versendete Nachricht wurde', 'noch nicht versendete Nachrichten wurden')}"
                  " zurückgezogen.") if result.withdrawn else ""
     if result.mailing_id:
@@ -243,17 +221,14 @@ def remind(event_id: int):
     if form.confirmed.data != "ja":
         flash("Es wurde nichts vorbereitet: Bitte bestätigen Sie die Erinnerung auf dieser Seite.", "error")
         return redirect(url_for("events.remind_confirm", event_id=event_id))
-    try:
+    with transaction(form) as done:
         result = services.send_reminders(event, bool(form.include_accepted.data), created_by_id=_user_id(),
                                          repeat_confirmed=bool(form.repeat.data))
-    except ValidationError as error:
-        db.session.rollback()
-        if error.field == "repeat":
-            form.repeat.errors = [str(error)]
+    if not done.ok:
+        if form.repeat.errors:
             return remind_confirm(event_id, form), 422
-        flash(str(error), "error")
+        flash(str(done.error), "error")
         return redirect(url_for("events.detail", event_id=event_id))
-    db.session.commit()
     flash(f"{anzahl(result.reminded, 'Erinnerung ist', 'Erinnerungen sind')} als Entwurf vorbereitet: Bitte prüfen Sie sie "
           "und klicken Sie auf „Senden“.", "success")
     return redirect(url_for("outbox.mailing", mailing_id=result.mailing_id))
@@ -263,19 +238,15 @@ def remind(event_id: int):
 def invite(event_id: int):
     event = services.get_event(event_id)
     form = InviteForm()
-    form.verteiler_id.choices = [(v.id, v.name) for v in db.session.scalars(select(Verteiler))]
+    form.verteiler_id.choices = [(v.id, v.name) for v in recipients.all_verteiler()]
     if not form.validate_on_submit():
         flash("Bitte wählen Sie einen Verteiler.", "error")
         return redirect(url_for("events.detail", event_id=event_id))
-    try:
+    with transaction(flash_not_found=True) as done:
         upload = form.attachment.data
         attachments = [services.circular_attachment(upload.filename or "", upload.read())] if upload and upload.filename else []
         result = services.invite(event, verteiler_id=form.verteiler_id.data, attachments=attachments, created_by_id=_user_id())
-    except (ValidationError, NotFound) as error:
-        db.session.rollback()
-        flash(str(error), "error")
-    else:
-        db.session.commit()
+    if done.ok:
         already = (" " + anzahl(result.already, "Kontakt war bereits eingeladen und erhält",
                                 "Kontakte waren bereits eingeladen und erhalten") + " keine zweite Einladung."
                    if result.already else "")
@@ -297,16 +268,12 @@ def record_answer(event_id: int):
     form.invitation_id.choices = _answer_choices(event)
     if not form.validate_on_submit():
         return _detail_page(event, form), 422
-    invitation = db.session.get(Invitation, form.invitation_id.data)
-    try:
+    invitation = get_or_404(Invitation, form.invitation_id.data, "Einladung")
+    with transaction() as done:
         result = services.answer(invitation, form.answer.data, companions=form.companions.data or 0,
                                  remark=form.remark.data or "", dietary=form.dietary.data or "", channel=form.channel.data,
                                  override_deadline=bool(form.override_deadline.data))
-    except ValidationError as error:
-        db.session.rollback()
-        flash(str(error), "error")
-    else:
-        db.session.commit()
+    if done.ok:
         unchanged = "" if result.changed else " (unverändert; keine neue Bestätigung)"
         flash(f"Antwort von {invitation.name or invitation.email} erfasst: {INVITATION_STATES[result.state]}{unchanged}.",
               "success")
@@ -356,14 +323,10 @@ def assign_reply(reply_id: int):
             abort(400)
         flash("Bitte wählen Sie die eingeladene Person aus der Liste.", "error")
         return redirect(url_for("events.replies"))
-    try:
+    with transaction(flash_not_found=True) as done:
         invitation = services.assign_reply(reply_id, form.invitation_id.data,
                                            override_deadline=bool(form.override_deadline.data))
-    except (ValidationError, NotFound) as error:
-        db.session.rollback()
-        flash(str(error), "error")
-    else:
-        db.session.commit()
+    if done.ok:
         flash(f"Die Antwort wurde {invitation.name or invitation.email} zugeordnet.", "success")
     return redirect(url_for("events.replies"))
 
@@ -372,12 +335,9 @@ def assign_reply(reply_id: int):
 def dismiss_reply(reply_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    try:
+    with transaction(flash_not_found=True) as done:
         services.dismiss_reply(reply_id)
-    except NotFound as error:
-        flash(str(error), "error")
-    else:
-        db.session.commit()
+    if done.ok:
         flash("Die Kalenderantwort wurde verworfen.", "success")
     return redirect(url_for("events.replies"))
 
@@ -412,14 +372,10 @@ def rsvp_answer(token: str):
     invitation = services.invitation_by_token(token)
     form = RsvpForm()
     if form.validate_on_submit():
-        try:
+        with transaction(form, field_map=_FIELD_MAP) as done:
             result = services.answer(invitation, form.answer.data, companions=form.companions.data or 0,
                                      remark=form.remark.data or "", dietary=form.dietary.data or "", channel="link")
-        except ValidationError as error:
-            db.session.rollback()
-            _apply(form, error)
-        else:
-            db.session.commit()
+        if done.ok:
             messages = {
                 "accepted": "Vielen Dank! Ihre Zusage ist gespeichert. Sie erhalten eine Bestätigung per E-Mail.",
                 "declined": "Vielen Dank! Ihre Absage ist gespeichert. Sie erhalten eine Bestätigung per E-Mail.",

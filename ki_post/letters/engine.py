@@ -12,7 +12,7 @@ load-render-save per letter. Errors are German and point to the placeholder as t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,10 +108,6 @@ class CompiledTemplate:
         with sandbox.budget(seconds):
             return {name: _postprocess(self._render_raw(part, context, sample=True)).encode("utf-8")
                     for name, part in self.parts.items()}
-
-    def render_many(self, contexts: Iterable[Mapping[str, Any]]) -> Iterator[bytes]:
-        for context in contexts:
-            yield self.render(context)
 
     def label(self, name: str) -> str:
         part = self.parts.get(name)

@@ -5,11 +5,10 @@ import tempfile
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from ..errors import ValidationError
-from ..extensions import db
-from ..recipients.models import Contact, Organisation, Verteiler
+from ..recipients import services as recipients
+from ..recipients.models import Contact
 from ..transaction import transaction
 from . import erasure, pdf, services
 from .circulars import mail_letters, skipped_recipients
@@ -43,7 +42,7 @@ def upload():
             for warning in warnings:
                 flash(warning, "warning")
             return redirect(url_for("letters.index"))
-    existing = [t.name for t in db.session.scalars(select(services.LetterTemplate).order_by(services.LetterTemplate.name))]
+    existing = [template.name for template in services.list_templates()]
     return render_template("letters/upload.html", form=form, existing=existing)
 
 
@@ -80,13 +79,8 @@ def _compose_form() -> ComposeForm:
     templates = services.list_templates()
     form.version_id.choices = [(f"v:{t.latest.id}", f"{t.name} (Version {t.latest.number})") for t in templates if t.latest]
     form.version_id.choices += [(f"shipped:{name}", f"{name} (mitgeliefert)") for name in services.pending_shipped_templates()]
-    lists = db.session.scalars(select(Verteiler).order_by(Verteiler.name)).all()
-    form.verteiler_id.choices = [("", "– kein Verteiler –")] + [(str(v.id), v.name) for v in lists]
-    contacts = db.session.execute(
-        select(Contact.id, Contact.first_name, Contact.last_name, Organisation.name)
-        .outerjoin(Organisation, Contact.organisation_id == Organisation.id)
-        .where(Contact.active.is_(True), Contact.anonymised_at.is_(None)).order_by(Organisation.name, Contact.last_name)).all()
-    form.contact_ids.choices = [(c.id, f"{c.name or '–'}: {c.first_name} {c.last_name}".strip()) for c in contacts]
+    form.verteiler_id.choices = [("", "– kein Verteiler –")] + [(str(v.id), v.name) for v in recipients.all_verteiler()]
+    form.contact_ids.choices = recipients.active_contact_choices()
     return form
 
 
@@ -109,8 +103,6 @@ def _fields(form: ComposeForm) -> dict[str, str]:
 
 
 def _recipients(form: ComposeForm) -> list[Contact]:
-    from ..recipients.services import resolve_recipients
-
     filters = {k: v for k, v in (("kind", form.kind.data), ("regierungsbezirk", form.regierungsbezirk.data)) if v}
     raw_ids = [form.verteiler_id.data or "", *(form.contact_ids.data or [])]
     if not all(value.isdigit() for value in raw_ids if value):
@@ -120,7 +112,7 @@ def _recipients(form: ComposeForm) -> list[Contact]:
     if verteiler_id is None and not ids and not filters:
         raise ValidationError("Bitte einen Verteiler, einen Filter oder einzelne Kontakte wählen.", field="verteiler_id")
     # Verteiler, filter and single contacts narrow each other down (resolve_recipients' rule).
-    return resolve_recipients(verteiler_id=verteiler_id, filters=filters or None, contact_ids=ids)
+    return recipients.resolve_recipients(verteiler_id=verteiler_id, filters=filters or None, contact_ids=ids)
 
 
 @bp.route("/rundschreiben/erstellen", methods=["GET", "POST"])
@@ -141,7 +133,7 @@ def compose():
             form.verteiler_id.data = selected
     elif form.validate_on_submit():
         action = request.form.get("action", "preview")
-        with transaction(form):
+        with transaction(form, flash_not_found=True):  # an unknown version is shown at the form
             version = services.version_from_choice(form.version_id.data)
             fields = _fields(form)
             contacts = _recipients(form)

@@ -9,6 +9,7 @@ from flask import current_app
 
 from ..errors import KiPostError
 from ..extensions import db
+from ..transaction import cli_transaction
 from . import services
 from .models import MESSAGE_STATES
 
@@ -99,11 +100,8 @@ _control("retry-failed", "Fehlgeschlagene Nachrichten einer Aussendung erneut se
 def start(mailing_id: int) -> None:
     """Einen Entwurf zum Senden freigeben."""
     mailing = _mailing(mailing_id)
-    try:
+    with cli_transaction():
         services.start_mailing(mailing)
-    except KiPostError as error:
-        raise click.ClickException(str(error)) from None
-    db.session.commit()
     click.echo(f"Aussendung {mailing.id} wird gesendet.")
 
 
@@ -147,12 +145,9 @@ def list_unklar(mailing_id: int | None, resend_all: bool, mark_all: bool, confir
 @click.argument("message_id", type=int)
 def resend(message_id: int) -> None:
     """Eine unklare oder fehlgeschlagene Nachricht erneut senden."""
-    try:
+    with cli_transaction():
         message = services.get_message(message_id)
         services.resend_message(message)
-    except KiPostError as error:
-        raise click.ClickException(str(error)) from None
-    db.session.commit()
     click.echo(f"Nachricht {message_id} wird erneut gesendet.")
 
 
@@ -160,12 +155,9 @@ def resend(message_id: int) -> None:
 @click.argument("message_id", type=int)
 def mark_sent(message_id: int) -> None:
     """Eine unklare Nachricht als gesendet markieren (sie ist angekommen)."""
-    try:
+    with cli_transaction():
         message = services.get_message(message_id)
         services.mark_message_sent(message)
-    except KiPostError as error:
-        raise click.ClickException(str(error)) from None
-    db.session.commit()
     click.echo(f"Nachricht {message_id} als gesendet markiert.")
 
 

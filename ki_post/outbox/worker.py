@@ -187,13 +187,12 @@ class Worker(OutageHandling):
         self._begun: Future | None = None  # SMTP transaction of the claimed message, started during its commit
         self.stop_event = threading.Event()
 
-    # settings
-    def _cfg(self, name: str, default):
-        return self.app.config.get(name, default)
-
     @property
     def stale_seconds(self) -> float:
-        return float(self._cfg("OUTBOX_WORKER_STALE_SECONDS", max(120.0, 4 * float(self.app.config["MAIL_TIMEOUT"]))))
+        """A worker silent this long is presumed dead; never less than four SMTP timeouts, so a slow
+        server does not make a living worker's message look orphaned."""
+        config = self.app.config
+        return max(float(config["OUTBOX_WORKER_STALE_SECONDS"]), 4 * float(config["MAIL_TIMEOUT"]))
 
     # heartbeat and recovery
     def heartbeat(self, force: bool = False) -> None:
@@ -357,11 +356,6 @@ class Worker(OutageHandling):
             db.session.rollback()
             log.warning("Vorauslesen der nächsten Nachricht fehlgeschlagen", exc_info=True)
 
-    def claim(self) -> int | None:
-        """Claim one due message and commit the claim; returns its id or None."""
-        prepared, _ = self.claim_next()
-        return prepared.envelope.message_id if prepared else None
-
     def next_due_in(self) -> float | None:
         """Seconds until something may be due (None: nothing waiting in an active mailing)."""
         m = _messages.c
@@ -462,8 +456,8 @@ class Worker(OutageHandling):
             message.state = "fehlgeschlagen"
             message.server_reply = f"{reply} (seit {self.app.config['MAIL_RETRY_HOURS']} Stunden nicht zustellbar)"
             return "fehlgeschlagen"
-        base = float(self._cfg("MAIL_RETRY_BASE_SECONDS", 60))
-        delay = min(base * (2 ** message.attempts), float(self._cfg("MAIL_RETRY_MAX_SECONDS", 3600)))
+        base = float(self.app.config["MAIL_RETRY_BASE_SECONDS"])
+        delay = min(base * (2 ** message.attempts), float(self.app.config["MAIL_RETRY_MAX_SECONDS"]))
         message.state = "wartend"
         message.next_attempt_at = now + timedelta(seconds=delay)
         return "wartend"
@@ -523,8 +517,10 @@ class Worker(OutageHandling):
                             log.warning("Datenbank wieder erreichbar nach %.1f s; der Versand geht weiter.",
                                         time.monotonic() - away_since)
                             away_since, db_wait = None, 0.0
-                    # Claim first: on PostgreSQL the read-ahead row stays locked until this commit.
-                    prepared, outcome = self.claim_next(result, begin_sending=True)
+                    # Claim first: on PostgreSQL the read-ahead row stays locked until this commit. The
+                    # envelope overlaps the commit only when sending flat out: under a rate limit the
+                    # seconds between two messages dwarf the milliseconds it saves.
+                    prepared, outcome = self.claim_next(result, begin_sending=not self._rate_limited)
                     result = None
                     if outcome:
                         done(outcome)

@@ -363,6 +363,23 @@ ORGANISATION_LIMITS = {
 }
 
 
+def organisations_with_counts() -> list[tuple[Organisation, int]]:
+    """Every Kommune with its number of active contacts, in one query."""
+    return [tuple(row) for row in db.session.execute(
+        select(Organisation, func.count(Contact.id))
+        .outerjoin(Contact, (Contact.organisation_id == Organisation.id) & Contact.active.is_(True))
+        .group_by(Organisation.id).order_by(Organisation.name))]
+
+
+def active_contact_choices() -> list[tuple[int, str]]:
+    """(id, "Kommune: Vorname Nachname") of every active, not anonymised contact, for pickers."""
+    rows = db.session.execute(
+        select(Contact.id, Contact.first_name, Contact.last_name, Organisation.name)
+        .outerjoin(Organisation, Contact.organisation_id == Organisation.id)
+        .where(Contact.active.is_(True), Contact.anonymised_at.is_(None)).order_by(Organisation.name, Contact.last_name))
+    return [(row.id, f"{row.name or '–'}: {row.first_name} {row.last_name}".strip()) for row in rows]
+
+
 def organisation_choices() -> list[tuple[int, str]]:
     return [(org.id, org.name) for org in db.session.scalars(select(Organisation).order_by(Organisation.name))]
 

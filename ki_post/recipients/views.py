@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import NotFound, ValidationError
 from ..extensions import db
-from ..forms import apply_error
+from ..transaction import get_or_404, transaction
 from . import services
 from .addressing import address_lines, role_wording, salutation
 from .forms import ConfirmForm, ContactForm, ImportApplyForm, ImportUploadForm, OrganisationForm, VerteilerForm
@@ -107,12 +107,9 @@ def _contact_data(form: ContactForm) -> dict[str, Any]:
 def contact_new():
     form = _contact_form(None)
     if form.validate_on_submit():
-        try:
+        with transaction(form) as done:
             contact = services.save_contact(None, _contact_data(form))
-        except ValidationError as error:
-            apply_error(form, error)
-        else:
-            db.session.commit()
+        if done.ok:
             flash("Die Ansprechperson ist angelegt.", "success")
             return redirect(url_for("recipients.contact", contact_id=contact.id))
     return render_template("recipients/contact_form.html", form=form, contact=None), 422 if form.errors or form.form_errors else 200
@@ -137,13 +134,9 @@ def contact_edit(contact_id: int):
         return redirect(url_for("recipients.contact", contact_id=item.id))
     form = _contact_form(item)
     if form.validate_on_submit():
-        try:
+        with transaction(form) as done:
             services.save_contact(item, _contact_data(form))
-        except ValidationError as error:
-            db.session.rollback()
-            apply_error(form, error)
-        else:
-            db.session.commit()
+        if done.ok:
             flash("Die Änderungen sind gespeichert.", "success")
             return redirect(url_for("recipients.contact", contact_id=item.id))
     return render_template("recipients/contact_form.html", form=form, contact=item), 422 if form.errors or form.form_errors else 200
@@ -155,12 +148,9 @@ def contact_active(contact_id: int):
     form = ConfirmForm()
     if form.validate_on_submit():
         active = request.form.get("active") == "1"
-        try:
+        with transaction() as done:
             services.set_contact_active(item, active)
-        except ValidationError as error:
-            flash(str(error), "error")
-        else:
-            db.session.commit()
+        if done.ok:
             flash("Die Ansprechperson ist wieder aktiv." if active else "Die Ansprechperson ist deaktiviert und erhält keine Post mehr.", "success")
     return redirect(url_for("recipients.contact", contact_id=item.id))
 
@@ -171,8 +161,8 @@ def contact_data_export(contact_id: int):
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
-    data = services.contact_data_export(item)
-    db.session.commit()
+    with transaction():
+        data = services.contact_data_export(item)  # audited
     body = json.dumps(data, ensure_ascii=False, indent=2, default=str).encode("utf-8")
     return _download(body, f"auskunft-ansprechperson-{item.id}.json", "application/json; charset=utf-8")
 
@@ -184,23 +174,21 @@ def contact_delete(contact_id: int):
     form = ConfirmForm()
     if request.method == "POST" and form.validate_on_submit():
         action = request.form.get("action")
-        try:
+        if action == "loeschen" and not current_user.has_role("admin"):
+            abort(403)
+        if action not in ("anonymisieren", "loeschen"):
+            abort(400)
+        with transaction() as done:
             if action == "anonymisieren":
                 services.anonymise_contact(item)
                 message = "Die Ansprechperson ist anonymisiert. Zählungen früherer Aussendungen bleiben erhalten."
                 target = url_for("recipients.contact", contact_id=item.id)
-            elif action == "loeschen":
-                if not current_user.has_role("admin"):
-                    abort(403)
+            else:
                 services.delete_contact(item)
                 message = "Die Ansprechperson ist gelöscht."
                 target = url_for("recipients.contacts")
-            else:
-                abort(400)
-        except ValidationError as error:
-            flash(str(error), "error")
+        if not done.ok:
             return redirect(url_for("recipients.contact", contact_id=item.id))
-        db.session.commit()
         flash(message, "success")
         return redirect(target)
     return render_template("recipients/contact_delete.html", contact=item, form=form)
@@ -210,13 +198,7 @@ def contact_delete(contact_id: int):
 
 @bp.get("/kommunen")
 def organisations():
-    from sqlalchemy import func, select
-
-    rows = db.session.execute(
-        select(Organisation, func.count(Contact.id)).outerjoin(Contact, (Contact.organisation_id == Organisation.id) & Contact.active.is_(True))
-        .group_by(Organisation.id).order_by(Organisation.name)
-    ).all()
-    return render_template("recipients/organisations.html", rows=rows)
+    return render_template("recipients/organisations.html", rows=services.organisations_with_counts())
 
 
 @bp.route("/kommunen/neu", methods=["GET", "POST"])
@@ -226,21 +208,17 @@ def organisation_new():
 
 @bp.route("/kommunen/<int:organisation_id>", methods=["GET", "POST"])
 def organisation_edit(organisation_id: int):
-    organisation = db.session.get(Organisation, organisation_id) or abort(404)
+    organisation = get_or_404(Organisation, organisation_id, "Kommune")
     return _organisation_form(organisation)
 
 
 def _organisation_form(organisation: Organisation | None):
     form = OrganisationForm(obj=organisation)
     if form.validate_on_submit():
-        try:
+        with transaction(form) as done:
             saved = services.save_organisation(organisation, {name: getattr(form, name).data for name in (
                 "name", "kind", "regierungsbezirk", "ki_name", "authority", "street", "postcode", "town")})
-        except ValidationError as error:
-            db.session.rollback()
-            apply_error(form, error)
-        else:
-            db.session.commit()
+        if done.ok:
             flash("Die Kommune ist gespeichert.", "success")
             return redirect(url_for("recipients.contacts", organisation_id=saved.id, active="alle"))
     status = 422 if form.errors or form.form_errors else 200
@@ -285,18 +263,14 @@ def _verteiler_form(verteiler):
         form.q.data = (saved or {}).get("q", "")
         form.members.data = "\n".join(sorted(member.email for member in verteiler.members))
     if form.validate_on_submit():
-        try:
+        with transaction(form) as done:
             member_ids = services.member_ids_from_emails(form.members.data)
             filters = None
             if form.use_filter.data:
                 filters = {"kind": form.kind.data, "regierungsbezirk": form.regierungsbezirk.data, "q": form.q.data}
             saved = services.save_verteiler(verteiler, name=form.name.data, description=form.description.data,
                                             filters=filters, member_ids=member_ids)
-        except ValidationError as error:
-            db.session.rollback()
-            apply_error(form, error)
-        else:
-            db.session.commit()
+        if done.ok:
             flash("Der Verteiler ist gespeichert.", "success")
             return redirect(url_for("recipients.list_detail", verteiler_id=saved.id))
     status = 422 if form.errors or form.form_errors else 200
@@ -316,8 +290,8 @@ def list_delete(verteiler_id: int):
     if request.form.get("confirm") != "ja":
         # e.g. an old one-click form: ask first instead of deleting
         return redirect(url_for("recipients.list_delete", verteiler_id=verteiler.id), 303)
-    services.delete_verteiler(verteiler)
-    db.session.commit()
+    with transaction():
+        services.delete_verteiler(verteiler)
     flash("Der Verteiler ist gelöscht. Die Ansprechpersonen bleiben erhalten.", "success")
     return redirect(url_for("recipients.lists"))
 
@@ -330,15 +304,11 @@ def import_upload():
     if form.validate_on_submit():
         upload = form.file.data
         data = upload.read() if upload else b""
-        try:
+        with transaction(form) as done:
             if not upload or not upload.filename:
                 raise ValidationError("Bitte eine Datei auswählen.", field="file")
             token, _ = services.store_upload(data, upload.filename, current_user.id, current_app.config["MAX_CONTENT_LENGTH"])
-        except ValidationError as error:
-            db.session.rollback()
-            form.file.errors = [str(error)]
-        else:
-            db.session.commit()
+        if done.ok:
             return redirect(url_for("recipients.import_preview", token=token))
     status = 422 if form.errors or form.form_errors else 200
     return render_template("recipients/import_upload.html", form=form, fields=FIELDS), status
@@ -375,21 +345,18 @@ def import_apply(token: str):
         flash("Das Formular ist unvollständig. Bitte versuchen Sie es erneut.", "error")
         return redirect(url_for("recipients.import_preview", token=token))
     if request.form.get("action") == "verwerfen":
-        services.discard_upload(upload)
-        db.session.commit()
+        with transaction():
+            services.discard_upload(upload)
         flash("Der Import ist verworfen; nichts wurde gespeichert.", "success")
         return redirect(url_for("recipients.contacts"))
     try:
-        result = services.apply_upload(upload, _mapping_from(request.form), form.list_name.data or "")
-        db.session.commit()
-    except ValidationError as error:
-        db.session.rollback()
-        flash(str(error), "error")
-        return redirect(url_for("recipients.import_preview", token=token))
+        with transaction() as done:
+            result = services.apply_upload(upload, _mapping_from(request.form), form.list_name.data or "")
     except IntegrityError:
         # Imports wait for each other; a Kommune or person saved by a form at the same moment can still collide.
-        db.session.rollback()
         flash(CONCURRENT_CHANGE, "error")
+        return redirect(url_for("recipients.import_preview", token=token))
+    if not done.ok:
         return redirect(url_for("recipients.import_preview", token=token))
     flash(f"Import abgeschlossen: {result.summary()}.", "success" if not result.invalid else "warning")
     return redirect(url_for("recipients.contacts"))

@@ -19,7 +19,7 @@ from ki_post.events.models import Invitation
 from ki_post.extensions import db
 from ki_post.letters import services as letters
 from ki_post.letters.models import ArchivedLetter
-from ki_post.outbox.circulars import mail_letters
+from ki_post.letters.circulars import mail_letters
 from ki_post.outbox.services import outbox_dir
 from ki_post.outbox.worker import Worker
 from ki_post.recipients.models import Organisation

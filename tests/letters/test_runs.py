@@ -237,7 +237,7 @@ def test_whoever_is_broken_only_they_are_skipped(app, demo, no_function, bad_add
         contact.function = "" if index in no_function else "Dezernat"
         contact.email = f"kaputt-{index}.example" if index in bad_address else f"person-{index}@kreis.example"
     db.session.flush()
-    from ki_post.outbox.circulars import mail_letters
+    from ki_post.letters.circulars import mail_letters
 
     mailing = mail_letters(version, contacts, FIELDS, start=False)
     db.session.flush()

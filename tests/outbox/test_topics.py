@@ -7,6 +7,8 @@ import threading
 from datetime import timedelta
 
 import pytest
+
+from tests.helpers import claim
 from sqlalchemy import select
 
 from ki_post.db_types import utcnow
@@ -113,7 +115,7 @@ def test_later_message_of_a_topic_waits_for_the_earlier_in_flight(smtp_app, smtp
     other = queue("einladung-2", "Andere Einladung", to="max@kreis.example", calendar="REQUEST")
     busy = Worker(smtp_app, worker_id="langsamer-worker")
     busy.heartbeat(force=True)  # alive: its claim is in flight, not in doubt
-    assert busy.claim() == request.id  # in flight at the slow worker, not yet recorded
+    assert claim(busy) == request.id  # in flight at the slow worker, not yet recorded
     cancel = queue("einladung-1", "Absage", calendar="CANCEL", kind="absage")
     Worker(smtp_app).run(once=True)
     assert subjects(smtp) == ["Andere Einladung"]

@@ -27,6 +27,7 @@ from ki_post.outbox.services import (
     start_mailing,
 )
 from ki_post.outbox.worker import Worker
+from tests.helpers import claim
 
 
 def make_mailing(count: int, *, start: bool = True, prefix: str = "person") -> Mailing:
@@ -301,7 +302,7 @@ def test_dead_worker_claim_becomes_unklar_and_can_be_resolved(smtp_app, smtp):
     dead.heartbeat(force=True)
     db.session.get(OutboxWorker, "toter-worker").pid = dead.pid
     db.session.commit()
-    claimed = dead.claim()
+    claimed = claim(dead)
     summary = Worker(smtp_app).run(once=True)
     assert summary.sent == 2 and summary.recovered_unklar == 1
     message = db.session.get(OutboxMessage, claimed)
@@ -320,7 +321,7 @@ def test_live_worker_claim_is_left_alone(smtp_app, smtp):
     make_mailing(2)
     other = Worker(smtp_app, worker_id="anderer-lebender-worker")
     other.heartbeat(force=True)
-    claimed = other.claim()
+    claimed = claim(other)
     Worker(smtp_app).run(once=True)
     db.session.expire_all()
     assert db.session.get(OutboxMessage, claimed).state == "in_arbeit"
@@ -389,3 +390,11 @@ def test_mailing_of_only_skipped_recipients_cannot_start(app):
     skip_recipient(mailing, to_email="x@", reason="Adresse ungültig")
     with pytest.raises(ValidationError, match="keine Nachrichten, die gesendet werden können"):
         start_mailing(mailing)
+
+
+def test_a_slow_server_raises_the_staleness_threshold(app):
+    """A living worker waiting on a slow server (MAIL_TIMEOUT) is not taken for dead."""
+    app.config.update(OUTBOX_WORKER_STALE_SECONDS=120, MAIL_TIMEOUT=30)
+    assert Worker(app).stale_seconds == 120
+    app.config["MAIL_TIMEOUT"] = 60
+    assert Worker(app).stale_seconds == 240
