@@ -30,8 +30,9 @@ tests/node_modules/.package-lock.json: tests/package.json tests/package-lock.jso
 	@if command -v $(NPM) >/dev/null; then $(NPM) ci --prefix tests --no-audit --no-fund --silent; \
 	else echo "npm fehlt: die Prüfung mit ical.js wird übersprungen (apt-get install nodejs npm)"; fi
 
+# One test process per core (PYTEST_ARGS=-n0 for a single one, e.g. with a debugger).
 test: $(VENV)/.installed-dev tests/node_modules/.package-lock.json
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
 worker: $(VENV)/.installed
 	$(BIN)/flask --app app outbox work

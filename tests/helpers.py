@@ -15,7 +15,24 @@ from ki_post import create_app, prepare_instance
 from ki_post.extensions import db
 from ki_post.models import metadata
 
-POSTGRES_URL = os.environ.get("KI_POST_TEST_DATABASE_URL", "")
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist every worker gets a database of its own beside the given one (created on first
+    use; .ci/run drops them), because the tests empty and refill the schema."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    import psycopg
+    from psycopg import sql
+
+    base, _, name = url.rpartition("/")
+    own = f"{name}_{worker}"
+    with psycopg.connect(url, autocommit=True) as connection:
+        if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (own,)).fetchone() is None:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(own)))
+    return f"{base}/{own}"
+
+
+POSTGRES_URL = _worker_database(os.environ.get("KI_POST_TEST_DATABASE_URL", ""))
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 PASSWORD = "Rheinufer-Kanzlei-2017"
 CSRF_PATTERN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
