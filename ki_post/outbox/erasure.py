@@ -11,7 +11,8 @@
 - Copies written as .eml files (no SMTP server configured) are deleted once the erasure is committed.
 
 A message a worker is handing to the SMTP server at this very moment (``in_arbeit``) is beyond recall;
-its stored content is scrubbed all the same.
+its stored content is scrubbed all the same. Should the server answer it with a temporary failure, it
+comes back (``messages_returned``) and is withdrawn then, never tried again.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from ..recipients.models import Contact
 from ..recipients.signals import contact_erasing
 from .models import Mailing, OutboxAttachment, OutboxMessage
 from .services import outbox_dir, withdraw_messages
+from .signals import messages_returned
 
 SCRUBBED_TEXT = "Inhalt aus Datenschutzgründen gelöscht: Die Ansprechperson wurde anonymisiert oder gelöscht."
 _FILES_KEY = "erasure_files_after_commit"
@@ -125,7 +127,13 @@ def _on_contact_erasing(sender: Any, *, contact: Contact, delete: bool) -> dict[
     return erase_messages(contact, reason)
 
 
+def _on_messages_returned(sender: Any, *, message_ids: list[int], **_: Any) -> None:
+    withdraw_messages(and_(OutboxMessage.id.in_(message_ids), OutboxMessage.to_email == ANONYMISED_ADDRESS),
+                      "Zurückgezogen: Die Ansprechperson wurde anonymisiert oder gelöscht, während die Nachricht unterwegs war.")
+
+
 def connect() -> None:
-    """Register the receiver (once per process; connecting again changes nothing)."""
+    """Register the receivers (once per process; connecting again changes nothing)."""
     contact_erasing.connect(_on_contact_erasing)
+    messages_returned.connect(_on_messages_returned)
 
