@@ -9,7 +9,7 @@ from ..core.formatting import anzahl
 from ..errors import KiPostError
 from ..extensions import db
 from . import services
-from .models import Event
+from .models import Event, InvitationState
 
 
 @click.group("events")
@@ -47,7 +47,7 @@ def list_events() -> None:
     from ..core.formatting import datum_kurz
 
     for event in services.list_events():
-        accepted = sum(1 for i in event.invitations if i.state == "accepted")
+        accepted = sum(1 for i in event.invitations if i.state == InvitationState.ZUGESAGT)
         click.echo(f"{event.id}\t{datum_kurz(event.start_at)}\t{event.state_label}\t{len(event.invitations)}\t{accepted}\t{event.title}")
 
 

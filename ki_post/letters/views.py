@@ -195,7 +195,7 @@ def _prepare_mailing(version: LetterTemplateVersion, contacts: list[Contact], fi
     mailing = mail_letters(version, contacts, fields, fmt=fmt, start=False, created_by_id=current_user.id, confirm_empty=True)
     skipped = skipped_recipients(mailing)
     queued = len(mailing.messages) - len(skipped)
-    audit("outbox.rundschreiben", mailing, count=queued, skipped=len(skipped))
+    audit("aussendung.rundschreiben", mailing, count=queued, skipped=len(skipped))
     db.session.commit()
     flash(f"Die Aussendung mit {queued} Nachrichten ist als Entwurf vorbereitet; noch ist nichts gesendet. "
           "Bitte die Vorschau prüfen, eine Testnachricht an sich senden und dann „Senden“ wählen.", "success")

@@ -148,7 +148,7 @@ def mail_command(template_name: str, list_name: str | None, fmt: str, subject: s
         from ..auth.services import audit
 
         skipped = skipped_recipients(mailing)
-        audit("outbox.rundschreiben", mailing, count=len(mailing.messages) - len(skipped), skipped=len(skipped))
+        audit("aussendung.rundschreiben", mailing, count=len(mailing.messages) - len(skipped), skipped=len(skipped))
         db.session.commit()
     except KiPostError as error:
         db.session.rollback()
