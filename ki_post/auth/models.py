@@ -20,7 +20,7 @@ class Role(LabelledEnum):
     ADMIN = "admin", "Administration"
 
 
-ROLES = tuple(Role)
+ROLES = tuple(role.value for role in Role)  # plain strings: click.Choice would offer the member names
 
 
 class User(UserMixin, db.Model):
@@ -40,7 +40,7 @@ class User(UserMixin, db.Model):
         return self.active
 
     def has_role(self, role: str) -> bool:
-        return ROLES.index(Role(self.role)) >= ROLES.index(Role(role))
+        return ROLES.index(self.role) >= ROLES.index(role)
 
     @property
     def role_label(self) -> str:
