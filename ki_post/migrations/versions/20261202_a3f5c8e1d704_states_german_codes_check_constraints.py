@@ -143,16 +143,18 @@ def upgrade():
     if sqlite:
         _sqlite_foreign_keys_off(connection)
     _convert(connection, forward=True)
+    if sqlite:
+        with op.batch_alter_table("invitations", recreate="always") as batch:
+            batch.alter_column("channel", existing_type=sa.String(20), nullable=True)
+    else:
+        op.alter_column("invitations", "channel", existing_type=sa.String(20), nullable=True)
     op.execute("UPDATE invitations SET channel = NULL WHERE channel = ''")
     if sqlite:
         for table in dict.fromkeys(table for table, *_ in CONSTRAINTS):
             with op.batch_alter_table(table, recreate="always") as batch:
-                if table == "invitations":
-                    batch.alter_column("channel", existing_type=sa.String(20), nullable=True)
                 for _, column, name, codes in (c for c in CONSTRAINTS if c[0] == table):
                     batch.create_check_constraint(op.f(name), _condition(column, codes))
     else:
-        op.alter_column("invitations", "channel", existing_type=sa.String(20), nullable=True)
         for table, column, name, codes in CONSTRAINTS:
             op.create_check_constraint(op.f(name), table, _condition(column, codes))
 
