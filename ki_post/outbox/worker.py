@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from functools import cached_property
@@ -146,7 +146,6 @@ class Summary:
     unklar: int = 0
     recovered_unklar: int = 0
     stopped_because: str = ""
-    per_state: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
         text = (f"gesendet: {self.sent}, später erneut: {self.retry}, fehlgeschlagen: {self.failed}, "
