@@ -380,3 +380,23 @@ def test_singular_flashes_and_reminder_confirmation(staff_client, make_event, ma
                                   follow_redirects=True)
     assert ("1 Einladung ist als Entwurf vorbereitet. 1 Kontakt war bereits eingeladen und erhält keine zweite "
             "Einladung.") in invited.get_data(as_text=True)
+
+
+def test_answer_pages_loaded_before_the_german_codes_still_work(client, staff_client, published):
+    """An answer page opened before the update posts ``accepted``; a bookmarked filter says
+    ``?status=declined``. Both keep working; an unknown code is still refused."""
+    event = published(2)
+    first, second = event.invitations
+    assert client.submit(rsvp_url(first), {"answer": "accepted", "companions": "0"}).status_code == 302
+    assert client.submit(rsvp_url(second), {"answer": "maybe"}).status_code == 422
+    detail = f"/veranstaltungen/{event.id}"
+    staff_client.submit(f"{detail}/antwort-erfassen", {"invitation_id": str(second.id), "answer": "declined",
+                                                      "channel": "telefon", "companions": "0"}, form_url=detail)
+    db.session.expire_all()
+    assert [(i.state, i.channel) for i in db.session.get(Event, event.id).invitations] == [
+        ("zugesagt", "link"), ("abgesagt", "telefon")]
+    for code in ("declined", "abgesagt"):
+        page = staff_client.get(f"{detail}?status={code}").get_data(as_text=True)
+        listed = page.split('id="status-filter"')[1]
+        assert '<option value="abgesagt" selected>' in listed
+        assert (second.name or second.email) in listed and (first.name or first.email) not in listed
