@@ -501,7 +501,7 @@ def retry_failed(mailing: Mailing) -> int:
 
 def resend_message(message: OutboxMessage) -> None:
     """A person decided: the message in doubt did not arrive, send it again."""
-    if message.state not in ("unklar", "fehlgeschlagen"):
+    if message.state not in MessageState.NEEDS_DECISION:
         raise ValidationError("Nur unklare oder fehlgeschlagene Nachrichten können erneut gesendet werden.")
     if message.mailing.state == MailingState.ABGEBROCHEN:
         raise ValidationError("Die Aussendung ist abgebrochen.")
