@@ -91,7 +91,7 @@ def _calendar_replies_json(contact: Contact) -> list[dict[str, Any]]:
         {"empfangen": _iso(reply.received_at), "absender": reply.from_email, "teilnehmer_adresse": reply.attendee_email,
          "teilnehmer_name": reply.attendee_name, "antwort": reply.partstat, "kommentar": reply.comment,
          "sequence": reply.sequence, "zeitstempel": _iso(reply.dtstamp), "mail_id": reply.message_id,
-         "kalender_uid": reply.uid, "verarbeitung": reply.status_label}
+         "kalender_uid": reply.uid, "verarbeitung": reply.status.label}
         for reply in replies
     ]
 

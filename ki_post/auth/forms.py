@@ -2,10 +2,10 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
-from .models import ROLE_LABELS
+from .models import Role
 
 REQUIRED = "Bitte ausfüllen."
-ROLE_CHOICES = [(value, label) for value, label in ROLE_LABELS.items()]
+ROLE_CHOICES = Role.choices()
 
 
 class LoginForm(FlaskForm):

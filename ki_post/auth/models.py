@@ -9,9 +9,18 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db_types import UTCDateTime, utcnow
 from ..extensions import db
+from ..states import LabelledEnum, state_column
 
-ROLES = ("lesen", "sachbearbeitung", "admin")
-ROLE_LABELS = {"lesen": "Lesen", "sachbearbeitung": "Sachbearbeitung", "admin": "Administration"}
+
+class Role(LabelledEnum):
+    """Staff roles, each including the rights of those before it."""
+
+    LESEN = "lesen", "Lesen"
+    SACHBEARBEITUNG = "sachbearbeitung", "Sachbearbeitung"
+    ADMIN = "admin", "Administration"
+
+
+ROLES = tuple(role.value for role in Role)  # plain strings: click.Choice would offer the member names
 
 
 class User(UserMixin, db.Model):
@@ -21,7 +30,7 @@ class User(UserMixin, db.Model):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(20))
+    role: Mapped[Role] = mapped_column(state_column(Role))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -35,7 +44,7 @@ class User(UserMixin, db.Model):
 
     @property
     def role_label(self) -> str:
-        return ROLE_LABELS[self.role]
+        return Role.label_of(self.role)
 
 
 class UserSession(db.Model):

@@ -33,7 +33,7 @@ def index():
     }
     mailings = db.session.scalars(select(Mailing).order_by(Mailing.id.desc()).limit(DASHBOARD_ROWS)).all()
     upcoming = db.session.scalars(
-        select(Event).where(Event.end_at >= utcnow(), Event.state != "cancelled").order_by(Event.start_at).limit(DASHBOARD_ROWS)
+        select(Event).where(Event.end_at >= utcnow(), Event.state != "abgesagt").order_by(Event.start_at).limit(DASHBOARD_ROWS)
     ).all()
     recent_events = [] if upcoming else db.session.scalars(
         select(Event).order_by(Event.start_at.desc()).limit(DASHBOARD_ROWS)

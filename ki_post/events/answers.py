@@ -14,11 +14,10 @@ from ..errors import NotFound, ValidationError
 from ..extensions import db
 from .delivery import delivery_of, lock_event
 from .mails import queue_running, reachable
-from .models import CHANNELS, Event, Invitation
+from .models import Channel, Event, EventState, Invitation, InvitationState
 from .superseding import supersede
 
-ANSWER_STATES = ("accepted", "declined", "tentative")
-STAFF_CHANNELS = ("phone", "letter", "staff", "calendar")
+ANSWER_STATES = InvitationState.ANSWERS
 
 
 def invitation_by_token(token: str) -> Invitation:
@@ -40,7 +39,7 @@ def deadline_passed(event: Event, now: datetime | None = None) -> bool:
 
 def seats_taken(event_id: int, exclude_id: int | None = None) -> int:
     query = select(func.coalesce(func.sum(1 + Invitation.companions), 0)).where(
-        Invitation.event_id == event_id, Invitation.state == "accepted"
+        Invitation.event_id == event_id, Invitation.state == InvitationState.ZUGESAGT
     )
     if exclude_id is not None:
         query = query.where(Invitation.id != exclude_id)
@@ -49,13 +48,13 @@ def seats_taken(event_id: int, exclude_id: int | None = None) -> int:
 
 @dataclass
 class AnswerResult:
-    state: str
+    state: InvitationState
     moved_up: list[Invitation] = field(default_factory=list)
     changed: bool = True  # False: the same answer again (no second confirmation)
 
 
 def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: str = "", dietary: str = "",
-           channel: str = "link", sequence: int | None = None, notify: bool = True,
+           channel: Channel | str = Channel.LINK, sequence: int | None = None, notify: bool = True,
            override_deadline: bool = False) -> AnswerResult:
     """Sets an answer. Acceptances beyond the capacity go to the waiting list; freed seats move people up.
 
@@ -63,17 +62,18 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
     waiting in the outbox is written anew instead of adding a second. ``override_deadline``: a staff
     member records an answer after the deadline on purpose (never for the personal link).
     """
-    if state not in ANSWER_STATES:
+    state = InvitationState.FORMER_CODES.get(state, state)  # a form loaded before the codes became German
+    if state not in InvitationState.ANSWERS:
         raise ValidationError("Bitte wählen Sie Zusage oder Absage.", "answer")
-    if channel not in CHANNELS:
+    if not Channel.parse(channel):
         raise ValidationError("Unbekannter Antwortweg.", "channel")
     event = invitation.event
-    if event.state == "cancelled":
+    if event.state == EventState.ABGESAGT:
         raise ValidationError("Die Veranstaltung ist abgesagt.")
-    if event.state != "published":
+    if event.state != EventState.VEROEFFENTLICHT:
         raise ValidationError("Die Veranstaltung ist noch nicht veröffentlicht.")
-    if deadline_passed(event) and not (override_deadline and channel in STAFF_CHANNELS):
-        if channel == "link":
+    if deadline_passed(event) and not (override_deadline and channel in Channel.STAFF):
+        if channel == Channel.LINK:
             raise ValidationError("Die Antwortfrist ist abgelaufen. Bitte wenden Sie sich an das Veranstaltungsteam.")
         raise ValidationError("Die Antwortfrist ist abgelaufen. Um die Antwort trotzdem zu übernehmen, bestätigen Sie "
                               "bitte „Trotz abgelaufener Frist übernehmen“.", "override_deadline")
@@ -81,7 +81,7 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
         companions = int(companions or 0)
     except (TypeError, ValueError):
         raise ValidationError("Die Zahl der Begleitpersonen muss eine ganze Zahl sein.", "companions") from None
-    if state != "accepted":
+    if state != InvitationState.ZUGESAGT:
         companions = 0
     if companions < 0 or companions > event.companions_allowed:
         raise ValidationError(
@@ -97,32 +97,32 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
     lock_event(event.id)
     db.session.refresh(invitation)  # the state as of the lock, not as of the page load
     previous, previous_companions = invitation.state, invitation.companions
-    new_state = state
-    if state == "accepted" and event.capacity is not None:
+    new_state = InvitationState(state)
+    if state == InvitationState.ZUGESAGT and event.capacity is not None:
         free = event.capacity - seats_taken(event.id, exclude_id=invitation.id)
         if 1 + companions > free:
-            if previous == "accepted":
+            if previous == InvitationState.ZUGESAGT:
                 raise ValidationError(
                     f"Für weitere Begleitpersonen ist kein Platz mehr frei (frei: {max(free - 1, 0)}).", "companions"
                 )
-            new_state = "waiting"
+            new_state = InvitationState.WARTELISTE
     now = utcnow()
-    if new_state == "waiting" and previous != "waiting":
+    if new_state == InvitationState.WARTELISTE and previous != InvitationState.WARTELISTE:
         invitation.waiting_since = now
-    elif new_state != "waiting":
+    elif new_state != InvitationState.WARTELISTE:
         invitation.waiting_since = None
     changed = (new_state, companions) != (previous, previous_companions)
     invitation.state = new_state
     invitation.companions = companions
     invitation.remark = remark
     invitation.dietary = dietary
-    invitation.channel = channel
+    invitation.channel = Channel(channel)
     invitation.answered_at = now
     invitation.sequence_answered = event.sequence if sequence is None else sequence
     db.session.flush()
     audit(f"antwort.{new_state}", invitation, event_id=event.id, begleitpersonen=companions, kanal=channel,
           geaendert=changed)
-    moved = _move_up(event) if previous == "accepted" else []
+    moved = _move_up(event) if previous == InvitationState.ZUGESAGT else []
     supersede(event, [invitation, *moved])  # what waits for them (reminder, confirmation) says the new answer
     if changed and notify and reachable(invitation) and not delivery_of(invitation).unsent_of("bestaetigung"):
         queue_running("bestaetigung", event, invitation)
@@ -139,13 +139,13 @@ def _notify_moved(event: Event, moved: list[Invitation]) -> None:
 
 def _move_up(event: Event) -> list[Invitation]:
     """First come, first served: stops at the first waiting person who does not fit."""
-    waiting_query = select(Invitation).where(Invitation.event_id == event.id, Invitation.state == "waiting")
+    waiting_query = select(Invitation).where(Invitation.event_id == event.id, Invitation.state == InvitationState.WARTELISTE)
     waiting = list(db.session.scalars(waiting_query.order_by(Invitation.waiting_since, Invitation.id)))
     moved = []
     for person in waiting:
         if event.capacity is not None and seats_taken(event.id) + person.seats > event.capacity:
             break
-        person.state = "accepted"
+        person.state = InvitationState.ZUGESAGT
         person.waiting_since = None
         db.session.flush()
         audit("antwort.nachgerueckt", person, event_id=event.id)

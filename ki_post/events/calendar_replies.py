@@ -12,13 +12,13 @@ from ..errors import NotFound, ValidationError
 from ..extensions import db
 from .answers import answer, deadline_passed
 from .delivery import delivery_of
-from .models import CalendarReply, Event, Invitation
+from .models import CalendarReply, Channel, Event, EventState, Invitation, InvitationState, ReplyStatus
 from .replies import ParsedReply, parse_mail
 
 
-PARTSTAT_TO_STATE = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative", "DELEGATED": "declined"}
-# Replies a person looks at: no invitation found, or arrived after the answer deadline.
-REVIEW_STATUSES = ("unmatched", "late")
+# iCalendar PARTSTAT (as on the wire) → the answer it records.
+PARTSTAT_TO_STATE = {"ACCEPTED": InvitationState.ZUGESAGT, "DECLINED": InvitationState.ABGESAGT,
+                     "TENTATIVE": InvitationState.VORLAEUFIG, "DELEGATED": InvitationState.ABGESAGT}
 
 
 def _apply_one(reply: ParsedReply, message_id: str, from_email: str) -> CalendarReply | None:
@@ -39,31 +39,31 @@ def _apply_one(reply: ParsedReply, message_id: str, from_email: str) -> Calendar
         invitation = db.session.scalar(select(Invitation).where(Invitation.event_id == event.id,
                                                                 Invitation.email == reply.attendee_email))
     if event is None or invitation is None:
-        record.status = "unmatched"
+        record.status = ReplyStatus.UNZUGEORDNET
         db.session.flush()
         audit("kalenderantwort.unzugeordnet", record)
         return record
     record.invitation_id = invitation.id
     sent_sequence = delivery_of(invitation).told_sequence or 0
-    if reply.partstat not in PARTSTAT_TO_STATE or event.state != "published":
-        record.status = "ignored"
+    if reply.partstat not in PARTSTAT_TO_STATE or event.state != EventState.VEROEFFENTLICHT:
+        record.status = ReplyStatus.IGNORIERT
     elif reply.sequence < sent_sequence:
         # An answer to a version older than the last one sent to this person: they have not seen the
         # change yet (a version prepared but not sent does not make a reply stale).
-        record.status = "stale"
-    elif (invitation.channel == "calendar" and invitation.sequence_answered == reply.sequence
+        record.status = ReplyStatus.VERALTET
+    elif (invitation.channel == Channel.KALENDER and invitation.sequence_answered == reply.sequence
           and _newer_reply_exists(invitation.id, reply)):
-        record.status = "ignored"
+        record.status = ReplyStatus.IGNORIERT
     elif deadline_passed(event):
-        record.status = "late"  # the same deadline as for the link; staff may take it over explicitly
+        record.status = ReplyStatus.VERSPAETET  # the same deadline as for the link; staff may take it over explicitly
     else:
         try:
             answer(invitation, PARTSTAT_TO_STATE[reply.partstat], companions=invitation.companions,
-                   remark=reply.comment or invitation.remark, dietary=invitation.dietary, channel="calendar",
+                   remark=reply.comment or invitation.remark, dietary=invitation.dietary, channel=Channel.KALENDER,
                    sequence=reply.sequence)
-            record.status = "applied"
+            record.status = ReplyStatus.UEBERNOMMEN
         except ValidationError:
-            record.status = "ignored"
+            record.status = ReplyStatus.IGNORIERT
     db.session.flush()
     audit(f"kalenderantwort.{record.status}", record, invitation_id=invitation.id, event_id=event.id)
     return record
@@ -74,7 +74,7 @@ def _newer_reply_exists(invitation_id: int, reply: ParsedReply) -> bool:
     if reply.dtstamp is None:
         return False
     newer = select(CalendarReply.id).where(
-        CalendarReply.invitation_id == invitation_id, CalendarReply.status == "applied",
+        CalendarReply.invitation_id == invitation_id, CalendarReply.status == ReplyStatus.UEBERNOMMEN,
         CalendarReply.sequence == reply.sequence, CalendarReply.dtstamp > reply.dtstamp,
     )
     return db.session.scalar(newer) is not None
@@ -93,13 +93,13 @@ def apply_reply_mail(raw: bytes) -> list[CalendarReply]:
 
 def unmatched_replies() -> list[CalendarReply]:
     """Replies for a person to look at: not matched to an invitation, or after the deadline."""
-    return list(db.session.scalars(select(CalendarReply).where(CalendarReply.status.in_(REVIEW_STATUSES))
+    return list(db.session.scalars(select(CalendarReply).where(CalendarReply.status.in_(ReplyStatus.REVIEW))
                                    .order_by(CalendarReply.received_at, CalendarReply.id)))
 
 
 def _open_reply(reply_id: int) -> CalendarReply:
     record = db.session.get(CalendarReply, reply_id)
-    if record is None or record.status not in REVIEW_STATUSES:
+    if record is None or record.status not in ReplyStatus.REVIEW:
         raise NotFound("Diese Kalenderantwort ist nicht (mehr) offen.")
     return record
 
@@ -119,8 +119,8 @@ def assign_reply(reply_id: int, invitation_id: int | None, *, override_deadline:
     if state is None:
         raise ValidationError("Diese Antwort enthält weder Zusage noch Absage.")
     answer(invitation, state, companions=invitation.companions, remark=record.comment or invitation.remark,
-           dietary=invitation.dietary, channel="calendar", sequence=record.sequence, override_deadline=override_deadline)
-    record.status = "assigned"
+           dietary=invitation.dietary, channel=Channel.KALENDER, sequence=record.sequence, override_deadline=override_deadline)
+    record.status = ReplyStatus.ZUGEORDNET
     record.invitation_id = invitation.id
     db.session.flush()
     audit("kalenderantwort.zugeordnet", record, invitation_id=invitation.id, frist_uebergangen=override_deadline)
@@ -130,7 +130,7 @@ def assign_reply(reply_id: int, invitation_id: int | None, *, override_deadline:
 def dismiss_reply(reply_id: int) -> CalendarReply:
     """A person decided the reply needs nothing (e.g. for an unknown event)."""
     record = _open_reply(reply_id)
-    record.status = "dismissed"
+    record.status = ReplyStatus.VERWORFEN
     db.session.flush()
     audit("kalenderantwort.verworfen", record)
     return record
@@ -151,8 +151,9 @@ class IngestResult:
 
     def summary(self) -> str:
         parts = [f"{anzahl(self.mails, 'Mail', 'Mails')} gelesen"]
-        labels = {"applied": "übernommen", "stale": "veraltet", "ignored": "ignoriert", "unmatched": "zur Prüfung",
-                  "late": "nach Fristende zur Prüfung"}
+        labels = {ReplyStatus.UEBERNOMMEN: "übernommen", ReplyStatus.VERALTET: "veraltet",
+                  ReplyStatus.IGNORIERT: "ignoriert", ReplyStatus.UNZUGEORDNET: "zur Prüfung",
+                  ReplyStatus.VERSPAETET: "nach Fristende zur Prüfung"}
         parts += [f"{self.statuses[key]} {label}" for key, label in labels.items() if self.statuses[key]]
         return ", ".join(parts) + "."
 

@@ -10,7 +10,7 @@ from ..errors import KiPostError
 from ..extensions import db
 from ..transaction import cli_transaction
 from . import services
-from .models import Event
+from .models import Event, InvitationState
 
 
 @click.group("events")
@@ -45,7 +45,7 @@ def list_events() -> None:
     from ..formatting import datum_kurz
 
     for event in services.list_events():
-        accepted = sum(1 for i in event.invitations if i.state == "accepted")
+        accepted = sum(1 for i in event.invitations if i.state == InvitationState.ZUGESAGT)
         click.echo(f"{event.id}\t{datum_kurz(event.start_at)}\t{event.state_label}\t{len(event.invitations)}\t{accepted}\t{event.title}")
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 
 from ..extensions import db
-from ..outbox.models import MESSAGE_STATES, Mailing, OutboxMessage
-from ..outbox.topics import MAY_HAVE_ARRIVED, UNSENT, TopicMessage, topic_messages
+from ..outbox.models import Mailing, MessageState, OutboxMessage
+from ..outbox.topics import TopicMessage, topic_messages
 from .mails import EventFacts, invitation_id_of, topic_for
 from .models import Event, Invitation
 
@@ -33,7 +33,7 @@ class Delivery:
 
     @property
     def request_label(self) -> str:
-        return MESSAGE_STATES.get(self.request_state, "keine Einladung") if self.request_state else "keine Einladung"
+        return MessageState.label_of(self.request_state, "keine Einladung") if self.request_state else "keine Einladung"
 
     def unsent_of(self, kind: str) -> list[TopicMessage]:
         return [row for row in self.unsent if kind_of(row) == kind]
@@ -56,18 +56,18 @@ def deliveries(event: Event, invitations: Iterable[Invitation] | None = None) ->
         if invitation_id is None or (wanted is not None and invitation_id not in wanted):
             continue
         delivery = result.setdefault(invitation_id, Delivery())
-        if row.state in UNSENT:
+        if row.state in MessageState.UNSENT:
             delivery.unsent.append(row)
         if row.calendar_method != "REQUEST":
             continue
         delivery.request_state = row.state
-        if row.state in MAY_HAVE_ARRIVED:
+        if row.state in MessageState.MAY_HAVE_ARRIVED:
             delivery.may_have_event = True
             facts = EventFacts.from_json(row.facts)
             if facts is not None:
                 delivery.told = facts
                 delivery.told_sequence = int((row.facts or {}).get("sequence", 0))
-        if row.state == "gesendet":
+        if row.state == MessageState.GESENDET:
             delivery.went_out = True
     return result
 

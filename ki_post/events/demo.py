@@ -8,7 +8,7 @@ from sqlalchemy import select
 from ..formatting import BERLIN
 from ..extensions import db
 from . import invitations, services
-from .models import Event
+from .models import Event, EventState
 
 TITLE = "Feierstunde: Fünf Jahre Teilhabe- und Integrationsgesetz"
 LIST_NAME = "Alle KI-Dezernate"
@@ -40,7 +40,7 @@ def load_demo() -> dict[str, int]:
             companions_allowed=1,
             ask_dietary=True,
         ))
-        event.state = "published"
+        event.state = EventState.VEROEFFENTLICHT
         created["events"] = 1
     try:
         verteiler_id = services.verteiler_id_by_name(LIST_NAME)

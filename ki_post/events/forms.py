@@ -6,9 +6,16 @@ from wtforms import BooleanField, HiddenField, IntegerField, RadioField, SelectF
 from wtforms.fields import DateField, TimeField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from .models import Channel, InvitationState
+
 REQUIRED = "Bitte ausfüllen."
 # An empty first choice, so that a staff member has to pick consciously instead of accepting the first entry.
 PLEASE_CHOOSE = ("", "– bitte wählen –")
+
+
+def former_answer_code(value: str | None) -> str | None:
+    """An answer page loaded before the codes became German posts the English code; it still counts."""
+    return InvitationState.FORMER_CODES.get(value, value) if isinstance(value, str) else value
 
 
 def optional_int(value: str | int | None) -> int | None:
@@ -57,8 +64,9 @@ class ReminderForm(FlaskForm):
 
 
 class RsvpForm(FlaskForm):
-    answer = RadioField("Ihre Antwort", choices=[("accepted", "Ich nehme teil (Zusage)"), ("declined", "Ich nehme nicht teil (Absage)")],
-                        validators=[InputRequired("Bitte wählen Sie Zusage oder Absage.")])
+    answer = RadioField("Ihre Antwort", choices=[(InvitationState.ZUGESAGT.value, "Ich nehme teil (Zusage)"),
+                                                 (InvitationState.ABGESAGT.value, "Ich nehme nicht teil (Absage)")],
+                        filters=[former_answer_code], validators=[InputRequired("Bitte wählen Sie Zusage oder Absage.")])
     companions = IntegerField("Anzahl Begleitpersonen", default=0, validators=[Optional(), NumberRange(0, 20, "0 bis 20.")])
     remark = TextAreaField("Bemerkung", validators=[Optional(), Length(max=2000)])
     dietary = StringField("Ernährungswünsche", validators=[Optional(), Length(max=500)])
@@ -68,10 +76,12 @@ class StaffAnswerForm(RsvpForm):
     invitation_id = SelectField("Eingeladene Person", coerce=optional_int, validators=[InputRequired("Bitte eine Person wählen.")],
                                 invalid_value_message="Bitte eine Person aus der Liste wählen.",
                                 invalid_choice_message="Bitte eine Person aus der Liste wählen.")
-    answer = SelectField("Antwort", choices=[PLEASE_CHOOSE, ("accepted", "Zusage"), ("declined", "Absage"), ("tentative", "vorläufig")],
-                         validators=[InputRequired("Bitte eine Antwort wählen.")],
+    answer = SelectField("Antwort", choices=[PLEASE_CHOOSE, *InvitationState.choices(
+                             InvitationState.ZUGESAGT, InvitationState.ABGESAGT, InvitationState.VORLAEUFIG)],
+                         filters=[former_answer_code], validators=[InputRequired("Bitte eine Antwort wählen.")],
                          invalid_choice_message="Bitte eine Antwort aus der Liste wählen.")
-    channel = SelectField("Antwortweg", choices=[("phone", "Telefon"), ("letter", "Brief"), ("staff", "persönlich/sonstiges")])
+    channel = SelectField("Antwortweg", choices=[*Channel.choices(Channel.TELEFON, Channel.BRIEF),
+                                                 (Channel.SACHBEARBEITUNG.value, "persönlich/sonstiges")])
     override_deadline = BooleanField("Trotz abgelaufener Antwortfrist erfassen")
 
 

@@ -15,13 +15,12 @@ from ..auth.services import audit
 from ..db_types import utcnow
 from ..errors import ValidationError
 from ..extensions import db
-from ..outbox.models import Mailing, OutboxMessage
+from ..outbox.models import Mailing, MessageState, OutboxMessage
 from ..outbox.services import Attachment
-from ..outbox.topics import MAY_HAVE_ARRIVED
 from ..recipients.models import Contact
 from .delivery import deliveries
 from .mails import draft_mailing, queue, reachable, release
-from .models import Event, Invitation
+from .models import Event, EventState, Invitation, InvitationState
 from .operations import publish_event
 
 
@@ -97,14 +96,14 @@ def invite(event: Event, *, verteiler_id: int | None = None, contact_ids: list[i
     """Invites the chosen contacts (a Verteiler, single contacts, or all active contacts) not invited yet:
     one mail each with a REQUEST calendar part, in the event's draft invitation mailing (sent at once
     with ``start``). A person whose invitation mail failed, was skipped or withdrawn is invited anew."""
-    if event.state == "cancelled":
+    if event.state == EventState.ABGESAGT:
         raise ValidationError("Die Veranstaltung ist abgesagt; es können keine Einladungen mehr versendet werden.")
     if utcnow() >= event.end_at:
         raise ValidationError("Die Veranstaltung ist vorbei; es können keine Einladungen mehr versendet werden.")
     contacts = _contacts(verteiler_id, contact_ids)
     if not contacts:
         raise ValidationError("Der Verteiler enthält keine aktiven Kontakte.", "verteiler_id")
-    if event.state == "draft":
+    if event.state == EventState.ENTWURF:
         publish_event(event)
     add_invitations(event, contacts)
     chosen = {(contact.email or "").strip().lower() for contact in contacts}
@@ -143,9 +142,9 @@ def invite(event: Event, *, verteiler_id: int | None = None, contact_ids: list[i
 def reminder_recipients(event: Event, include_accepted: bool = False) -> list[Invitation]:
     """Those whose invitation went out and who have not answered (optionally also those who accepted),
     before the event begins, and who have no reminder waiting already."""
-    if event.state != "published" or utcnow() >= event.start_at:
+    if event.state != EventState.VEROEFFENTLICHT or utcnow() >= event.start_at:
         return []
-    states = {"open"} | ({"accepted"} if include_accepted else set())
+    states = {InvitationState.OFFEN} | ({InvitationState.ZUGESAGT} if include_accepted else set())
     found = deliveries(event)
     return [i for i in event.invitations
             if i.state in states and i.id in found and found[i.id].went_out and not found[i.id].unsent_of("erinnerung")
@@ -157,7 +156,7 @@ def last_reminder(event: Event) -> datetime | None:
     return db.session.scalar(
         select(func.max(OutboxMessage.created_at)).join(Mailing, Mailing.id == OutboxMessage.mailing_id)
         .where(Mailing.event_id == event.id, Mailing.kind == "erinnerung",
-               OutboxMessage.state.in_(("wartend", *MAY_HAVE_ARRIVED))))
+               OutboxMessage.state.in_(MessageState.MAY_HAVE_ARRIVED | {MessageState.WARTEND})))
 
 
 def recent_reminder(event: Event) -> datetime | None:
@@ -179,9 +178,9 @@ class ReminderResult:
 def send_reminders(event: Event, include_accepted: bool = False, *, created_by_id: int | None = None,
                    start: bool = False, repeat_confirmed: bool = False) -> ReminderResult:
     """Reminders as a draft mailing (sent at once with ``start``); each lapses when the event begins."""
-    if event.state == "cancelled":
+    if event.state == EventState.ABGESAGT:
         raise ValidationError("Die Veranstaltung ist abgesagt; es werden keine Erinnerungen versendet.")
-    if event.state != "published":
+    if event.state != EventState.VEROEFFENTLICHT:
         raise ValidationError("Erinnerungen gibt es nur für veröffentlichte Veranstaltungen.")
     if utcnow() >= event.start_at:
         raise ValidationError("Die Veranstaltung hat bereits begonnen; es werden keine Erinnerungen mehr versendet.")
@@ -195,7 +194,8 @@ def send_reminders(event: Event, include_accepted: bool = False, *, created_by_i
     if not recipients:
         raise ValidationError("Es gibt niemanden zu erinnern: Erinnert wird nur, wessen Einladung versendet ist "
                               "und wer noch nicht geantwortet hat.")
-    audience = ("open", "accepted") if include_accepted else ("open",)
+    audience = ((InvitationState.OFFEN, InvitationState.ZUGESAGT) if include_accepted
+                else (InvitationState.OFFEN,))
     mailing = draft_mailing(event, "erinnerung", created_by_id)
     reminded = skipped = 0
     for invitation in recipients:

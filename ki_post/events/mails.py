@@ -20,10 +20,10 @@ from ..formatting import BERLIN, datum, datum_zeit, zeit
 from ..errors import KiPostError, ValidationError
 from ..extensions import db
 from ..outbox import services as outbox
-from ..outbox.models import Mailing, OutboxMessage
+from ..outbox.models import Mailing, MailingState, MessageState, OutboxMessage
 from ..recipients.models import Contact
 from . import ical
-from .models import INVITATION_STATES, Event, Invitation
+from .models import Event, Invitation, InvitationState
 
 RSVP_PATH = "/antwort/"
 # Kinds whose mail carries the personal link: a template without it must not be sent at all.
@@ -190,7 +190,7 @@ def render(kind: str, event: Event, invitation: Invitation, *, told: EventFacts 
     facts: dict[str, Any] = {
         "kind": kind, "uid": event.uid, "sequence": event.sequence, **facts_now.to_json(),
         "deadline": event.deadline.isoformat() if event.deadline else "", "state": invitation.state,
-        "companions": invitation.companions if invitation.state == "accepted" else 0,
+        "companions": invitation.companions if invitation.state == InvitationState.ZUGESAGT else 0,
     }
     if kind == "aktualisierung":
         facts["changes"] = changed
@@ -205,7 +205,7 @@ def render(kind: str, event: Event, invitation: Invitation, *, told: EventFacts 
         "frist": datum_zeit(event.deadline) if event.deadline else "",
         "name": person.name, "organisation": person.organisation, "anrede": person.anrede, "link": rsvp_link(invitation),
         "absender": "\n".join(signature), "absender_zeilen": signature,
-        "status": INVITATION_STATES.get(invitation.state, invitation.state), "begleitpersonen": facts["companions"],
+        "status": InvitationState.label_of(invitation.state), "begleitpersonen": facts["companions"],
         "aenderungen": changed, "grund": event.cancel_reason,
     }
     try:
@@ -263,7 +263,7 @@ def _title(kind: str, event: Event) -> str:
 def draft_mailing(event: Event, kind: str, created_by_id: int | None = None) -> Mailing:
     """The event's draft of this kind (one at a time: a second invite adds to the draft not yet sent)."""
     found = db.session.scalar(select(Mailing).where(Mailing.event_id == event.id, Mailing.kind == kind,
-                                                    Mailing.state == "entwurf").order_by(Mailing.id.desc()).limit(1))
+                                                    Mailing.state == MailingState.ENTWURF).order_by(Mailing.id.desc()).limit(1))
     return found or outbox.create_mailing(kind, _title(kind, event), created_by_id=created_by_id, event_id=event.id)
 
 
@@ -271,7 +271,7 @@ def queue_running(kind: str, event: Event, invitation: Invitation) -> OutboxMess
     """Single mails that go out at once (confirmations, moving up) share one running mailing per event
     and kind, instead of one mailing per mail."""
     mailing = db.session.scalar(select(Mailing).where(
-        Mailing.event_id == event.id, Mailing.kind == kind, Mailing.state.in_(("aktiv", "pausiert")))
+        Mailing.event_id == event.id, Mailing.kind == kind, Mailing.state.in_(MailingState.RELEASED))
         .order_by(Mailing.id.desc()).limit(1))
     fresh = mailing is None
     if fresh:
@@ -284,10 +284,10 @@ def queue_running(kind: str, event: Event, invitation: Invitation) -> OutboxMess
 
 def release(mailing: Mailing | None) -> None:
     """Send a draft at once (CLI without --entwurf) if it holds anything to send."""
-    if mailing is not None and mailing.state == "entwurf":
+    if mailing is not None and mailing.state == MailingState.ENTWURF:
         db.session.flush()
         waiting = db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.mailing_id == mailing.id,
-                                                                   OutboxMessage.state == "wartend").limit(1))
+                                                                   OutboxMessage.state == MessageState.WARTEND).limit(1))
         if waiting is not None:
             outbox.start_mailing(mailing)
 

@@ -8,31 +8,66 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db_types import UTCDateTime, utcnow
 from ..extensions import db
+from ..states import LabelledEnum, state_column
 
-EVENT_STATES = {"draft": "Entwurf", "published": "veröffentlicht", "cancelled": "abgesagt"}
-INVITATION_STATES = {
-    "open": "offen",
-    "accepted": "Zusage",
-    "declined": "Absage",
-    "tentative": "vorläufig",
-    "waiting": "Warteliste",
-}
-CHANNELS = {
-    "link": "persönlicher Link",
-    "calendar": "Kalenderantwort",
-    "phone": "Telefon",
-    "letter": "Brief",
-    "staff": "Sachbearbeitung",
-}
-REPLY_STATUSES = {
-    "applied": "übernommen",
-    "stale": "veraltete Version",
-    "ignored": "ignoriert",
-    "unmatched": "nicht zugeordnet",
-    "assigned": "manuell zugeordnet",
-    "late": "nach Ablauf der Antwortfrist",
-    "dismissed": "verworfen",
-}
+
+
+class EventState(LabelledEnum):
+    ENTWURF = "entwurf", "Entwurf"
+    VEROEFFENTLICHT = "veroeffentlicht", "veröffentlicht"
+    ABGESAGT = "abgesagt", "abgesagt"
+
+
+class InvitationState(LabelledEnum):
+    """Where one invited person stands; the label is what they and the staff read."""
+
+    OFFEN = "offen", "offen"
+    ZUGESAGT = "zugesagt", "Zusage"
+    ABGESAGT = "abgesagt", "Absage"
+    VORLAEUFIG = "vorlaeufig", "vorläufig"
+    WARTELISTE = "warteliste", "Warteliste"
+
+
+# What a person (or the staff for them) can answer; an acceptance beyond capacity becomes WARTELISTE.
+InvitationState.ANSWERS = frozenset({InvitationState.ZUGESAGT, InvitationState.ABGESAGT, InvitationState.VORLAEUFIG})
+# Shown as "Ich nehme teil" on the personal answer page: accepted, or waiting for a seat.
+InvitationState.WANTS_TO_COME = frozenset({InvitationState.ZUGESAGT, InvitationState.WARTELISTE})
+# Before this version the codes were English; personal answer links with ``?antwort=accepted`` may sit in
+# mailboxes, and the answer form may be posted from a page loaded before the upgrade.
+InvitationState.FORMER_CODES = {"open": InvitationState.OFFEN, "accepted": InvitationState.ZUGESAGT,
+                                "declined": InvitationState.ABGESAGT, "tentative": InvitationState.VORLAEUFIG,
+                                "waiting": InvitationState.WARTELISTE}
+
+
+class Channel(LabelledEnum):
+    """How an answer came in (None on an invitation not answered yet)."""
+
+    LINK = "link", "persönlicher Link"
+    KALENDER = "kalender", "Kalenderantwort"
+    TELEFON = "telefon", "Telefon"
+    BRIEF = "brief", "Brief"
+    SACHBEARBEITUNG = "sachbearbeitung", "Sachbearbeitung"
+
+
+# Answers the staff records: these may override the deadline on purpose (never the personal link).
+Channel.STAFF = frozenset({Channel.TELEFON, Channel.BRIEF, Channel.SACHBEARBEITUNG, Channel.KALENDER})
+
+
+class ReplyStatus(LabelledEnum):
+    """What became of a calendar reply (iTIP REPLY) the functional mailbox received."""
+
+    UEBERNOMMEN = "uebernommen", "übernommen"
+    VERALTET = "veraltet", "veraltete Version"
+    IGNORIERT = "ignoriert", "ignoriert"
+    UNZUGEORDNET = "unzugeordnet", "nicht zugeordnet"
+    ZUGEORDNET = "zugeordnet", "manuell zugeordnet"
+    VERSPAETET = "verspaetet", "nach Ablauf der Antwortfrist"
+    VERWORFEN = "verworfen", "verworfen"
+
+
+# Replies a person looks at: no invitation found, or arrived after the answer deadline.
+ReplyStatus.REVIEW = frozenset({ReplyStatus.UNZUGEORDNET, ReplyStatus.VERSPAETET})
+
 # The answers of calendar programs (iCalendar PARTSTAT), as people read them.
 PARTSTAT_LABELS = {
     "ACCEPTED": "Zusage",
@@ -63,7 +98,7 @@ class Event(db.Model):
     companions_allowed: Mapped[int] = mapped_column(Integer, default=0)
     ask_remarks: Mapped[bool] = mapped_column(default=True)
     ask_dietary: Mapped[bool] = mapped_column(default=False)
-    state: Mapped[str] = mapped_column(String(20), default="draft", index=True)
+    state: Mapped[EventState] = mapped_column(state_column(EventState), default=EventState.ENTWURF, index=True)
     uid: Mapped[str] = mapped_column(String(64), unique=True)
     # Raised with every change a calendar shows (title, time, place, description) and on cancelling.
     sequence: Mapped[int] = mapped_column(Integer, default=0)
@@ -78,7 +113,7 @@ class Event(db.Model):
 
     @property
     def state_label(self) -> str:
-        return EVENT_STATES.get(self.state, self.state)
+        return EventState.label_of(self.state)
 
     @property
     def location(self) -> str:
@@ -99,12 +134,13 @@ class Invitation(db.Model):
     organisation_name: Mapped[str] = mapped_column(String(200), default="")
     # secrets.token_urlsafe(32): 256 random bits; kept so that reminders can repeat the link.
     token: Mapped[str] = mapped_column(String(64), unique=True)
-    state: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    state: Mapped[InvitationState] = mapped_column(state_column(InvitationState), default=InvitationState.OFFEN,
+                                                   index=True)
     companions: Mapped[int] = mapped_column(Integer, default=0)
     remark: Mapped[str] = mapped_column(Text, default="")
     dietary: Mapped[str] = mapped_column(Text, default="")
     answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    channel: Mapped[str] = mapped_column(String(20), default="")
+    channel: Mapped[Channel | None] = mapped_column(state_column(Channel))
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sequence_answered: Mapped[int | None] = mapped_column(Integer)
     waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -116,11 +152,11 @@ class Invitation(db.Model):
 
     @property
     def state_label(self) -> str:
-        return INVITATION_STATES.get(self.state, self.state)
+        return InvitationState.label_of(self.state)
 
     @property
     def channel_label(self) -> str:
-        return CHANNELS.get(self.channel, self.channel)
+        return Channel.label_of(self.channel)
 
     @property
     def seats(self) -> int:
@@ -144,14 +180,10 @@ class CalendarReply(db.Model):
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     dtstamp: Mapped[datetime | None] = mapped_column(UTCDateTime)
     comment: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(20), default="unmatched", index=True)
+    status: Mapped[ReplyStatus] = mapped_column(state_column(ReplyStatus), default=ReplyStatus.UNZUGEORDNET, index=True)
     event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"), index=True)
     invitation_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id", ondelete="SET NULL"))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-    @property
-    def status_label(self) -> str:
-        return REPLY_STATUSES.get(self.status, self.status)
 
     @property
     def partstat_label(self) -> str:

@@ -24,7 +24,7 @@ from . import ical
 from .answers import move_up_and_notify
 from .delivery import deliveries, lock_event
 from .mails import draft_mailing, queue, reachable, release
-from .models import Event
+from .models import Event, EventState
 from .superseding import supersede
 
 MAX_COMPANIONS = 20
@@ -162,7 +162,7 @@ class UpdateResult:
 def update_event(event: Event, data: EventData, *, created_by_id: int | None = None, start: bool = False) -> UpdateResult:
     """Change an event. Every unsent mail of it is written anew at once; everyone who may have an
     older version gets an update saying what changed for them (in a draft mailing, or sent with ``start``)."""
-    if event.state == "cancelled":
+    if event.state == EventState.ABGESAGT:
         raise ValidationError("Eine abgesagte Veranstaltung kann nicht mehr geändert werden.")
     values = _validated(data)
     lock_event(event.id)
@@ -183,7 +183,7 @@ def update_event(event: Event, data: EventData, *, created_by_id: int | None = N
     outcome = supersede(event, updates=updates)
     result = UpdateResult(changed, outcome.rewritten, outcome.withdrawn, outcome.skipped, len(outcome.updates),
                           mailing.id if mailing else None)
-    if more_seats and event.state == "published":
+    if more_seats and event.state == EventState.VEROEFFENTLICHT:
         result.moved_up = len(move_up_and_notify(event))
     if start:
         release(mailing)
@@ -205,9 +205,9 @@ def list_events() -> list[Event]:
 
 
 def publish_event(event: Event) -> None:
-    if event.state == "cancelled":
+    if event.state == EventState.ABGESAGT:
         raise ValidationError("Die Veranstaltung ist abgesagt.")
-    event.state = "published"
+    event.state = EventState.VEROEFFENTLICHT
     db.session.flush()
     audit("veranstaltung.veroeffentlicht", event)
 
@@ -233,13 +233,13 @@ _REASON_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f\u2028\u2029]")
 def cancel_event(event: Event, reason: str = "", *, created_by_id: int | None = None, start: bool = False) -> CancelResult:
     """Cancel: every unsent mail of the event is withdrawn, and those who may have it in their calendar
     get METHOD:CANCEL (STATUS:CANCELLED, SEQUENCE + 1) with the reason, in a draft or sent with ``start``."""
-    if event.state == "cancelled":
+    if event.state == EventState.ABGESAGT:
         raise ValidationError("Die Veranstaltung ist bereits abgesagt.")
     reason = _REASON_CONTROL.sub(" ", (reason or "").replace("\r\n", "\n")).strip()
     if len(reason) > 1000:
         raise ValidationError("Der Grund darf höchstens 1.000 Zeichen lang sein.", "reason")
     lock_event(event.id)
-    event.state = "cancelled"
+    event.state = EventState.ABGESAGT
     event.cancel_reason = reason
     event.cancelled_at = utcnow()
     event.sequence += 1

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from .delivery import deliveries
-from .models import Event, Invitation
+from .models import Event, Invitation, InvitationState
 
 
 @dataclass
@@ -24,7 +24,7 @@ def overview(event: Event, *, q: str = "", state: str = "") -> Overview:
     invitations = sorted(event.invitations, key=lambda i: (i.organisation_name.lower(), i.name.lower()))
     counts: Counter = Counter(i.state for i in invitations)
     counts["invited"] = len(invitations)
-    companions = sum(i.companions for i in invitations if i.state == "accepted")
+    companions = sum(i.companions for i in invitations if i.state == InvitationState.ZUGESAGT)
     per_org: dict[str, Counter] = defaultdict(Counter)
     for i in invitations:
         per_org[i.organisation_name or "—"][i.state] += 1

@@ -16,7 +16,7 @@ from flask import current_app
 
 from ..formatting import datum_zeit, zeit
 from ..errors import ValidationError
-from .models import Event
+from .models import Event, InvitationState
 
 
 def _repeat_header(row) -> None:
@@ -37,7 +37,7 @@ def sign_in_docx(event: Event) -> bytes:
     document.core_properties.language = "de-DE"
     document.add_heading(f"Unterschriftenliste: {event.title}", level=1)
     document.add_paragraph(f"{datum_zeit(event.start_at)} bis {zeit(event.end_at)} Uhr" + (f", {event.location}" if event.location else ""))
-    accepted = sorted((i for i in event.invitations if i.state == "accepted"),
+    accepted = sorted((i for i in event.invitations if i.state == InvitationState.ZUGESAGT),
                       key=lambda i: (i.organisation_name.lower(), i.name.lower()))
     table = document.add_table(rows=1, cols=4)
     table.style = "Table Grid"

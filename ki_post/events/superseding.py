@@ -25,7 +25,7 @@ from ..recipients.signals import contacts_changed
 from .delivery import Delivery, deliveries, kind_of
 from .mails import (RECIPIENT_PROBLEMS, EventFacts, TemplateProblem, changes, invitation_id_of, problem_text, queue,
                     reachable, render)
-from .models import Event, Invitation
+from .models import Event, EventState, Invitation, InvitationState
 
 log = logging.getLogger(__name__)
 # A claim can beat a rewrite by a moment; the person's plan is then made again with that message in flight.
@@ -45,7 +45,7 @@ def _started(event: Event) -> bool:
 
 
 def _withdraw_reason(event: Event, kind: str) -> str:
-    if event.state == "cancelled":
+    if event.state == EventState.ABGESAGT:
         return "Zurückgezogen: Die Veranstaltung ist abgesagt."
     if kind == "erinnerung":
         return "Zurückgezogen: Die Erinnerung passt nicht mehr (inzwischen beantwortet oder Veranstaltung begonnen)."
@@ -66,15 +66,15 @@ def _plan_one(event: Event, invitation: Invitation, delivery: Delivery, result: 
     for row in delivery.unsent:
         kind = kind_of(row)
         keep = kind not in seen_kinds  # one unsent mail of each kind is enough; it says what is true now
-        if erased or (event.state == "cancelled" and kind != "absage"):
+        if erased or (event.state == EventState.ABGESAGT and kind != "absage"):
             keep = False
         elif kind == "aktualisierung" and (told is None or not changes(told, current)):
             keep = False
         elif kind == "erinnerung":
-            audience = tuple((row.facts or {}).get("audience") or ("open",))
+            audience = tuple((row.facts or {}).get("audience") or (InvitationState.OFFEN,))
             keep = keep and invitation.state in audience and not _started(event)
         elif kind == "nachruecker":
-            keep = keep and invitation.state == "accepted"  # moved up, then declined before the mail left
+            keep = keep and invitation.state == InvitationState.ZUGESAGT  # moved up, then declined before the mail left
         seen_kinds.add(kind)
         if not keep:
             reason = "Zurückgezogen: Die Person wurde gelöscht oder anonymisiert." if erased else _withdraw_reason(event, kind)
@@ -107,7 +107,7 @@ def _plan_one(event: Event, invitation: Invitation, delivery: Delivery, result: 
         if not done:
             return False
         result.rewritten += 1
-    if (updates is not None and event.state == "published" and not erased and told is not None
+    if (updates is not None and event.state == EventState.VEROEFFENTLICHT and not erased and told is not None
             and changes(told, current) and "aktualisierung" not in seen_kinds):
         if queue(updates(), "aktualisierung", event, invitation, told=told) is not None:
             result.updates.append(invitation.id)

@@ -15,7 +15,7 @@ from ..transaction import get_or_404, transaction
 from . import services
 from .forms import (PLEASE_CHOOSE, AssignReplyForm, CancelForm, ConfirmForm, EventForm, InviteForm, ReminderForm, RsvpForm,
                     StaffAnswerForm)
-from .models import INVITATION_STATES, Event, Invitation
+from .models import Channel, Event, EventState, Invitation, InvitationState
 
 bp = Blueprint("events", __name__)
 
@@ -74,7 +74,7 @@ def new():
 @bp.route("/veranstaltungen/<int:event_id>/bearbeiten", methods=["GET", "POST"])
 def edit(event_id: int):
     event = services.get_event(event_id)
-    if event.state == "cancelled":
+    if event.state == EventState.ABGESAGT:
         flash("Die Veranstaltung ist abgesagt und kann nicht mehr geändert werden.", "error")
         return redirect(url_for("events.detail", event_id=event.id))
     form = EventForm(obj=None)
@@ -124,8 +124,7 @@ def _answer_choices(event: Event) -> list[tuple[int | str, str]]:
 def _detail_page(event: Event, answer_form: StaffAnswerForm | None = None):
     q = request.args.get("q", "").strip()[:100]
     state = request.args.get("status", "")
-    if state not in INVITATION_STATES:
-        state = ""
+    state = InvitationState.parse(InvitationState.FORMER_CODES.get(state, state)) or ""  # old bookmarks keep working
     invite_form = InviteForm()
     invite_form.verteiler_id.choices = [(v.id, v.name) for v in recipients.all_verteiler()]
     if answer_form is None:
@@ -133,7 +132,7 @@ def _detail_page(event: Event, answer_form: StaffAnswerForm | None = None):
         answer_form.invitation_id.choices = _answer_choices(event)
     return render_template(
         "events/detail.html", event=event, overview=services.overview(event, q=q, state=state), q=q, state=state,
-        states=INVITATION_STATES, invite_form=invite_form, answer_form=answer_form, confirm_form=ConfirmForm(),
+        states=InvitationState.labels(), invite_form=invite_form, answer_form=answer_form, confirm_form=ConfirmForm(),
         mailings=services.event_mailings(event), deadline_passed=services.deadline_passed(event),
     )
 
@@ -166,7 +165,7 @@ def publish(event_id: int):
 @requires_role("sachbearbeitung")
 def cancel_confirm(event_id: int, form: CancelForm | None = None):
     event = services.get_event(event_id)
-    if event.state == "cancelled":
+    if event.state == EventState.ABGESAGT:
         flash("Die Veranstaltung ist bereits abgesagt.", "error")
         return redirect(url_for("events.detail", event_id=event_id))
     return render_template("events/cancel.html", event=event, form=form or CancelForm(),
@@ -203,7 +202,7 @@ def cancel(event_id: int):
 @requires_role("sachbearbeitung")
 def remind_confirm(event_id: int, form: ReminderForm | None = None):
     event = services.get_event(event_id)
-    if event.state == "cancelled":
+    if event.state == EventState.ABGESAGT:
         flash("Die Veranstaltung ist abgesagt; es werden keine Erinnerungen versendet.", "error")
         return redirect(url_for("events.detail", event_id=event_id))
     return render_template("events/remind.html", event=event, form=form or ReminderForm(),
@@ -275,7 +274,7 @@ def record_answer(event_id: int):
                                  override_deadline=bool(form.override_deadline.data))
     if done.ok:
         unchanged = "" if result.changed else " (unverändert; keine neue Bestätigung)"
-        flash(f"Antwort von {invitation.name or invitation.email} erfasst: {INVITATION_STATES[result.state]}{unchanged}.",
+        flash(f"Antwort von {invitation.name or invitation.email} erfasst: {result.state.label}{unchanged}.",
               "success")
     return redirect(url_for("events.detail", event_id=event_id))
 
@@ -349,8 +348,9 @@ def dismiss_reply(reply_id: int):
 def rsvp(token: str):
     invitation = services.invitation_by_token(token)
     form = RsvpForm()
-    if invitation.state in ("accepted", "declined", "waiting"):
-        form.answer.data = "accepted" if invitation.state in ("accepted", "waiting") else "declined"
+    if invitation.state in InvitationState.WANTS_TO_COME | {InvitationState.ABGESAGT}:
+        form.answer.data = (InvitationState.ZUGESAGT if invitation.state in InvitationState.WANTS_TO_COME
+                            else InvitationState.ABGESAGT)
     form.companions.data = invitation.companions
     form.remark.data = invitation.remark
     form.dietary.data = invitation.dietary
@@ -359,7 +359,7 @@ def rsvp(token: str):
 
 def _rsvp_page(invitation: Invitation, form: RsvpForm, status: int = 200):
     event = invitation.event
-    closed = event.state != "published" or services.deadline_passed(event)
+    closed = event.state != EventState.VEROEFFENTLICHT or services.deadline_passed(event)
     response = render_template("events/rsvp.html", invitation=invitation, event=event, form=form, closed=closed,
                                sender=services.sender_lines())
     return response, status, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
@@ -374,12 +374,12 @@ def rsvp_answer(token: str):
     if form.validate_on_submit():
         with transaction(form, field_map=_FIELD_MAP) as done:
             result = services.answer(invitation, form.answer.data, companions=form.companions.data or 0,
-                                     remark=form.remark.data or "", dietary=form.dietary.data or "", channel="link")
+                                     remark=form.remark.data or "", dietary=form.dietary.data or "", channel=Channel.LINK)
         if done.ok:
             messages = {
-                "accepted": "Vielen Dank! Ihre Zusage ist gespeichert. Sie erhalten eine Bestätigung per E-Mail.",
-                "declined": "Vielen Dank! Ihre Absage ist gespeichert. Sie erhalten eine Bestätigung per E-Mail.",
-                "waiting": "Die Veranstaltung ist leider ausgebucht. Sie stehen auf der Warteliste und erhalten eine Nachricht, sobald ein Platz frei wird.",
+                InvitationState.ZUGESAGT: "Vielen Dank! Ihre Zusage ist gespeichert. Sie erhalten eine Bestätigung per E-Mail.",
+                InvitationState.ABGESAGT: "Vielen Dank! Ihre Absage ist gespeichert. Sie erhalten eine Bestätigung per E-Mail.",
+                InvitationState.WARTELISTE: "Die Veranstaltung ist leider ausgebucht. Sie stehen auf der Warteliste und erhalten eine Nachricht, sobald ein Platz frei wird.",
             }
             if not result.changed:
                 flash("Ihre Antwort ist unverändert gespeichert; eine Bestätigung haben Sie bereits erhalten.", "success")

@@ -104,7 +104,7 @@ def mail_letters(version: LetterTemplateVersion, contacts: Sequence[Contact], fi
                               + "; ".join(list(dict.fromkeys(skipped))[:3]))
     if start:
         start_mailing(mailing)
-    audit("rundschreiben.eingereiht", mailing, anzahl=queued, uebersprungen=len(skipped))
+    audit("aussendung.rundschreiben", mailing, anzahl=queued, uebersprungen=len(skipped))
     return mailing
 
 

@@ -11,7 +11,7 @@ from ..errors import KiPostError
 from ..extensions import db
 from ..transaction import cli_transaction
 from . import services
-from .models import MESSAGE_STATES
+from .models import MessageState
 
 
 @click.group("outbox")
@@ -64,11 +64,11 @@ def status(mailing_id: int | None) -> None:
         if mailing.pause_reason:
             click.echo(f"Grund: {mailing.pause_reason}")
     counts = services.mailing_counts(mailing_id)
-    for state, label in MESSAGE_STATES.items():
+    for state, label in MessageState.labels().items():
         click.echo(f"{label}: {counts[state]}")
 
 
-def _control(name: str, help_text: str, action, done: str):
+def _control(name: str, help_text: str, action, done: str, audit_name: str):
     @outbox.command(name, help=help_text)
     @click.argument("mailing_id", type=int)
     def command(mailing_id: int) -> None:
@@ -79,7 +79,7 @@ def _control(name: str, help_text: str, action, done: str):
             raise click.ClickException(str(error)) from None
         from ..auth.services import audit
 
-        audit(f"outbox.{name}", mailing, count=result if isinstance(result, int) else None)
+        audit(f"aussendung.{audit_name}", mailing, count=result if isinstance(result, int) else None)
         db.session.commit()
         click.echo(done.format(id=mailing.id, n=result))
 
@@ -87,12 +87,12 @@ def _control(name: str, help_text: str, action, done: str):
 
 
 _control("pause", "Eine laufende Aussendung anhalten.", lambda m: services.pause_mailing(m, "von Hand pausiert (Kommandozeile)"),
-         "Aussendung {id} pausiert.")
-_control("resume", "Eine pausierte Aussendung fortsetzen.", services.resume_mailing, "Aussendung {id} wird fortgesetzt.")
+         "Aussendung {id} pausiert.", "pausiert")
+_control("resume", "Eine pausierte Aussendung fortsetzen.", services.resume_mailing, "Aussendung {id} wird fortgesetzt.", "fortgesetzt")
 _control("cancel", "Eine Aussendung abbrechen; wartende Nachrichten werden nicht mehr gesendet.", services.cancel_mailing,
-         "Aussendung {id} abgebrochen ({n} Nachrichten nicht gesendet).")
+         "Aussendung {id} abgebrochen ({n} Nachrichten nicht gesendet).", "abgebrochen")
 _control("retry-failed", "Fehlgeschlagene Nachrichten einer Aussendung erneut senden.", services.retry_failed,
-         "{n} fehlgeschlagene Nachrichten der Aussendung {id} werden erneut gesendet.")
+         "{n} fehlgeschlagene Nachrichten der Aussendung {id} werden erneut gesendet.", "fehlgeschlagene-erneut")
 
 
 @outbox.command("start")
@@ -123,8 +123,8 @@ def list_unklar(mailing_id: int | None, resend_all: bool, mark_all: bool, confir
     if mailing_id is None:
         raise click.UsageError("Bitte die Nummer der Aussendung angeben (outbox unklar NR …).")
     mailing = _mailing(mailing_id)
-    action, question, name = ((services.resend_unklar, "erneut senden", "unklar-resend") if resend_all
-                              else (services.mark_unklar_sent, "als gesendet markieren", "unklar-mark-sent"))
+    action, question, name = ((services.resend_unklar, "erneut senden", "unklare-erneut") if resend_all
+                              else (services.mark_unklar_sent, "als gesendet markieren", "unklare-als-gesendet"))
     if messages and not confirmed:
         click.confirm(f"Alle {len(messages)} unklaren Nachrichten der Aussendung {mailing.id} {question}?", abort=True)
     try:
@@ -134,7 +134,7 @@ def list_unklar(mailing_id: int | None, resend_all: bool, mark_all: bool, confir
         raise click.ClickException(str(error)) from None
     from ..auth.services import audit
 
-    audit(f"outbox.{name}", mailing, count=count)
+    audit(f"aussendung.{name}", mailing, count=count)
     db.session.commit()
     done = "werden erneut gesendet" if resend_all else "als gesendet markiert"
     click.echo(f"{count} unklare Nachrichten der Aussendung {mailing.id} {done}."

@@ -30,7 +30,7 @@ from ..extensions import db
 from ..recipients.erasure import ANONYMISED_ADDRESS, address_forms
 from ..recipients.models import Contact
 from ..recipients.signals import contact_erasing
-from .models import Mailing, OutboxAttachment, OutboxMessage
+from .models import Mailing, MessageState, OutboxAttachment, OutboxMessage
 from .services import outbox_dir, withdraw_messages
 from .signals import messages_returned
 
@@ -61,8 +61,8 @@ def erase_messages(contact: Contact, reason: str) -> dict[str, int]:
     forms = address_forms([contact.email, *db.session.scalars(select(OutboxMessage.to_email).where(condition).distinct())])
     withdrawn = withdraw_messages(condition, reason)
     withdrawn += db.session.execute(
-        update(OutboxMessage).where(condition, OutboxMessage.state == "fehlgeschlagen")
-        .values(state="zurueckgezogen", server_reply=reason),
+        update(OutboxMessage).where(condition, OutboxMessage.state == MessageState.FEHLGESCHLAGEN)
+        .values(state=MessageState.ZURUECKGEZOGEN, server_reply=reason),
         execution_options={"synchronize_session": False},
     ).rowcount or 0
 

@@ -14,40 +14,62 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db_types import UTCDateTime, utcnow
 from ..extensions import db
+from ..states import LabelledEnum, state_column
 
-# Mailing states → German labels.
-MAILING_STATES = {
-    "entwurf": "Entwurf",
-    "aktiv": "wird gesendet",
-    "pausiert": "pausiert",
-    "abgebrochen": "abgebrochen",
-}
-# Message states → German labels (also used by `outbox status`).
-MESSAGE_STATES = {
-    "wartend": "wartend",
-    "in_arbeit": "in Arbeit",
-    "gesendet": "gesendet",
-    "fehlgeschlagen": "fehlgeschlagen",
-    "unklar": "unklar",
-    "abgebrochen": "abgebrochen",
+
+
+class MailingState(LabelledEnum):
+    ENTWURF = "entwurf", "Entwurf"
+    AKTIV = "aktiv", "wird gesendet"
+    PAUSIERT = "pausiert", "pausiert"
+    ABGEBROCHEN = "abgebrochen", "abgebrochen"
+
+
+# A mailing whose messages may still go out once it runs (again).
+MailingState.NOT_CANCELLED = frozenset({MailingState.ENTWURF, MailingState.AKTIV, MailingState.PAUSIERT})
+# Released: its waiting messages go out now, or when it is resumed.
+MailingState.RELEASED = frozenset({MailingState.AKTIV, MailingState.PAUSIERT})
+
+
+class MessageState(LabelledEnum):
+    """Where one message stands (also the lines of ``outbox status``)."""
+
+    WARTEND = "wartend", "wartend"
+    IN_ARBEIT = "in_arbeit", "in Arbeit"
+    GESENDET = "gesendet", "gesendet"
+    FEHLGESCHLAGEN = "fehlgeschlagen", "fehlgeschlagen"
+    UNKLAR = "unklar", "unklar"
+    ABGEBROCHEN = "abgebrochen", "abgebrochen"
     # Superseded before it went out (event cancelled, person erased …): never sent, counted apart
     # from "abgebrochen" (a person stopped the mailing) because nobody decided against this mail.
-    "zurueckgezogen": "zurückgezogen",
+    ZURUECKGEZOGEN = "zurueckgezogen", "zurückgezogen"
     # Never built: a problem with this one recipient (address, data, letter) that must not block the
     # others; ``server_reply`` holds the German reason.
-    "uebersprungen": "übersprungen",
-}
-MAILING_KINDS = {
-    "rundschreiben": "Rundschreiben",
-    "einladung": "Einladung",
-    "aktualisierung": "Aktualisierung",
-    "absage": "Absage",
-    "erinnerung": "Erinnerung",
-    "bestaetigung": "Bestätigung",
-    "nachruecker": "Nachrücker",
-    "testversand": "Testversand",
-    "allgemein": "Mitteilung",
-}
+    UEBERSPRUNGEN = "uebersprungen", "übersprungen"
+
+
+# Still to be sent by a worker (waiting, or claimed and on its way).
+MessageState.LEFT_TO_SEND = frozenset({MessageState.WARTEND, MessageState.IN_ARBEIT})
+# Not claimed by any worker: may still change or be withdrawn (failed ones wait for a person's retry).
+MessageState.UNSENT = frozenset({MessageState.WARTEND, MessageState.FEHLGESCHLAGEN})
+# Claimed, sent or in doubt: the recipient may have it.
+MessageState.MAY_HAVE_ARRIVED = frozenset({MessageState.IN_ARBEIT, MessageState.GESENDET, MessageState.UNKLAR})
+# Will never go out (unless a person sends it again as a new message).
+MessageState.GONE = frozenset({MessageState.ZURUECKGEZOGEN, MessageState.UEBERSPRUNGEN, MessageState.ABGEBROCHEN})
+# A person decides: send again or record as sent.
+MessageState.NEEDS_DECISION = frozenset({MessageState.UNKLAR, MessageState.FEHLGESCHLAGEN})
+
+
+class MailingKind(LabelledEnum):
+    RUNDSCHREIBEN = "rundschreiben", "Rundschreiben"
+    EINLADUNG = "einladung", "Einladung"
+    AKTUALISIERUNG = "aktualisierung", "Aktualisierung"
+    ABSAGE = "absage", "Absage"
+    ERINNERUNG = "erinnerung", "Erinnerung"
+    BESTAETIGUNG = "bestaetigung", "Bestätigung"
+    NACHRUECKER = "nachruecker", "Nachrücker"
+    TESTVERSAND = "testversand", "Testversand"
+    ALLGEMEIN = "allgemein", "Mitteilung"
 
 
 class Mailing(db.Model):
@@ -56,9 +78,9 @@ class Mailing(db.Model):
     __tablename__ = "outbox_mailings"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(30), index=True)
+    kind: Mapped[MailingKind] = mapped_column(state_column(MailingKind, length=30), index=True)
     title: Mapped[str] = mapped_column(String(300))
-    state: Mapped[str] = mapped_column(String(20), default="entwurf", index=True)
+    state: Mapped[MailingState] = mapped_column(state_column(MailingState), default=MailingState.ENTWURF, index=True)
     # Why the mailing is paused (by a person or by itself after failures in a row).
     pause_reason: Mapped[str] = mapped_column(Text, default="")
     failures_in_a_row: Mapped[int] = mapped_column(Integer, default=0)
@@ -81,19 +103,19 @@ class Mailing(db.Model):
         retry of failed messages turns it back into "wird gesendet" by itself. Pages that already
         hold the counts per state (lists, progress) pass them instead of a query per mailing.
         """
-        if self.state == "aktiv" and self.id is not None:
+        if self.state == MailingState.AKTIV and self.id is not None:
             if counts is not None:
-                left = counts.get("wartend", 0) + counts.get("in_arbeit", 0)
+                left = sum(counts.get(state, 0) for state in MessageState.LEFT_TO_SEND)
             else:
                 left = db.session.scalar(select(OutboxMessage.id).where(
-                    OutboxMessage.mailing_id == self.id, OutboxMessage.state.in_(("wartend", "in_arbeit"))).limit(1))
+                    OutboxMessage.mailing_id == self.id, OutboxMessage.state.in_(MessageState.LEFT_TO_SEND)).limit(1))
             if not left:
                 return "abgeschlossen"
-        return MAILING_STATES.get(self.state, self.state)
+        return MailingState.label_of(self.state)
 
     @property
     def kind_label(self) -> str:
-        return MAILING_KINDS.get(self.kind, self.kind)
+        return MailingKind.label_of(self.kind)
 
 
 class OutboxMessage(db.Model):
@@ -137,7 +159,7 @@ class OutboxMessage(db.Model):
     # Not sent after this moment (withdrawn instead), e.g. a reminder once the event has begun.
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Delivery.
-    state: Mapped[str] = mapped_column(String(20), default="wartend")
+    state: Mapped[MessageState] = mapped_column(state_column(MessageState), default=MessageState.WARTEND)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     first_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -157,9 +179,9 @@ class OutboxMessage(db.Model):
 
     @property
     def state_label(self) -> str:
-        if self.state == "gesendet" and self.eml_file:
+        if self.state == MessageState.GESENDET and self.eml_file:
             return "nicht versendet (als Datei abgelegt)"  # no SMTP server configured
-        return MESSAGE_STATES.get(self.state, self.state)
+        return MessageState.label_of(self.state)
 
 
 class OutboxAttachment(db.Model):

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from .. import health
 from ..extensions import db
-from .models import OutboxMessage
+from .models import MessageState, OutboxMessage
 from .transport import InDoubt
 
 if TYPE_CHECKING:
@@ -64,17 +64,17 @@ class OutageHandling:
         abandoned), so they wait again. ``pending`` (data sent, result not yet stored) is stored now,
         unless the commit whose answer got lost already stored it: once, never twice."""
         m = OutboxMessage
-        unsent = [m.claimed_by == self.id, m.state == "in_arbeit"]
+        unsent = [m.claimed_by == self.id, m.state == MessageState.IN_ARBEIT]
         if pending is not None:
             unsent.append(m.id != pending[0].message_id)
-        db.session.execute(update(m).where(*unsent).values(state="wartend", claimed_by=None))
+        db.session.execute(update(m).where(*unsent).values(state=MessageState.WARTEND, claimed_by=None))
         outcome = None
         if pending is not None:
             envelope, result = pending
             state, claimed_by = db.session.execute(select(m.state, m.claimed_by).where(m.id == envelope.message_id)).one()
             # "unklar" here: another worker took this one for dead while the database was away; its
             # real result is known now. (Had this worker stored InDoubt, that is stored already.)
-            if claimed_by == self.id and (state == "in_arbeit" or (state == "unklar" and not isinstance(result, InDoubt))):
+            if claimed_by == self.id and (state == MessageState.IN_ARBEIT or (state == MessageState.UNKLAR and not isinstance(result, InDoubt))):
                 outcome = self._record(envelope, result)
             else:
                 log.info("Ergebnis der Nachricht %s war schon gespeichert (%s).", envelope.message_id, state)

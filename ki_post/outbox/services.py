@@ -73,7 +73,7 @@ from ..errors import NotFound, ValidationError
 from ..extensions import db
 from .files import eml_files, outbox_dir, read_eml, write_eml  # noqa: F401  (part of this module's API)
 from .mime import build_mime  # noqa: F401  (part of this module's API, see the docstring)
-from .models import MAILING_KINDS, MESSAGE_STATES, Mailing, OutboxAttachment, OutboxMessage
+from .models import Mailing, MailingKind, MailingState, MessageState, OutboxAttachment, OutboxMessage
 from .signals import messages_returned
 
 MAIL_TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates" / "mail"
@@ -169,12 +169,12 @@ def render_mail(kind: str, context: dict[str, Any]) -> RenderedMail:
 
 def create_mailing(kind: str, title: str, *, created_by_id: int | None = None, event_id: int | None = None) -> Mailing:
     """A new mailing in state ``entwurf``; nothing is sent before ``start_mailing``."""
-    if kind not in MAILING_KINDS:
+    if not MailingKind.parse(kind):
         raise ValidationError(f"Unbekannte Art der Aussendung „{kind}“.", "kind")
     title = (title or "").strip()
     if not title:
         raise ValidationError("Bitte geben Sie einen Titel für die Aussendung an.", "title")
-    mailing = Mailing(kind=kind, title=title[:300], state="entwurf", created_by_id=created_by_id, event_id=event_id)
+    mailing = Mailing(kind=kind, title=title[:300], state=MailingState.ENTWURF, created_by_id=created_by_id, event_id=event_id)
     db.session.add(mailing)
     db.session.flush()
     return mailing
@@ -253,7 +253,7 @@ def enqueue(
     expires_at: datetime | None = None,
 ) -> OutboxMessage:
     """Render and store one message for one recipient (see the module docstring)."""
-    if mailing.state not in ("entwurf", "aktiv", "pausiert"):
+    if mailing.state not in MailingState.NOT_CANCELLED:
         raise ValidationError("Diese Aussendung ist abgebrochen; es können keine Nachrichten mehr hinzukommen.")
     to_email = _check_address(to_email)
     to_name = _check_header((to_name or "").strip(), "Der Name des Empfängers", "to_name")
@@ -287,7 +287,7 @@ def enqueue(
         topic=_check_topic(topic),
         facts=facts,
         expires_at=expires_at,
-        state="wartend",
+        state=MessageState.WARTEND,
         next_attempt_at=utcnow(),
     )
     for position, attachment in enumerate(attachments):
@@ -314,7 +314,7 @@ def skip_recipient(mailing: Mailing, *, to_email: str, to_name: str = "", contac
         # Kept as given (it may be the very problem), without anything that could break a line.
         to_email=_CONTROL.sub(" ", to_email or "")[:254], to_name=_CONTROL.sub(" ", to_name or "")[:200],
         subject="", message_id=make_msgid(domain=_msgid_domain(from_header)), text="",
-        state="uebersprungen", server_reply=reason,
+        state=MessageState.UEBERSPRUNGEN, server_reply=reason,
     )
     db.session.add(message)
     return message
@@ -324,8 +324,8 @@ def withdraw_messages(condition: Any, reason: str) -> int:
     """Withdraw every message matching ``condition`` (an SQL expression on OutboxMessage) that has
     not been claimed yet; returns how many. What a worker already claimed is beyond recall."""
     result = db.session.execute(
-        update(OutboxMessage).where(OutboxMessage.state == "wartend", condition)
-        .values(state="zurueckgezogen", server_reply=reason),
+        update(OutboxMessage).where(OutboxMessage.state == MessageState.WARTEND, condition)
+        .values(state=MessageState.ZURUECKGEZOGEN, server_reply=reason),
         execution_options={"synchronize_session": "fetch"},
     )
     db.session.flush()
@@ -351,13 +351,13 @@ def _forget_blob_keys(session: Session) -> None:
 def start_mailing(mailing: Mailing, *, allow_empty: bool = False) -> None:
     """Release a draft to the worker. ``allow_empty``: a running mailing that later messages join
     (e.g. an event's confirmations) may start with nothing to send."""
-    if mailing.state != "entwurf":
+    if mailing.state != MailingState.ENTWURF:
         raise ValidationError("Nur ein Entwurf kann gesendet werden.")
     count = db.session.scalar(select(func.count()).where(OutboxMessage.mailing_id == mailing.id,
-                                                         OutboxMessage.state == "wartend"))
+                                                         OutboxMessage.state == MessageState.WARTEND))
     if not count and not allow_empty:
         raise ValidationError("Die Aussendung enthält keine Nachrichten, die gesendet werden können.")
-    mailing.state = "aktiv"
+    mailing.state = MailingState.AKTIV
     mailing.started_at = utcnow()
     db.session.flush()
     if db.engine.dialect.name == "postgresql" and count >= 100:
@@ -389,14 +389,14 @@ def mailing_counts(mailing_id: int | None = None) -> dict[str, int]:
     query = select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)
     if mailing_id is not None:
         query = query.where(OutboxMessage.mailing_id == mailing_id)
-    counts = {state: 0 for state in MESSAGE_STATES}
+    counts = {state: 0 for state in MessageState}
     for state, count in db.session.execute(query):
         counts[state] = count
     return counts
 
 
 def counts_by_mailing(mailing_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    result = {mid: {state: 0 for state in MESSAGE_STATES} for mid in mailing_ids}
+    result = {mid: {state: 0 for state in MessageState} for mid in mailing_ids}
     if mailing_ids:
         rows = db.session.execute(
             select(OutboxMessage.mailing_id, OutboxMessage.state, func.count())
@@ -412,10 +412,10 @@ def mailing_progress(mailing: Mailing) -> dict[str, Any]:
     """Counts, percentage done and an estimate of the seconds left (JSON-ready)."""
     counts = mailing_counts(mailing.id)
     total = sum(counts.values())
-    waiting = counts["wartend"] + counts["in_arbeit"]
+    waiting = sum(counts[state] for state in MessageState.LEFT_TO_SEND)
     done = total - waiting
     seconds_left: float | None = None
-    if waiting and mailing.state == "aktiv":
+    if waiting and mailing.state == MailingState.AKTIV:
         recent = utcnow() - timedelta(minutes=5)
         sent_times = db.session.execute(
             select(func.count(), func.min(OutboxMessage.sent_at), func.max(OutboxMessage.sent_at))
@@ -450,17 +450,17 @@ def mailing_progress(mailing: Mailing) -> dict[str, Any]:
 
 
 def pause_mailing(mailing: Mailing, reason: str = "von Hand pausiert") -> None:
-    if mailing.state != "aktiv":
+    if mailing.state != MailingState.AKTIV:
         raise ValidationError("Nur eine laufende Aussendung kann pausiert werden.")
-    mailing.state = "pausiert"
+    mailing.state = MailingState.PAUSIERT
     mailing.pause_reason = reason
     db.session.flush()
 
 
 def resume_mailing(mailing: Mailing) -> None:
-    if mailing.state != "pausiert":
+    if mailing.state != MailingState.PAUSIERT:
         raise ValidationError("Nur eine pausierte Aussendung kann fortgesetzt werden.")
-    mailing.state = "aktiv"
+    mailing.state = MailingState.AKTIV
     mailing.pause_reason = ""
     mailing.failures_in_a_row = 0
     db.session.flush()
@@ -468,13 +468,13 @@ def resume_mailing(mailing: Mailing) -> None:
 
 def cancel_mailing(mailing: Mailing) -> int:
     """Stop for good; waiting messages become ``abgebrochen``. Returns how many were cancelled."""
-    if mailing.state == "abgebrochen":
+    if mailing.state == MailingState.ABGEBROCHEN:
         raise ValidationError("Die Aussendung ist bereits abgebrochen.")
-    mailing.state = "abgebrochen"
+    mailing.state = MailingState.ABGEBROCHEN
     result = db.session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.mailing_id == mailing.id, OutboxMessage.state == "wartend")
-        .values(state="abgebrochen")
+        .where(OutboxMessage.mailing_id == mailing.id, OutboxMessage.state == MessageState.WARTEND)
+        .values(state=MessageState.ABGEBROCHEN)
     )
     db.session.flush()
     return result.rowcount or 0
@@ -482,14 +482,14 @@ def cancel_mailing(mailing: Mailing) -> int:
 
 def retry_failed(mailing: Mailing) -> int:
     """Queue failed messages again (same Message-ID). Returns how many."""
-    if mailing.state == "abgebrochen":
+    if mailing.state == MailingState.ABGEBROCHEN:
         raise ValidationError("Eine abgebrochene Aussendung kann nicht erneut gesendet werden.")
     ids = list(db.session.scalars(select(OutboxMessage.id).where(
-        OutboxMessage.mailing_id == mailing.id, OutboxMessage.state == "fehlgeschlagen")))
+        OutboxMessage.mailing_id == mailing.id, OutboxMessage.state == MessageState.FEHLGESCHLAGEN)))
     if ids:
         db.session.execute(
-            update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.state == "fehlgeschlagen")
-            .values(state="wartend", next_attempt_at=utcnow(), first_failure_at=None, attempts=0),
+            update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.state == MessageState.FEHLGESCHLAGEN)
+            .values(state=MessageState.WARTEND, next_attempt_at=utcnow(), first_failure_at=None, attempts=0),
             execution_options={"synchronize_session": "fetch"},
         )
     mailing.failures_in_a_row = 0
@@ -501,9 +501,9 @@ def retry_failed(mailing: Mailing) -> int:
 
 def resend_message(message: OutboxMessage) -> None:
     """A person decided: the message in doubt did not arrive, send it again."""
-    if message.state not in ("unklar", "fehlgeschlagen"):
+    if message.state not in MessageState.NEEDS_DECISION:
         raise ValidationError("Nur unklare oder fehlgeschlagene Nachrichten können erneut gesendet werden.")
-    if message.mailing.state == "abgebrochen":
+    if message.mailing.state == MailingState.ABGEBROCHEN:
         raise ValidationError("Die Aussendung ist abgebrochen.")
     from .topics import overtaken
 
@@ -511,7 +511,7 @@ def resend_message(message: OutboxMessage) -> None:
         raise ValidationError("Nach dieser Nachricht ging schon eine neuere Kalendernachricht zum selben Anlass an "
                               f"{message.to_email} (Aktualisierung oder Absage); sie enthält alles Nötige. Die ältere "
                               "Nachricht wird deshalb nicht erneut gesendet.")
-    message.state = "wartend"
+    message.state = MessageState.WARTEND
     message.next_attempt_at = utcnow()
     message.first_failure_at = None
     message.claimed_by = None
@@ -521,16 +521,16 @@ def resend_message(message: OutboxMessage) -> None:
 
 def mark_message_sent(message: OutboxMessage) -> None:
     """A person decided: the message in doubt did arrive."""
-    if message.state != "unklar":
+    if message.state != MessageState.UNKLAR:
         raise ValidationError("Nur unklare Nachrichten können als gesendet markiert werden.")
-    message.state = "gesendet"
+    message.state = MessageState.GESENDET
     message.sent_at = message.claimed_at or utcnow()
     message.server_reply = (message.server_reply + " · als gesendet markiert").strip(" ·")
     db.session.flush()
 
 
 def _unklar_of(mailing: Mailing):
-    return (OutboxMessage.mailing_id == mailing.id) & (OutboxMessage.state == "unklar")
+    return (OutboxMessage.mailing_id == mailing.id) & (OutboxMessage.state == MessageState.UNKLAR)
 
 
 def count_unklar(mailing: Mailing) -> int:
@@ -551,12 +551,12 @@ def _check_unklar_count(mailing: Mailing, expected: int | None) -> None:
 def resend_unklar(mailing: Mailing, expected: int | None = None) -> int:
     """A person decided for every message in doubt of a mailing: they did not arrive, send them
     again (same Message-ID, so a mail client that has one already can tell). Returns how many."""
-    if mailing.state == "abgebrochen":
+    if mailing.state == MailingState.ABGEBROCHEN:
         raise ValidationError("Die Aussendung ist abgebrochen.")
     _check_unklar_count(mailing, expected)
     result = db.session.execute(
         update(OutboxMessage).where(_unklar_of(mailing))
-        .values(state="wartend", next_attempt_at=utcnow(), first_failure_at=None, claimed_by=None),
+        .values(state=MessageState.WARTEND, next_attempt_at=utcnow(), first_failure_at=None, claimed_by=None),
         execution_options={"synchronize_session": "fetch"},
     )
     db.session.flush()
@@ -568,7 +568,7 @@ def mark_unklar_sent(mailing: Mailing, expected: int | None = None) -> int:
     _check_unklar_count(mailing, expected)
     result = db.session.execute(
         update(OutboxMessage).where(_unklar_of(mailing))
-        .values(state="gesendet", sent_at=func.coalesce(OutboxMessage.claimed_at, utcnow()),
+        .values(state=MessageState.GESENDET, sent_at=func.coalesce(OutboxMessage.claimed_at, utcnow()),
                 server_reply=OutboxMessage.server_reply + " · als gesendet markiert"),
         execution_options={"synchronize_session": "fetch"},
     )
@@ -579,7 +579,7 @@ def mark_unklar_sent(mailing: Mailing, expected: int | None = None) -> int:
 def send_test(mailing: Mailing, email: str, name: str = "", message: OutboxMessage | None = None) -> Mailing:
     """Send one message of ``mailing`` (the first unless given) to a staff member, as its own mailing."""
     source = message or db.session.scalar(
-        select(OutboxMessage).where(OutboxMessage.mailing_id == mailing.id, OutboxMessage.state != "uebersprungen")
+        select(OutboxMessage).where(OutboxMessage.mailing_id == mailing.id, OutboxMessage.state != MessageState.UEBERSPRUNGEN)
         .order_by(OutboxMessage.id).limit(1)
     )
     if source is None:

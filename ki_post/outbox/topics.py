@@ -26,15 +26,13 @@ from sqlalchemy import exists, select, update
 from ..db_types import utcnow
 from ..errors import ValidationError
 from ..extensions import db
-from .models import Mailing, OutboxMessage
+from .models import Mailing, MessageState, OutboxMessage
 from .services import CalendarPart, _calendar_method, _check_address, _check_header
 
-# Not claimed by any worker: may still change or be withdrawn.
-UNSENT = ("wartend", "fehlgeschlagen")
-# Claimed, sent or in doubt: the recipient may have it.
-MAY_HAVE_ARRIVED = ("in_arbeit", "gesendet", "unklar")
-# Will never go out (unless a person sends it again as a new message).
-GONE = ("zurueckgezogen", "uebersprungen", "abgebrochen")
+# The groups of message states these rules use (see ``MessageState``).
+UNSENT = MessageState.UNSENT
+MAY_HAVE_ARRIVED = MessageState.MAY_HAVE_ARRIVED
+GONE = MessageState.GONE
 
 
 @dataclass(frozen=True)
@@ -105,7 +103,7 @@ def skip_message(message_id: int, reason: str) -> bool:
     became invalid): never sent, shown with ``reason``. False if a worker claimed it meanwhile."""
     result = db.session.execute(
         update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.state.in_(UNSENT))
-        .values(state="uebersprungen", server_reply=reason, revision=OutboxMessage.revision + 1),
+        .values(state=MessageState.UEBERSPRUNGEN, server_reply=reason, revision=OutboxMessage.revision + 1),
         execution_options={"synchronize_session": False},
     )
     _forget_loaded([message_id])
@@ -120,7 +118,7 @@ def withdraw_unsent(message_ids: Iterable[int], reason: str) -> list[int]:
         return []
     withdrawn = list(db.session.scalars(
         update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.state.in_(UNSENT))
-        .values(state="zurueckgezogen", server_reply=reason, revision=OutboxMessage.revision + 1)
+        .values(state=MessageState.ZURUECKGEZOGEN, server_reply=reason, revision=OutboxMessage.revision + 1)
         .returning(OutboxMessage.id),
         execution_options={"synchronize_session": False},
     ))

@@ -14,7 +14,7 @@ from ..errors import KiPostError
 from ..extensions import db
 from . import services
 from .mime import parse_mime
-from .models import MESSAGE_STATES, Mailing, OutboxAttachment, OutboxMessage
+from .models import Mailing, MessageState, OutboxAttachment, OutboxMessage
 
 bp = Blueprint("outbox", __name__, url_prefix="/postausgang")
 PER_PAGE = 100
@@ -39,11 +39,11 @@ def mailing(mailing_id: int):
     mailing = services.get_mailing(mailing_id)
     state = request.args.get("zustand", "")
     query = select(OutboxMessage).where(OutboxMessage.mailing_id == mailing.id).order_by(OutboxMessage.id)
-    if state in MESSAGE_STATES:
+    if MessageState.parse(state):
         query = query.where(OutboxMessage.state == state)
     page = db.paginate(query, per_page=PER_PAGE)
     return render_template("outbox/mailing.html", mailing=mailing, progress=services.mailing_progress(mailing),
-                           page=page, state=state, states=MESSAGE_STATES,
+                           page=page, state=state, states=MessageState.labels(),
                            file_transport=not current_app.config["MAIL_SERVER"])
 
 
@@ -59,7 +59,7 @@ def _steer(mailing_id: int, action, done: str, name: str):
     except KiPostError as error:
         flash(str(error), "error")
         return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
-    audit(f"outbox.{name}", mailing, count=result if isinstance(result, int) else None)
+    audit(f"aussendung.{name}", mailing, count=result if isinstance(result, int) else None)
     db.session.commit()
     flash(done.format(n=result), "success")
     return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
@@ -67,36 +67,36 @@ def _steer(mailing_id: int, action, done: str, name: str):
 
 @bp.post("/<int:mailing_id>/senden")
 def start(mailing_id: int):
-    return _steer(mailing_id, services.start_mailing, "Die Aussendung wird gesendet.", "start")
+    return _steer(mailing_id, services.start_mailing, "Die Aussendung wird gesendet.", "freigegeben")
 
 
 @bp.post("/<int:mailing_id>/pausieren")
 def pause(mailing_id: int):
     return _steer(mailing_id, lambda m: services.pause_mailing(m, f"von Hand pausiert ({current_user.name})"),
-                  "Die Aussendung ist pausiert.", "pause")
+                  "Die Aussendung ist pausiert.", "pausiert")
 
 
 @bp.post("/<int:mailing_id>/fortsetzen")
 def resume(mailing_id: int):
-    return _steer(mailing_id, services.resume_mailing, "Die Aussendung wird fortgesetzt.", "resume")
+    return _steer(mailing_id, services.resume_mailing, "Die Aussendung wird fortgesetzt.", "fortgesetzt")
 
 
 @bp.post("/<int:mailing_id>/abbrechen")
 def cancel(mailing_id: int):
     return _steer(mailing_id, services.cancel_mailing,
-                  "Die Aussendung ist abgebrochen; {n} wartende Nachrichten werden nicht gesendet.", "cancel")
+                  "Die Aussendung ist abgebrochen; {n} wartende Nachrichten werden nicht gesendet.", "abgebrochen")
 
 
 @bp.post("/<int:mailing_id>/fehlgeschlagene-erneut")
 def retry(mailing_id: int):
-    return _steer(mailing_id, services.retry_failed, "{n} fehlgeschlagene Nachrichten werden erneut gesendet.", "retry-failed")
+    return _steer(mailing_id, services.retry_failed, "{n} fehlgeschlagene Nachrichten werden erneut gesendet.", "fehlgeschlagene-erneut")
 
 
 # A decision for every message in doubt of a mailing at once: (service, question, audit action, done).
 UNKLAR_DECISIONS = {
-    "erneut-senden": (services.resend_unklar, "erneut senden", "outbox.unklar-resend",
+    "erneut-senden": (services.resend_unklar, "erneut senden", "aussendung.unklare-erneut",
                       "{n} unklare Nachrichten werden erneut gesendet."),
-    "als-gesendet": (services.mark_unklar_sent, "als gesendet markieren", "outbox.unklar-mark-sent",
+    "als-gesendet": (services.mark_unklar_sent, "als gesendet markieren", "aussendung.unklare-als-gesendet",
                      "{n} unklare Nachrichten sind als gesendet markiert."),
 }
 
@@ -150,7 +150,7 @@ def test_send(mailing_id: int):
     except KiPostError as error:
         flash(str(error), "error")
         return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
-    audit("outbox.testversand", mailing, test_mailing=test.id)
+    audit("aussendung.testversand", mailing, test_mailing=test.id)
     db.session.commit()
     flash(f"Eine Testnachricht an {current_user.email} ist im Postausgang (Aussendung {test.id}).", "success")
     return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
@@ -234,7 +234,7 @@ def resend(message_id: int):
     except KiPostError as error:
         flash(str(error), "error")
     else:
-        audit("outbox.resend", message)
+        audit("nachricht.erneut-gesendet", message)
         db.session.commit()
         flash(f"Die Nachricht an {message.to_email} wird erneut gesendet.", "success")
     return redirect(url_for("outbox.mailing", mailing_id=message.mailing_id, zustand=request.form.get("zustand", "")))
@@ -248,7 +248,7 @@ def mark_sent(message_id: int):
     except KiPostError as error:
         flash(str(error), "error")
     else:
-        audit("outbox.mark-sent", message)
+        audit("nachricht.als-gesendet-markiert", message)
         db.session.commit()
         flash(f"Die Nachricht an {message.to_email} ist als gesendet markiert.", "success")
     return redirect(url_for("outbox.mailing", mailing_id=message.mailing_id, zustand=request.form.get("zustand", "")))

@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from functools import cached_property
@@ -47,7 +47,7 @@ from .. import health
 from ..db_types import UTCDateTime, utcnow
 from ..extensions import db
 from . import services
-from .models import Mailing, OutboxAttachment, OutboxMessage, OutboxWorker
+from .models import Mailing, MailingState, MessageState, OutboxAttachment, OutboxMessage, OutboxWorker
 from .outage import OutageHandling, rollback as _rollback
 from .signals import messages_returned
 from .transport import (  # noqa: F401  (re-exported: tests and callers import them from here)
@@ -71,7 +71,7 @@ _DB_WAIT_ONCE = 300.0  # ``--once`` gives up after the database was away this lo
 # The per-message statements run on the Core tables and are built once: the ORM's bulk-update
 # machinery and rebuilding the expressions cost more CPU than the SMTP exchange itself.
 _messages = OutboxMessage.__table__
-_active_mailings = select(Mailing.__table__.c.id).where(Mailing.__table__.c.state == "aktiv")
+_active_mailings = select(Mailing.__table__.c.id).where(Mailing.__table__.c.state == MailingState.AKTIV)
 _MESSAGE_COLUMNS = [_messages.c[name] for name in (
     "id", "mailing_id", "from_header", "reply_to", "to_email", "to_name", "subject", "message_id", "date", "text",
     "html", "calendar_method", "calendar_data", "revision",
@@ -94,15 +94,15 @@ def _ready(m, now):
     later message brings or withdraws the earlier unsent ones first (see ``outbox.topics``).
     """
     earlier = _messages.alias("earlier")
-    on_its_way = or_(earlier.c.state == "in_arbeit",
-                     and_(earlier.c.state == "wartend", earlier.c.mailing_id.in_(_active_mailings)))
+    on_its_way = or_(earlier.c.state == MessageState.IN_ARBEIT,
+                     and_(earlier.c.state == MessageState.WARTEND, earlier.c.mailing_id.in_(_active_mailings)))
     blocked = exists().where(earlier.c.topic == m.topic, earlier.c.id < m.id, on_its_way)
     return [or_(m.expires_at.is_(None), m.expires_at > now), or_(m.topic.is_(None), ~blocked)]
 
 
 _RECORD_SENT = (
     update(_messages).where(_messages.c.id == bindparam("row_id"))
-    .values(state="gesendet", sent_at=bindparam("sent_now"), server_reply=bindparam("reply"),
+    .values(state=MessageState.GESENDET, sent_at=bindparam("sent_now"), server_reply=bindparam("reply"),
             attempts=_messages.c.attempts + 1, eml_file=bindparam("eml"))
 )
 
@@ -146,7 +146,6 @@ class Summary:
     unklar: int = 0
     recovered_unklar: int = 0
     stopped_because: str = ""
-    per_state: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
         text = (f"gesendet: {self.sent}, später erneut: {self.retry}, fehlgeschlagen: {self.failed}, "
@@ -215,7 +214,7 @@ class Worker(OutageHandling):
         self._last_recovery = now
         self.withdraw_expired()
         claimers = db.session.scalars(
-            select(OutboxMessage.claimed_by).where(OutboxMessage.state == "in_arbeit", OutboxMessage.claimed_by != self.id).distinct()
+            select(OutboxMessage.claimed_by).where(OutboxMessage.state == MessageState.IN_ARBEIT, OutboxMessage.claimed_by != self.id).distinct()
         ).all()
         count = 0
         for claimer in claimers:
@@ -223,8 +222,8 @@ class Worker(OutageHandling):
                 continue
             result = db.session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.state == "in_arbeit", OutboxMessage.claimed_by == claimer)
-                .values(state="unklar", server_reply=(
+                .where(OutboxMessage.state == MessageState.IN_ARBEIT, OutboxMessage.claimed_by == claimer)
+                .values(state=MessageState.UNKLAR, server_reply=(
                     f"Der sendende Prozess ({claimer}) ist während des Versands ausgefallen. "
                     "Ob die Nachricht angekommen ist, ist unklar: bitte erneut senden oder als gesendet markieren."))
             )
@@ -239,9 +238,9 @@ class Worker(OutageHandling):
         instead of sent late. Returns how many."""
         now = utcnow()
         result = db.session.execute(
-            update(OutboxMessage).where(OutboxMessage.state == "wartend", OutboxMessage.expires_at.is_not(None),
+            update(OutboxMessage).where(OutboxMessage.state == MessageState.WARTEND, OutboxMessage.expires_at.is_not(None),
                                         OutboxMessage.expires_at <= now)
-            .values(state="zurueckgezogen", revision=OutboxMessage.revision + 1,
+            .values(state=MessageState.ZURUECKGEZOGEN, revision=OutboxMessage.revision + 1,
                     server_reply="Nicht mehr gesendet: Der Anlass der Nachricht ist vorbei (Termin begonnen oder vorüber).")
         )
         db.session.commit()
@@ -266,7 +265,7 @@ class Worker(OutageHandling):
         m = _messages.c
         now = bindparam("now", type_=UTCDateTime)
         statement = (select(*_MESSAGE_COLUMNS)
-                     .where(m.state == "wartend", m.next_attempt_at <= now, m.mailing_id.in_(_active_mailings),
+                     .where(m.state == MessageState.WARTEND, m.next_attempt_at <= now, m.mailing_id.in_(_active_mailings),
                             *_ready(m, now))
                      .order_by(m.next_attempt_at, m.id).limit(1))
         if db.engine.dialect.name == "postgresql":
@@ -279,7 +278,7 @@ class Worker(OutageHandling):
         built_revision, now, worker, rate_since, day_start)."""
         m = _messages.c
         now = bindparam("now", type_=UTCDateTime)
-        conditions = [m.id == bindparam("row_id"), m.revision == bindparam("built_revision"), m.state == "wartend",
+        conditions = [m.id == bindparam("row_id"), m.revision == bindparam("built_revision"), m.state == MessageState.WARTEND,
                       m.next_attempt_at <= now, m.mailing_id.in_(_active_mailings), *_ready(m, now)]
         if self._rate_limited:
             conditions.append(select(func.count()).select_from(_messages)
@@ -287,11 +286,11 @@ class Worker(OutageHandling):
         cap = int(self.app.config["MAIL_DAILY_CAP"] or 0)
         if cap > 0:
             conditions.append(select(func.count()).select_from(_messages)
-                              .where(or_(m.sent_at >= bindparam("day_start", type_=UTCDateTime), m.state == "in_arbeit"))
+                              .where(or_(m.sent_at >= bindparam("day_start", type_=UTCDateTime), m.state == MessageState.IN_ARBEIT))
                               .scalar_subquery() < cap)
         # The Date header is the moment of sending, not of enqueueing (a draft may wait for days).
         return update(_messages).where(*conditions).values(
-            state="in_arbeit", claimed_by=bindparam("worker"), claimed_at=now, date=bindparam("header_date"))
+            state=MessageState.IN_ARBEIT, claimed_by=bindparam("worker"), claimed_at=now, date=bindparam("header_date"))
 
     def _claim_by_id(self, row_id: int, revision: int, header_date: datetime) -> bool:
         now = utcnow()
@@ -360,7 +359,7 @@ class Worker(OutageHandling):
         """Seconds until something may be due (None: nothing waiting in an active mailing)."""
         m = _messages.c
         soonest = db.session.scalar(
-            select(func.min(m.next_attempt_at)).where(m.state == "wartend", m.mailing_id.in_(_active_mailings),
+            select(func.min(m.next_attempt_at)).where(m.state == MessageState.WARTEND, m.mailing_id.in_(_active_mailings),
                                                       *_ready(m, utcnow()))
         )
         db.session.commit()
@@ -394,7 +393,7 @@ class Worker(OutageHandling):
             outcome = self._permanent(db.session.get(OutboxMessage, message_id, populate_existing=True), result)
         elif isinstance(result, InDoubt):
             db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
-                state="unklar", server_reply=result.reply))
+                state=MessageState.UNKLAR, server_reply=result.reply))
             self._count_failure(envelope.mailing_id, result.reply, in_doubt=True)
             outcome = "unklar"
         else:
@@ -453,17 +452,17 @@ class Worker(OutageHandling):
         message.claimed_by = None
         retry_for = timedelta(hours=float(self.app.config["MAIL_RETRY_HOURS"]))
         if now - message.first_failure_at >= retry_for:
-            message.state = "fehlgeschlagen"
+            message.state = MessageState.FEHLGESCHLAGEN
             message.server_reply = f"{reply} (seit {self.app.config['MAIL_RETRY_HOURS']} Stunden nicht zustellbar)"
             return "fehlgeschlagen"
         base = float(self.app.config["MAIL_RETRY_BASE_SECONDS"])
         delay = min(base * (2 ** message.attempts), float(self.app.config["MAIL_RETRY_MAX_SECONDS"]))
-        message.state = "wartend"
+        message.state = MessageState.WARTEND
         message.next_attempt_at = now + timedelta(seconds=delay)
         return "wartend"
 
     def _permanent(self, message: OutboxMessage, failure: PermanentFailure) -> str:
-        message.state = "fehlgeschlagen"
+        message.state = MessageState.FEHLGESCHLAGEN
         message.server_reply = failure.reply
         if failure.server_trouble:
             self._count_failure(message.mailing_id, failure.reply)
@@ -477,8 +476,8 @@ class Worker(OutageHandling):
         mailing = db.session.get(Mailing, mailing_id, with_for_update=db.engine.dialect.name == "postgresql")
         mailing.failures_in_a_row += 1
         limit = int(self.app.config["MAIL_PAUSE_AFTER_FAILURES"] or 0)
-        if limit and mailing.failures_in_a_row >= limit and mailing.state == "aktiv":
-            mailing.state = "pausiert"
+        if limit and mailing.failures_in_a_row >= limit and mailing.state == MailingState.AKTIV:
+            mailing.state = MailingState.PAUSIERT
             mailing.pause_reason = (f"Automatisch pausiert nach {mailing.failures_in_a_row} Fehlern in Folge; "
                                     f"zuletzt: {reply}")
             if in_doubt:
@@ -614,7 +613,7 @@ def due_count() -> int:
     return db.session.scalar(
         select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.state.in_(("wartend", "in_arbeit")),
-            OutboxMessage.mailing_id.in_(select(Mailing.id).where(Mailing.state == "aktiv")),
+            OutboxMessage.mailing_id.in_(select(Mailing.id).where(Mailing.state == MailingState.AKTIV)),
         )
     ) or 0
 

@@ -19,6 +19,7 @@ from sqlalchemy import select, text
 from ..auth.services import audit
 from ..errors import RowError
 from ..extensions import db
+from ..states import LabelledEnum
 from . import reading
 from .models import ORGANISATION_KINDS, REGIERUNGSBEZIRKE, Contact, Organisation, Verteiler
 from .reading import MAX_ROWS, ImportFileError, Table, check_size  # noqa: F401  (the importer's public names)
@@ -88,11 +89,23 @@ _BEZIRK_INDEX = {
 } | {_header_key(name): name for name in REGIERUNGSBEZIRKE}
 
 
+class RowStatus(LabelledEnum):
+    """What applying the import does to one valid row's contact."""
+
+    NEU = "neu", "neu"
+    GEAENDERT = "geaendert", "geändert"
+    UNVERAENDERT = "unveraendert", "unverändert"
+
+
+# The key under which ``ImportResult.counts`` counts the rows that were refused.
+INVALID = "ungueltig"
+
+
 @dataclass
 class RowResult:
     row: int
     email: str
-    status: str  # new | changed | unchanged
+    status: RowStatus
     name: str
     changes: list[tuple[str, str, str]] = field(default_factory=list)  # (label, old, new)
     values: dict[str, str] = field(default_factory=dict)
@@ -112,17 +125,17 @@ class ImportResult:
     warnings: list[str] = field(default_factory=list)  # "Zeile N: …", nothing rejected
     list_name: str = ""
 
-    def of(self, status: str) -> list[RowResult]:
+    def of(self, status: RowStatus | str) -> list[RowResult]:
         return [row for row in self.rows if row.status == status]
 
     @property
     def counts(self) -> dict[str, int]:
-        return {"new": len(self.of("new")), "changed": len(self.of("changed")),
-                "unchanged": len(self.of("unchanged")), "invalid": len(self.invalid)}
+        """Rows per status and the refused ones: {"neu": …, "geaendert": …, "unveraendert": …, "ungueltig": …}."""
+        return {**{status.value: len(self.of(status)) for status in RowStatus}, INVALID: len(self.invalid)}
 
     def summary(self) -> str:
         c = self.counts
-        return f"{c['new']} neu, {c['changed']} geändert, {c['unchanged']} unverändert, {c['invalid']} ungültig"
+        return ", ".join([*(f"{c[status]} {status.label}" for status in RowStatus), f"{c[INVALID]} ungültig"])
 
 
 # --- Reading (reading.py, xlsx.py) ------------------------------------------------------------------
@@ -302,7 +315,7 @@ def _analyse(table: Table, mapping: dict[str, str] | None) -> tuple[ImportResult
                 result.new_organisations.append(state.name)
 
         display = " ".join(part for part in (values.get("first_name", ""), values.get("last_name", "")) if part) or values["email"]
-        row = RowResult(row=number, email=values["email"], status="new", name=display, values=values, extra=extra)
+        row = RowResult(row=number, email=values["email"], status=RowStatus.NEU, name=display, values=values, extra=extra)
         if contact is not None:
             for name in CONTACT_FIELDS:
                 if name in values and (getattr(contact, name) or "") != values[name]:
@@ -315,7 +328,7 @@ def _analyse(table: Table, mapping: dict[str, str] | None) -> tuple[ImportResult
             for key, value in extra.items():
                 if str(stored_extra.get(key, "")) != value:
                     changes.append((key, str(stored_extra.get(key, "")), value))
-            row.status = "changed" if changes else "unchanged"
+            row.status = RowStatus.GEAENDERT if changes else RowStatus.UNVERAENDERT
             row.changes = changes
         result.rows.append(row)
     result.invalid.sort(key=lambda error: error.row)

@@ -203,7 +203,7 @@ def build(app: Flask, smtp: SmtpServer, tmp_path: Path) -> Scenario:
     # The officer answers through the personal link, with a remark and a dietary note.
     invitation = db.session.scalar(select(Invitation).where(Invitation.email == PERSON_EMAIL))
     officer = _client(app)
-    answered = officer.submit(f"/antwort/{invitation.token}", {"answer": "accepted", "companions": "1",
+    answered = officer.submit(f"/antwort/{invitation.token}", {"answer": "zugesagt", "companions": "1",
                                                                "remark": REMARK, "dietary": DIETARY})
     assert answered.status_code == 302, answered.get_data(as_text=True)[:800]
     run_worker(app)
@@ -219,7 +219,7 @@ def build(app: Flask, smtp: SmtpServer, tmp_path: Path) -> Scenario:
 
     db.session.expire_all()
     invitation = db.session.get(Invitation, invitation.id)
-    assert invitation.state == "accepted" and invitation.remark == REMARK and invitation.dietary == DIETARY
+    assert invitation.state == "zugesagt" and invitation.remark == REMARK and invitation.dietary == DIETARY
     delivered = [rcpt.lower() for rcpt in smtp.recipients()]
     # Circular, invitation, two confirmations (calendar reply and link): all went out for real.
     assert delivered.count(PERSON_EMAIL) == 4, delivered

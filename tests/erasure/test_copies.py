@@ -62,13 +62,13 @@ def copies(app):
                                                  end=datetime.now(timezone.utc) + timedelta(days=9, hours=3)))
     events.publish_event(event)
     db.session.add_all([
-        Invitation(event=event, contact_id=None, name="Erika Xzname", email=ADDRESS, token="alt-token-xz", state="accepted",
+        Invitation(event=event, contact_id=None, name="Erika Xzname", email=ADDRESS, token="alt-token-xz", state="zugesagt",
                    remark="Xzbemerkung", dietary="vegan", answers={"anreise": "Xzbemerkung Bahn"}),
         Invitation(event=event, contact_id=other.id, name="Otto Anders", email=other.email, token="otto-token"),
         # Calendar clients may write the domain in its ASCII form.
         CalendarReply(key=f"uid|{ADDRESS}|0|x", attendee_email=ADDRESS_ACE.upper(), attendee_name="Erika Xzname",
-                      from_email=ADDRESS_ACE, comment="Xzbemerkung", status="unmatched"),
-        CalendarReply(key="uid|otto|0|x", attendee_email=other.email, attendee_name="Otto Anders", status="unmatched"),
+                      from_email=ADDRESS_ACE, comment="Xzbemerkung", status="unzugeordnet"),
+        CalendarReply(key="uid|otto|0|x", attendee_email=other.email, attendee_name="Otto Anders", status="unzugeordnet"),
     ])
     version = letters.template_by_name("rundschreiben").latest
     run = LetterRun(template_version=version, fields={})
@@ -97,7 +97,7 @@ def test_copies_by_address_failed_messages_and_files(app, copies, erase):
     unklar = db.session.scalar(select(OutboxMessage).where(OutboxMessage.state == "unklar"))
     assert unklar.server_reply == "Verbindung nach DATA abgebrochen (RCPT <anonymisiert@anonymisiert.invalid> angenommen)"
     invitation = db.session.scalar(select(Invitation).where(Invitation.name == "Anonymisiert"))
-    assert invitation.state == "accepted" and invitation.token != "alt-token-xz" and invitation.answers == {}
+    assert invitation.state == "zugesagt" and invitation.token != "alt-token-xz" and invitation.answers == {}
     assert db.session.scalar(select(Invitation.token).where(Invitation.email == other.email)) == "otto-token"
     keys = set(db.session.scalars(select(CalendarReply.key)))
     assert "uid|otto|0|x" in keys and any(key.startswith("geloescht:") for key in keys)
@@ -125,9 +125,9 @@ def test_scrub_anonymised_catches_up_on_earlier_anonymisations(app):
     db.session.flush()
     events.invite(event, contact_ids=[person.id])
     invitation = db.session.scalar(select(Invitation))
-    events.answer(invitation, "accepted", remark="Xzbemerkung")
+    events.answer(invitation, "zugesagt", remark="Xzbemerkung")
     db.session.add(CalendarReply(key=f"uid|{PLAIN_ADDRESS}|0|x", attendee_email=PLAIN_ADDRESS, attendee_name="Erika Xzname",
-                                 comment="Xzbemerkung", status="applied", invitation_id=invitation.id))
+                                 comment="Xzbemerkung", status="uebernommen", invitation_id=invitation.id))
     # Anonymised the way the earlier version did it: only the contact row.
     with contact_erasing.muted():
         anonymise_contact(person)
@@ -138,6 +138,6 @@ def test_scrub_anonymised_catches_up_on_earlier_anonymisations(app):
     assert result.exit_code == 0, result.output
     assert result.output.startswith("1 anonymisierte Ansprechperson bereinigt (")
     assert scan_database(MARKERS) == []
-    assert db.session.scalar(select(Invitation.state)) == "accepted"
+    assert db.session.scalar(select(Invitation.state)) == "zugesagt"
     again = app.test_cli_runner().invoke(args=["recipients", "scrub-anonymised"])
     assert again.exit_code == 0 and scan_database(MARKERS) == []

@@ -90,7 +90,7 @@ def test_random_personal_data_is_gone_after_erasure(app, data):
     db.session.commit()
     Worker(app).run(once=True)  # no SMTP server: written as .eml files
     invitation = db.session.scalar(select(Invitation).where(Invitation.contact_id == contact.id))
-    events.answer(invitation, "accepted", remark=values["remark"], dietary=values["dietary"])
+    events.answer(invitation, "zugesagt", remark=values["remark"], dietary=values["dietary"])
     events.apply_reply_mail(_reply(event, contact.email, contact.full_name, values["comment"]))
     db.session.commit()
 

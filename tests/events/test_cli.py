@@ -78,7 +78,7 @@ def test_rsvp_ingest_eml_and_mbox(runner, published, tmp_path):
         box_path.unlink(missing_ok=True)
     assert "3 Mails gelesen" in again.output and "1 ignoriert" in again.output and "1 zur Prüfung" in again.output
     db.session.expire_all()
-    assert db.session.scalar(select(Invitation.state)) == "accepted"
+    assert db.session.scalar(select(Invitation.state)) == "zugesagt"
 
 
 def test_rsvp_ingest_plain_folder_of_eml_files(runner, published, tmp_path):
@@ -94,7 +94,7 @@ def test_rsvp_ingest_plain_folder_of_eml_files(runner, published, tmp_path):
     assert result.exit_code == 0, result.output
     assert "3 Mails gelesen, 1 übernommen, 1 ignoriert, 1 zur Prüfung." in result.output
     db.session.expire_all()
-    assert db.session.scalar(select(Invitation.state)) == "accepted"
+    assert db.session.scalar(select(Invitation.state)) == "zugesagt"
 
     empty = tmp_path / "leer"
     empty.mkdir()
@@ -158,6 +158,6 @@ def test_update_remind_cancel_and_invite_everyone(app, runner, make_contacts):
     assert cancelled.exit_code == 0, cancelled.output
     assert "4 wartende Nachrichten zurückgezogen, 2 Absagen eingereiht" in cancelled.output
     event = db.session.get(Event, event_id)
-    assert event.state == "cancelled" and event.cancel_reason == "Hochwasser"
+    assert event.state == "abgesagt" and event.cancel_reason == "Hochwasser"
     assert runner.invoke(args=["events", "update", str(event_id), "--title", "X"]).exit_code != 0
     assert runner.invoke(args=["events", "remind", str(event_id)]).exit_code != 0

@@ -58,8 +58,8 @@ def test_poll_applies_replies_marks_only_them_read_and_runs_once(app, runner, pu
     assert "3 Mails gelesen, 2 übernommen, 1 zur Prüfung." in result.output
     db.session.expire_all()
     max_, hans = invitation(event, MAX), invitation(event, HANS)
-    assert (max_.state, max_.channel, max_.remark) == ("accepted", "calendar", "Ich komme gern, mit Begleitung.")
-    assert hans.state == "tentative"
+    assert (max_.state, max_.channel, max_.remark) == ("zugesagt", "kalender", "Ich komme gern, mit Begleitung.")
+    assert hans.state == "vorlaeufig"
     assert [r.message_id for r in services.unmatched_replies()] == ["<unknown@irgendwo.example>"]
     flags = imap_server.flags()
     poll_bytes = imap_server.bytes_sent()[sessions_before]
@@ -96,7 +96,7 @@ def test_mail_stays_unread_when_the_commit_fails(app, published, make_contacts, 
     assert replies_stored() == 0
 
     result = services.poll_imap(commit=db.session.commit)
-    assert result.statuses["applied"] == 1 and invitation(event, MAX).state == "accepted"
+    assert result.statuses["uebernommen"] == 1 and invitation(event, MAX).state == "zugesagt"
     assert unread(imap_server.flags()) == set()
 
 
@@ -122,8 +122,8 @@ def test_folder_with_umlaut_and_space(app, published, make_contacts, imap_server
 
     app.config.update(imap_server.settings(IMAP_FOLDER="Rückmeldungen Kalender"))
     result = services.poll_imap(commit=db.session.commit)
-    assert result.mails == 1 and invitation(event, MAX).state == "accepted"
-    assert invitation(event, HANS).state == "open"
+    assert result.mails == 1 and invitation(event, MAX).state == "zugesagt"
+    assert invitation(event, HANS).state == "offen"
     assert unread(imap_server.flags('"R&APw-ckmeldungen Kalender"')) == set()
 
     app.config.update(imap_server.settings(IMAP_FOLDER="Gibt es nicht"))
@@ -139,11 +139,11 @@ def test_ssl_checks_the_certificate(app, published, make_contacts, tmp_path):
         # A self-signed certificate nobody trusts: refused, nothing read.
         with pytest.raises(ValidationError, match="Das Zertifikat des IMAP-Servers 127.0.0.1 ist nicht vertrauenswürdig"):
             services.poll_imap(commit=db.session.commit)
-        assert invitation(event, MAX).state == "open"
+        assert invitation(event, MAX).state == "offen"
         # Trusted the way an administrator would (the internal CA's file), it connects.
         app.config["IMAP_CA_FILE"] = str(imap_server.ca_file)
         result = services.poll_imap(commit=db.session.commit)
-        assert result.statuses["applied"] == 1 and invitation(event, MAX).state == "accepted"
+        assert result.statuses["uebernommen"] == 1 and invitation(event, MAX).state == "zugesagt"
 
 
 def test_every_reply_fixture_passes_the_bodystructure_check(imap_server):

@@ -83,7 +83,7 @@ def test_cancel_withdraws_what_waits_and_tells_exactly_who_may_have_it(smtp_app,
     del smtp.handler.data_replies[failed.email]
     doubtful = next(m for m in by_kind("einladung") if m.to_email == doubt.email)
     doubtful.state = "unklar"  # the worker died while sending it
-    services.answer(db.session.scalar(select(Invitation).where(Invitation.email == sent_b.email)), "declined")
+    services.answer(db.session.scalar(select(Invitation).where(Invitation.email == sent_b.email)), "abgesagt")
     services.invite(event, contact_ids=[queued.id], start=True)  # released, not yet sent
     services.send_reminders(event, start=True)  # to the one without an answer, not yet sent
     db.session.commit()
@@ -203,7 +203,7 @@ def test_renamed_by_import_the_event_lists_and_addresses_the_new_name(smtp_app, 
            f"Kreis Lebenslauf;Kreis;Frau;Berta;Neumann;{waiting.email}\n").encode()
     result = apply_import(csv, "umbenannt.csv")
     db.session.commit()
-    assert result.counts["changed"] == 2
+    assert result.counts["geaendert"] == 2
     page = staff_client.get(f"/veranstaltungen/{event.id}").get_data(as_text=True)
     assert "Anna Neu" in page and "Berta Neumann" in page and "Anna Alt" not in page and "Berta Alt" not in page
     queued = next(m for m in by_kind("einladung") if m.to_email == waiting.email)
@@ -225,17 +225,17 @@ def test_repeated_identical_answer_sends_one_confirmation(smtp_app, smtp, client
     invitation = event.invitations[0]
     url = f"/antwort/{invitation.token}"
     for _ in range(5):
-        assert client.submit(url, {"answer": "accepted", "companions": "0"}).status_code == 302
+        assert client.submit(url, {"answer": "zugesagt", "companions": "0"}).status_code == 302
     assert len(by_kind("bestaetigung")) == 1
     page = client.get(url).get_data(as_text=True)
     assert "unverändert" in page
-    client.submit(url, {"answer": "declined"})
+    client.submit(url, {"answer": "abgesagt"})
     db.session.expire_all()
     [confirmation] = by_kind("bestaetigung")
     assert "Ihre Antwort: Absage" in confirmation.text and confirmation.revision == 1
     send(smtp_app)
-    client.submit(url, {"answer": "declined"})  # the same again after it went out: nothing new
-    client.submit(url, {"answer": "accepted"})  # a real change: a second confirmation
+    client.submit(url, {"answer": "abgesagt"})  # the same again after it went out: nothing new
+    client.submit(url, {"answer": "zugesagt"})  # a real change: a second confirmation
     assert [m.state for m in by_kind("bestaetigung")] == ["gesendet", "wartend"]
 
 
@@ -247,13 +247,13 @@ def test_confirmations_share_one_running_mailing_signed_by_the_sender(smtp_app, 
     send(smtp_app)
     first, second, third = sorted(event.invitations, key=lambda i: i.id)
     for invitation in (first, second, third):
-        services.answer(invitation, "accepted")
-    services.answer(first, "declined")  # third moves up
+        services.answer(invitation, "zugesagt")
+    services.answer(first, "abgesagt")  # third moves up
     db.session.commit()
     kinds = [m.kind for m in db.session.scalars(select(Mailing).where(Mailing.event_id == event.id))]
     assert kinds.count("bestaetigung") == 1 and kinds.count("nachruecker") == 1
     send(smtp_app)
-    services.answer(second, "declined")
+    services.answer(second, "abgesagt")
     db.session.commit()
     assert [m.kind for m in db.session.scalars(select(Mailing))].count("bestaetigung") == 1  # the running one again
     send(smtp_app)
@@ -330,7 +330,7 @@ def test_answer_page_of_a_cancelled_event_says_so_at_the_top(smtp_app, smtp, cli
     main = re.search(r"<main.*</main>", html, re.S).group(0)
     assert main.index("Diese Veranstaltung ist abgesagt.") < main.index("Angaben zur Veranstaltung")
     assert "Hochwasser im Rheinland" in main and 'name="answer"' not in main
-    posted = client.post(f"/antwort/{event.invitations[0].token}", data={"answer": "accepted"})
+    posted = client.post(f"/antwort/{event.invitations[0].token}", data={"answer": "zugesagt"})
     assert posted.status_code in (400, 422)
 
 
@@ -363,9 +363,9 @@ def test_calendar_reply_round_trip_after_an_update(smtp_app, smtp):
     [record] = services.apply_reply_mail(raw)
     db.session.commit()
     db.session.expire_all()
-    assert record.status == "applied" and record.event_id == first.id
+    assert record.status == "uebernommen" and record.event_id == first.id
     states = {i.event_id: i.state for i in db.session.scalars(select(Invitation))}
-    assert states == {first.id: "declined", second.id: "open"}
+    assert states == {first.id: "abgesagt", second.id: "offen"}
     assert message_from_bytes(raw, policy=policy.default)["From"].addresses[0].addr_spec == person.email
 
 
@@ -375,14 +375,14 @@ def test_more_seats_move_up_and_a_move_up_mail_not_yet_sent_follows_the_answer(s
     services.invite(event, contact_ids=[a.id, b.id], start=True)
     send(smtp_app)
     first, second = event.invitations
-    services.answer(first, "accepted")
-    assert services.answer(second, "accepted").state == "waiting"
+    services.answer(first, "zugesagt")
+    assert services.answer(second, "zugesagt").state == "warteliste"
     result = services.update_event(event, services.change_fields(event, capacity=2))
     db.session.commit()
-    assert result.moved_up == 1 and second.state == "accepted"
+    assert result.moved_up == 1 and second.state == "zugesagt"
     [moved] = by_kind("nachruecker")
     assert moved.to_email == second.email and moved.state == "wartend"
-    services.answer(second, "declined")  # before the mail left: it would confirm a seat no longer wanted
+    services.answer(second, "abgesagt")  # before the mail left: it would confirm a seat no longer wanted
     db.session.commit()
     db.session.expire_all()
     assert db.session.get(OutboxMessage, moved.id).state == "zurueckgezogen"

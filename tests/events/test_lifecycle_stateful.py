@@ -449,7 +449,7 @@ class LifecycleMachine(RuleBasedStateMachine):
                 start_mailing(mailing)
         db.session.commit()
 
-    @rule(number=EVENT, person=PERSON, state=st.sampled_from(["accepted", "declined", "tentative"]),
+    @rule(number=EVENT, person=PERSON, state=st.sampled_from(["zugesagt", "abgesagt", "vorlaeufig"]),
           companions=st.sampled_from([0, 1]))
     def staff_answer(self, number, person, state, companions):
         number = self.slots[number]
@@ -458,7 +458,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         if invitation is None:
             return
         try:
-            services.answer(invitation, state, companions=companions, channel="phone")
+            services.answer(invitation, state, companions=companions, channel="telefon")
         except ValidationError:
             db.session.rollback()
             return
@@ -511,7 +511,7 @@ class LifecycleMachine(RuleBasedStateMachine):
                 page = self.client.get(links[-1]).get_data(as_text=True)
                 assert "Diese Veranstaltung ist abgesagt." in page and 'name="answer"' not in page
                 return
-            response = self.client.submit(links[-1], {"answer": "accepted" if accept else "declined",
+            response = self.client.submit(links[-1], {"answer": "zugesagt" if accept else "abgesagt",
                                                       "companions": str(companions)})
             assert response.status_code in (302, 422), (response.status_code, response.get_data(as_text=True)[-1500:])
         db.session.expire_all()
@@ -539,19 +539,19 @@ class LifecycleMachine(RuleBasedStateMachine):
         after = {i.id: (i.state, i.companions) for i in db.session.scalars(select(Invitation))}
         changed = {invitation_id for invitation_id in after if after[invitation_id] != before.get(invitation_id)}
         if stranger:
-            assert record.status == "unmatched" and record.invitation_id is None and not changed
+            assert record.status == "unzugeordnet" and record.invitation_id is None and not changed
             return
         own = self.invitation(number, person)
         assert record.invitation_id == own.id and changed <= {own.id} | self._moved_up(number)
-        if record.status == "applied":
-            wanted = {"ACCEPTED": ("accepted", "waiting"), "DECLINED": ("declined",), "TENTATIVE": ("tentative",)}
+        if record.status == "uebernommen":
+            wanted = {"ACCEPTED": ("zugesagt", "warteliste"), "DECLINED": ("abgesagt",), "TENTATIVE": ("vorlaeufig",)}
             assert own.state in wanted[partstat]
         else:
             assert own.id not in changed
 
     def _moved_up(self, number: int) -> set[int]:
         return {i.id for i in db.session.scalars(select(Invitation).where(
-            Invitation.event_id == self.event_ids[number], Invitation.state == "accepted"))}
+            Invitation.event_id == self.event_ids[number], Invitation.state == "zugesagt"))}
 
     # --- rules: the machine room -----------------------------------------------------------------------------
 
@@ -613,7 +613,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             event = db.session.get(Event, event_id)
             if event.capacity is None:
                 continue
-            seats = sum(1 + i.companions for i in event.invitations if i.state == "accepted")
+            seats = sum(1 + i.companions for i in event.invitations if i.state == "zugesagt")
             assert seats <= event.capacity, (event.title, seats, event.capacity)
 
     @invariant()

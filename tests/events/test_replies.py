@@ -75,16 +75,16 @@ def test_apply_exchange_then_qp_decline_and_idempotency_RPLY_04_08(published, ma
     [record] = services.apply_reply_mail(raw("exchange_base64.eml"))
     db.session.commit()
     max_ = invitation(event, "max.mueller@stadt-beispiel.example")
-    assert record.status == "applied" and max_.state == "accepted" and max_.channel == "calendar"
+    assert record.status == "uebernommen" and max_.state == "zugesagt" and max_.channel == "kalender"
     assert max_.remark == "Ich komme gern, mit Begleitung."
-    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "kalenderantwort.applied")) is not None
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "kalenderantwort.uebernommen")) is not None
     # The same mail again changes nothing (RPLY-08).
     assert services.apply_reply_mail(raw("exchange_base64.eml")) == []
     assert db.session.scalar(select(db.func.count(CalendarReply.id))) == 1
     # A newer reply (later DTSTAMP) declines.
     [second] = services.apply_reply_mail(raw("exchange_qp.eml"))
     db.session.commit()
-    assert second.status == "applied" and invitation(event, max_.email).state == "declined"
+    assert second.status == "uebernommen" and invitation(event, max_.email).state == "abgesagt"
 
 
 def _told_sequence_1(app, event) -> None:
@@ -108,10 +108,10 @@ def test_apply_google_and_thunderbird(app, published, make_contacts):
     records = services.apply_reply_mail(raw("google.eml"))
     assert len(records) == 1
     # Google answered SEQUENCE 0 after SEQUENCE 1 had been sent to her: outdated, recorded, not applied.
-    assert records[0].status == "stale" and invitation(event, "erika.beispiel@kreis-beispiel.example").state == "open"
+    assert records[0].status == "veraltet" and invitation(event, "erika.beispiel@kreis-beispiel.example").state == "offen"
     [tb] = services.apply_reply_mail(raw("thunderbird.eml"))
     db.session.commit()
-    assert tb.status == "applied" and invitation(event, "hans.tentativ@stadt-zwei.example").state == "tentative"
+    assert tb.status == "uebernommen" and invitation(event, "hans.tentativ@stadt-zwei.example").state == "vorlaeufig"
 
 
 def test_stale_sequence_is_recorded_not_applied(app, published, make_contacts):
@@ -119,8 +119,8 @@ def test_stale_sequence_is_recorded_not_applied(app, published, make_contacts):
     _told_sequence_1(app, event)
     [record] = services.apply_reply_mail(raw("stale_sequence.eml"))
     db.session.commit()
-    assert record.status == "stale"
-    assert invitation(event, "hans.tentativ@stadt-zwei.example").state == "open"
+    assert record.status == "veraltet"
+    assert invitation(event, "hans.tentativ@stadt-zwei.example").state == "offen"
 
 
 def test_reply_to_the_last_version_sent_is_not_stale(app, published, make_contacts):
@@ -137,7 +137,7 @@ def test_reply_to_the_last_version_sent_is_not_stale(app, published, make_contac
     assert event.sequence == 1 and result.updates == 3
     [record] = services.apply_reply_mail(raw("stale_sequence.eml"))  # SEQUENCE 0, DECLINED
     db.session.commit()
-    assert record.status == "applied" and invitation(event, "hans.tentativ@stadt-zwei.example").state == "declined"
+    assert record.status == "uebernommen" and invitation(event, "hans.tentativ@stadt-zwei.example").state == "abgesagt"
 
 
 def test_reply_after_the_deadline_waits_for_staff(published, make_contacts):
@@ -147,13 +147,13 @@ def test_reply_after_the_deadline_waits_for_staff(published, make_contacts):
     [record] = services.apply_reply_mail(raw("exchange_base64.eml"))
     db.session.commit()
     max_ = invitation(event, "max.mueller@stadt-beispiel.example")
-    assert record.status == "late" and max_.state == "open" and services.unmatched_replies() == [record]
+    assert record.status == "verspaetet" and max_.state == "offen" and services.unmatched_replies() == [record]
     with pytest.raises(ValidationError, match="Antwortfrist"):
         services.assign_reply(record.id, max_.id)
     db.session.rollback()
     services.assign_reply(record.id, max_.id, override_deadline=True)
     db.session.commit()
-    assert max_.state == "accepted" and services.unmatched_replies() == []
+    assert max_.state == "zugesagt" and services.unmatched_replies() == []
 
 
 def test_assignment_only_to_the_replys_own_event(published, make_contacts, make_event):
@@ -170,7 +170,7 @@ def test_assignment_only_to_the_replys_own_event(published, make_contacts, make_
     with pytest.raises(ValidationError, match="nicht eingeladen"):
         services.assign_reply(record.id, other.invitations[0].id)
     db.session.rollback()
-    assert other.invitations[0].state == "open"
+    assert other.invitations[0].state == "offen"
 
 
 def test_reply_for_an_unknown_event_can_only_be_dismissed(published, make_contacts):
@@ -179,7 +179,7 @@ def test_reply_for_an_unknown_event_can_only_be_dismissed(published, make_contac
     db.session.commit()
     [record] = services.apply_reply_mail(raw("exchange_base64.eml"))
     db.session.commit()
-    assert record.status == "unmatched" and record.event_id is None and services.assignable(record) == []
+    assert record.status == "unzugeordnet" and record.event_id is None and services.assignable(record) == []
     with pytest.raises(ValidationError, match="unbekannte UID"):
         services.assign_reply(record.id, event.invitations[0].id)
     services.dismiss_reply(record.id)
@@ -191,26 +191,26 @@ def test_unknown_attendee_goes_to_review_list_and_can_be_assigned(published, mak
     event = _setup(published, make_contacts)
     [record] = services.apply_reply_mail(raw("unknown_attendee.eml"))
     db.session.commit()
-    assert record.status == "unmatched"
+    assert record.status == "unzugeordnet"
     assert [r.id for r in services.unmatched_replies()] == [record.id]
     target = invitation(event, "max.mueller@stadt-beispiel.example")
     services.assign_reply(record.id, target.id)
     db.session.commit()
-    assert target.state == "accepted" and services.unmatched_replies() == []
+    assert target.state == "zugesagt" and services.unmatched_replies() == []
 
 
 def test_needs_action_is_ignored_RPLY_05(published, make_contacts):
     event = _setup(published, make_contacts)
     [record] = services.apply_reply_mail(raw("needs_action.eml"))
     db.session.commit()
-    assert record.status == "ignored"
-    assert invitation(event, "max.mueller@stadt-beispiel.example").state == "open"
+    assert record.status == "ignoriert"
+    assert invitation(event, "max.mueller@stadt-beispiel.example").state == "offen"
 
 
 def test_non_reply_changes_nothing(published, make_contacts):
     event = _setup(published, make_contacts)
     assert services.apply_reply_mail(raw("not_a_reply.eml")) == []
-    assert invitation(event, "max.mueller@stadt-beispiel.example").state == "open"
+    assert invitation(event, "max.mueller@stadt-beispiel.example").state == "offen"
 
 
 def test_mail_sources_eml_mbox_maildir(tmp_path):

@@ -26,7 +26,7 @@ def messages(kind: str) -> list[OutboxMessage]:
 def test_create_event_stores_utc_and_validates(make_event):
     event = make_event(start="2017-02-08T11:00", end="2017-02-08T13:00")
     assert event.start_at.hour == 10 and event.start_at.utcoffset().total_seconds() == 0
-    assert event.state == "draft" and event.sequence == 0 and len(event.uid) == 36
+    assert event.state == "entwurf" and event.sequence == 0 and len(event.uid) == 36
     for bad, field in [(dict(title=" "), "title"), (dict(end="2017-02-08T10:00"), "end"), (dict(start="morgen"), "start"),
                        (dict(capacity=0), "capacity"), (dict(companions_allowed=-1), "companions_allowed"),
                        (dict(title="a\r\nBcc: x@y"), "title")]:
@@ -67,7 +67,7 @@ def test_invite_enqueues_one_mail_each_with_request_MIME(app, demo, make_event):
     verteiler = services.verteiler_id_by_name("Alle KI-Dezernate")
     result = services.invite(event, verteiler_id=verteiler)
     db.session.commit()
-    assert result.invited == 53 and event.state == "published"
+    assert result.invited == 53 and event.state == "veroeffentlicht"
     sent = messages("einladung")
     assert len(sent) == 53 and len({m.to_email for m in sent}) == 53
     again = services.invite(event, verteiler_id=verteiler)
@@ -141,7 +141,7 @@ def test_update_and_cancel_keep_uid_and_bump_sequence_ITIP(app, demo, make_event
     services.invite(event, verteiler_id=services.verteiler_id_by_name("Alle KI-Dezernate"), start=True)
     send_all(app)
     first = event.invitations[0]
-    services.answer(first, "declined")
+    services.answer(first, "abgesagt")
     result = services.update_event(event, services.EventData(
         title=event.title, start=future(31, 12), end=future(31, 14), place_name=event.place_name,
         place_address=event.place_address, room="Saal 2", companions_allowed=2), start=True)
@@ -167,15 +167,15 @@ def test_update_and_cancel_keep_uid_and_bump_sequence_ITIP(app, demo, make_event
 def test_capacity_waiting_list_and_move_up(published):
     event = published(3, capacity=3)
     a, b, c = sorted(event.invitations, key=lambda i: i.id)
-    assert services.answer(a, "accepted", companions=1).state == "accepted"
-    assert services.answer(b, "accepted").state == "accepted"
-    assert services.answer(c, "accepted").state == "waiting"  # 3 seats taken
+    assert services.answer(a, "zugesagt", companions=1).state == "zugesagt"
+    assert services.answer(b, "zugesagt").state == "zugesagt"
+    assert services.answer(c, "zugesagt").state == "warteliste"  # 3 seats taken
     with pytest.raises(ValidationError):
-        services.answer(b, "accepted", companions=2)  # no room for more companions
+        services.answer(b, "zugesagt", companions=2)  # no room for more companions
     db.session.commit()
-    result = services.answer(a, "declined")
+    result = services.answer(a, "abgesagt")
     db.session.commit()
-    assert [p.id for p in result.moved_up] == [c.id] and c.state == "accepted"
+    assert [p.id for p in result.moved_up] == [c.id] and c.state == "zugesagt"
     assert [m.to_email for m in messages("nachruecker")] == [c.email]
     # One confirmation each: a's change rewrote a's confirmation still waiting, the refused change sent nothing;
     # all in one running mailing.
@@ -189,26 +189,26 @@ def test_capacity_waiting_list_and_move_up(published):
 def test_bad_answers_change_nothing(published):
     event = published(1, companions_allowed=1)
     invitation = event.invitations[0]
-    for state, companions in (("maybe", 0), ("accepted", 2), ("accepted", -1), ("accepted", "x")):
+    for state, companions in (("maybe", 0), ("zugesagt", 2), ("zugesagt", -1), ("zugesagt", "x")):
         with pytest.raises(ValidationError):
             services.answer(invitation, state, companions=companions)
     db.session.rollback()
-    assert invitation.state == "open" and messages("bestaetigung") == []
+    assert invitation.state == "offen" and messages("bestaetigung") == []
 
 
 def test_one_deadline_for_all_channels_staff_may_override_explicitly(published):
     event = published(1, deadline="2000-01-01T00:00")
     invitation = event.invitations[0]
-    for channel in ("link", "calendar", "phone"):
+    for channel in ("link", "kalender", "telefon"):
         with pytest.raises(ValidationError, match="Antwortfrist"):
-            services.answer(invitation, "accepted", channel=channel)
+            services.answer(invitation, "zugesagt", channel=channel)
     with pytest.raises(ValidationError, match="Antwortfrist"):  # the personal link never overrides
-        services.answer(invitation, "accepted", channel="link", override_deadline=True)
-    services.answer(invitation, "accepted", channel="phone", override_deadline=True)
+        services.answer(invitation, "zugesagt", channel="link", override_deadline=True)
+    services.answer(invitation, "zugesagt", channel="telefon", override_deadline=True)
     db.session.commit()
-    assert invitation.state == "accepted" and invitation.channel == "phone"
-    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "antwort.accepted"))
-    assert entry.details["kanal"] == "phone"
+    assert invitation.state == "zugesagt" and invitation.channel == "telefon"
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "antwort.zugesagt"))
+    assert entry.details["kanal"] == "telefon"
 
 
 def test_reminders_only_where_they_make_sense(app, published):
@@ -221,8 +221,8 @@ def test_reminders_only_where_they_make_sense(app, published):
     services.invite(event, contact_ids=[i.contact_id for i in (a, b, c)], start=True)
     assert services.reminder_recipients(event) == []  # queued is not sent
     send_all(app)
-    services.answer(a, "accepted")
-    services.answer(b, "declined")
+    services.answer(a, "zugesagt")
+    services.answer(b, "abgesagt")
     assert services.reminder_recipients(event) == [c]
     assert services.reminder_recipients(event, include_accepted=True) == [a, c]
     result = services.send_reminders(event, include_accepted=True)
@@ -243,7 +243,7 @@ def test_reminders_only_where_they_make_sense(app, published):
     db.session.rollback()
     # Answering withdraws a reminder that was meant for people without an answer.
     services.send_reminders(event, repeat_confirmed=True)
-    services.answer(c, "declined")
+    services.answer(c, "abgesagt")
     db.session.commit()
     waiting = [m for m in messages("erinnerung") if m.state != "gesendet"]
     assert [(m.to_email, m.state) for m in waiting] == [(c.email, "zurueckgezogen")]
@@ -259,7 +259,7 @@ def test_exports_neutralise_formulas(published):
 
     event = published(1, ask_remarks=True)
     invitation = event.invitations[0]
-    services.answer(invitation, "accepted", remark="=HYPERLINK(\"http://x\")")
+    services.answer(invitation, "zugesagt", remark="=HYPERLINK(\"http://x\")")
     csv = services.export_participants(event, "csv").decode("utf-8-sig")
     assert "'=HYPERLINK" in csv and csv.splitlines()[0].startswith("Name;Organisation")
     sheet = openpyxl.load_workbook(BytesIO(services.export_participants(event, "xlsx"))).active
@@ -278,8 +278,8 @@ def test_sign_in_sheet_docx(published):
 
     event = published(2)
     a, b = event.invitations
-    services.answer(a, "accepted", companions=1)
-    services.answer(b, "declined")
+    services.answer(a, "zugesagt", companions=1)
+    services.answer(b, "abgesagt")
     document = Document(BytesIO(sign_in_docx(event)))
     table = document.tables[0]
     assert [c.text for c in table.rows[0].cells] == ["Nr.", "Name", "Organisation", "Unterschrift"]
@@ -332,7 +332,7 @@ def test_sign_in_sheet_pdf_with_libreoffice(published):
     if not shutil.which("pdftotext"):
         pytest.skip("pdftotext fehlt (poppler-utils)")
     event = published(2)
-    services.answer(event.invitations[0], "accepted")
+    services.answer(event.invitations[0], "zugesagt")
     pdf = sign_in_sheet(event, pdf=True)
     assert pdf.startswith(b"%PDF")
     with tempfile.TemporaryDirectory() as folder:

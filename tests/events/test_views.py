@@ -24,12 +24,12 @@ def test_rsvp_get_never_changes_state_and_post_accepts(client, published):
     html = page.get_data(as_text=True)
     assert event.title in html and "offen" in html and "<h1>" in html
     db.session.expire_all()
-    assert db.session.get(Invitation, invitation.id).state == "open"  # GET changes nothing
-    response = client.submit(rsvp_url(invitation), {"answer": "accepted", "companions": "1", "remark": "<script>x</script>"})
+    assert db.session.get(Invitation, invitation.id).state == "offen"  # GET changes nothing
+    response = client.submit(rsvp_url(invitation), {"answer": "zugesagt", "companions": "1", "remark": "<script>x</script>"})
     assert response.status_code == 302
     db.session.expire_all()
     saved = db.session.get(Invitation, invitation.id)
-    assert (saved.state, saved.companions, saved.channel) == ("accepted", 1, "link")
+    assert (saved.state, saved.companions, saved.channel) == ("zugesagt", 1, "link")
     html = client.get(rsvp_url(invitation)).get_data(as_text=True)
     assert "Zusage ist gespeichert" in html and "&lt;script&gt;x&lt;/script&gt;" in html and "<script>x" not in html
     assert "mit 1 Begleitperson." in html
@@ -38,15 +38,15 @@ def test_rsvp_get_never_changes_state_and_post_accepts(client, published):
 def test_rsvp_bad_input_and_forged_tokens(client, published):
     event = published(1, companions_allowed=1)
     invitation = event.invitations[0]
-    bad = client.submit(rsvp_url(invitation), {"answer": "accepted", "companions": "5"})
+    bad = client.submit(rsvp_url(invitation), {"answer": "zugesagt", "companions": "5"})
     assert bad.status_code == 422 and "höchstens" in bad.get_data(as_text=True)
-    missing = client.post(rsvp_url(invitation), data={"answer": "accepted"})  # no CSRF token
+    missing = client.post(rsvp_url(invitation), data={"answer": "zugesagt"})  # no CSRF token
     assert missing.status_code == 400
     for token in ("x" * 43, invitation.token[:-1] + ("A" if invitation.token[-1] != "A" else "B"), "a" * 200):
         page = client.get(f"/antwort/{token}")
         assert page.status_code == 404 and "nicht gefunden" in page.get_data(as_text=True).lower()
     db.session.expire_all()
-    assert db.session.get(Invitation, invitation.id).state == "open"
+    assert db.session.get(Invitation, invitation.id).state == "offen"
 
 
 def test_rsvp_read_only_after_deadline(client, published):
@@ -66,9 +66,9 @@ def test_rsvp_rate_limited(tmp_path, backend, make_contacts):
         [invitation] = services.add_invitations(event, make_contacts(1, "limit"))
         db.session.commit()
         client = app.test_client()
-        codes = [client.submit(rsvp_url(invitation), {"answer": "declined"}).status_code for _ in range(5)]
+        codes = [client.submit(rsvp_url(invitation), {"answer": "abgesagt"}).status_code for _ in range(5)]
         assert codes == [302, 302, 302, 429, 429]
-        assert "Zu viele Antworten" in client.submit(rsvp_url(invitation), {"answer": "accepted"}).get_data(as_text=True)
+        assert "Zu viele Antworten" in client.submit(rsvp_url(invitation), {"answer": "zugesagt"}).get_data(as_text=True)
         db.session.remove()
         db.engine.dispose()
 
@@ -87,7 +87,7 @@ def test_last_seat_under_concurrency(app, published):
             client: Client = app.test_client()
             csrf = client.csrf_token(f"/antwort/{token}")
             barrier.wait()
-            results.append(client.post(f"/antwort/{token}", data={"answer": "accepted", "csrf_token": csrf}).status_code)
+            results.append(client.post(f"/antwort/{token}", data={"answer": "zugesagt", "csrf_token": csrf}).status_code)
             db.session.remove()
 
     threads = [threading.Thread(target=press, args=(t,)) for t in tokens]
@@ -97,7 +97,7 @@ def test_last_seat_under_concurrency(app, published):
         thread.join()
     assert results == [302] * 12
     states = [i.state for i in db.session.scalars(select(Invitation).where(Invitation.event_id == event_id))]
-    assert states.count("accepted") == 3 and states.count("waiting") == 9
+    assert states.count("zugesagt") == 3 and states.count("warteliste") == 9
     assert services.seats_taken(event_id) == 3
 
 
@@ -136,8 +136,8 @@ def test_staff_create_edit_publish_and_overview(staff_client, demo):
     assert len(texts) == 53 and all("Zeit: 11:00 bis 13:00 Uhr" in text for text in texts)
     # Phone answer, audited, visible in the counts and the search.
     invitation = db.session.scalars(select(Invitation).order_by(Invitation.id)).first()
-    staff_client.submit(f"{detail}/antwort-erfassen", {"invitation_id": str(invitation.id), "answer": "accepted",
-                                                      "channel": "phone", "companions": "1", "remark": ""}, form_url=detail)
+    staff_client.submit(f"{detail}/antwort-erfassen", {"invitation_id": str(invitation.id), "answer": "zugesagt",
+                                                      "channel": "telefon", "companions": "1", "remark": ""}, form_url=detail)
     page = staff_client.get(f"{detail}?status=accepted").get_data(as_text=True)
     assert re.search(r'id="zahl-zusagen">1<', page) and re.search(r'id="zahl-begleitpersonen">1<', page)
     assert "Telefon" in page and invitation.name in page
@@ -187,11 +187,11 @@ def test_review_list_assigns_by_name_within_the_replys_event(staff_client, publi
                                   form_url="/veranstaltungen/kalenderantworten", follow_redirects=True)
     assert "nicht eingeladen" in refused.get_data(as_text=True)
     db.session.expire_all()
-    assert db.session.get(Invitation, foreign.id).state == "open"
+    assert db.session.get(Invitation, foreign.id).state == "offen"
     staff_client.submit(f"/veranstaltungen/kalenderantworten/{reply_id}", {"invitation_id": str(invitation.id)},
                         form_url="/veranstaltungen/kalenderantworten")
     db.session.expire_all()
-    assert db.session.get(Invitation, invitation.id).state == "accepted"
+    assert db.session.get(Invitation, invitation.id).state == "zugesagt"
 
 
 def test_invite_with_bad_attachment_changes_nothing(staff_client, demo, make_event):
@@ -250,7 +250,7 @@ def test_cancel_needs_the_confirmation_page_and_a_reason(staff_client, make_even
     assert "nicht rückgängig" in html and "Grund der Absage" in html
     assert "Ja, Veranstaltung absagen" in html and f'href="{detail}">Abbrechen</a>' in html
     db.session.expire_all()
-    assert db.session.get(Event, event.id).state == "published"  # GET changes nothing
+    assert db.session.get(Event, event.id).state == "veroeffentlicht"  # GET changes nothing
 
     # The old one-click POST (CSRF token but no confirmation) is refused with a message; nothing happens.
     refused = staff_client.submit(confirm_url, {"reason": "x"}, form_url=detail, follow_redirects=True)
@@ -260,7 +260,7 @@ def test_cancel_needs_the_confirmation_page_and_a_reason(staff_client, make_even
     assert no_reason.status_code == 422 and "Bitte geben Sie den Grund der Absage an." in no_reason.get_data(as_text=True)
     assert staff_client.post(confirm_url, data={"confirmed": "ja", "reason": "x"}).status_code == 400  # no CSRF token
     db.session.expire_all()
-    assert db.session.get(Event, event.id).state == "published" and _outbox_count() == mails_before
+    assert db.session.get(Event, event.id).state == "veroeffentlicht" and _outbox_count() == mails_before
 
     done = staff_client.submit(confirm_url, {"confirmed": "ja", "reason": "Der Saal ist nicht verfügbar."},
                                follow_redirects=True)
@@ -269,7 +269,7 @@ def test_cancel_needs_the_confirmation_page_and_a_reason(staff_client, make_even
     assert done.request.path.startswith("/postausgang/") and "Senden (3 Nachrichten)" in html
     db.session.expire_all()
     saved = db.session.get(Event, event.id)
-    assert saved.state == "cancelled" and saved.cancel_reason == "Der Saal ist nicht verfügbar."
+    assert saved.state == "abgesagt" and saved.cancel_reason == "Der Saal ist nicht verfügbar."
     assert _outbox_count() == mails_before + 3
     # Cancelled: the confirmation page only says so; no editing any more; the top of the page says why.
     again = staff_client.get(confirm_url, follow_redirects=True)
@@ -305,7 +305,7 @@ def test_staff_answer_needs_a_chosen_person_and_answer(staff_client, published, 
         assert "required" in select_html and options[0][1:] == ("", "– bitte wählen –")
         assert not any(selected for selected, value, _ in options if value), select_html  # nothing real preselected
     # What a browser sends when the button is pressed untouched.
-    response = staff_client.submit(f"{detail}/antwort-erfassen", {"invitation_id": "", "answer": "", "channel": "phone",
+    response = staff_client.submit(f"{detail}/antwort-erfassen", {"invitation_id": "", "answer": "", "channel": "telefon",
                                                                   "companions": "0", "remark": ""}, form_url=detail)
     html = response.get_data(as_text=True)
     assert response.status_code == 422
@@ -313,21 +313,21 @@ def test_staff_answer_needs_a_chosen_person_and_answer(staff_client, published, 
     assert "Bitte eine Person wählen." in summary and "Bitte eine Antwort wählen." in summary
     assert 'href="#invitation_id"' in summary and 'aria-invalid="true"' in html
     db.session.expire_all()
-    assert [i.state for i in db.session.scalars(select(Invitation))] == ["open", "open"]
+    assert [i.state for i in db.session.scalars(select(Invitation))] == ["offen", "offen"]
     # A person of another event is not a choice.
     other = make_event(title="Andere")
     [foreigner] = services.add_invitations(other, make_contacts(1, "andere"))
     db.session.commit()
     foreign = staff_client.submit(f"{detail}/antwort-erfassen", {"invitation_id": str(foreigner.id),
-                                                                 "answer": "accepted", "channel": "phone"}, form_url=detail)
+                                                                 "answer": "zugesagt", "channel": "telefon"}, form_url=detail)
     assert foreign.status_code == 422 and "Bitte eine Person aus der Liste wählen." in foreign.get_data(as_text=True)
     chosen = event.invitations[1]
-    ok = staff_client.submit(f"{detail}/antwort-erfassen", {"invitation_id": str(chosen.id), "answer": "declined",
-                                                            "channel": "letter", "companions": "0"}, form_url=detail)
+    ok = staff_client.submit(f"{detail}/antwort-erfassen", {"invitation_id": str(chosen.id), "answer": "abgesagt",
+                                                            "channel": "brief", "companions": "0"}, form_url=detail)
     assert ok.status_code == 302
     db.session.expire_all()
-    assert db.session.get(Invitation, chosen.id).state == "declined"
-    assert db.session.get(Invitation, event.invitations[0].id).state == "open"
+    assert db.session.get(Invitation, chosen.id).state == "abgesagt"
+    assert db.session.get(Invitation, event.invitations[0].id).state == "offen"
 
 
 def test_csv_content_type_once_and_dst_gap_in_form(staff_client, published):
@@ -380,3 +380,23 @@ def test_singular_flashes_and_reminder_confirmation(staff_client, make_event, ma
                                   follow_redirects=True)
     assert ("1 Einladung ist als Entwurf vorbereitet. 1 Kontakt war bereits eingeladen und erhält keine zweite "
             "Einladung.") in invited.get_data(as_text=True)
+
+
+def test_answer_pages_loaded_before_the_german_codes_still_work(client, staff_client, published):
+    """An answer page opened before the update posts ``accepted``; a bookmarked filter says
+    ``?status=declined``. Both keep working; an unknown code is still refused."""
+    event = published(2)
+    first, second = event.invitations
+    assert client.submit(rsvp_url(first), {"answer": "accepted", "companions": "0"}).status_code == 302
+    assert client.submit(rsvp_url(second), {"answer": "maybe"}).status_code == 422
+    detail = f"/veranstaltungen/{event.id}"
+    staff_client.submit(f"{detail}/antwort-erfassen", {"invitation_id": str(second.id), "answer": "declined",
+                                                      "channel": "telefon", "companions": "0"}, form_url=detail)
+    db.session.expire_all()
+    assert [(i.state, i.channel) for i in db.session.get(Event, event.id).invitations] == [
+        ("zugesagt", "link"), ("abgesagt", "telefon")]
+    for code in ("declined", "abgesagt"):
+        page = staff_client.get(f"{detail}?status={code}").get_data(as_text=True)
+        listed = page.split('id="status-filter"')[1]
+        assert '<option value="abgesagt" selected>' in listed
+        assert (second.name or second.email) in listed and (first.name or first.email) not in listed

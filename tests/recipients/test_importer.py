@@ -86,7 +86,7 @@ def test_headers_match_ignoring_case_spaces_and_order(app):
     rows = [["a.b@x.example", "Becker", "Anna", "Kreis Wesel", "Kreis", "grün"]]
     result = apply_import(csv_data(headers=headers, rows=rows, delimiter=","), "x.csv")
     db.session.commit()
-    assert result.counts == {"new": 1, "changed": 0, "unchanged": 0, "invalid": 0}
+    assert result.counts == {"neu": 1, "geaendert": 0, "unveraendert": 0, "ungueltig": 0}
     assert result.unknown_columns == ["Lieblingsfarbe"]
     contact = db.session.scalar(select(Contact))
     assert (contact.first_name, contact.last_name, contact.email) == ("Anna", "Becker", "a.b@x.example")
@@ -97,11 +97,11 @@ def test_headers_match_ignoring_case_spaces_and_order(app):
 def test_import_creates_organisations_and_contacts_and_is_idempotent(app):
     data = xlsx_data()
     preview = preview_import(data, "liste.xlsx")
-    assert preview.counts == {"new": 3, "changed": 0, "unchanged": 0, "invalid": 0}
+    assert preview.counts == {"neu": 3, "geaendert": 0, "unveraendert": 0, "ungueltig": 0}
     assert count(Contact) == 0  # the preview writes nothing
     result = apply_import(data, "liste.xlsx")
     db.session.commit()
-    assert result.counts["new"] == 3 and count(Contact) == 3 and count(Organisation) == 3
+    assert result.counts["neu"] == 3 and count(Contact) == 3 and count(Organisation) == 3
     jaeger = db.session.scalar(select(Contact).where(Contact.last_name == "Jäger"))
     assert jaeger.email == "s.jaeger@kreis-mettmann.example"  # normalised
     assert (jaeger.anrede, jaeger.academic_title, jaeger.organisation.postcode) == ("frau", "Dr.", "40822")
@@ -111,7 +111,7 @@ def test_import_creates_organisations_and_contacts_and_is_idempotent(app):
     for again in (data, csv_data()):  # same file twice, and the same data as CSV
         second = apply_import(again, "liste")
         db.session.commit()
-        assert second.counts == {"new": 0, "changed": 0, "unchanged": 3, "invalid": 0}
+        assert second.counts == {"neu": 0, "geaendert": 0, "unveraendert": 3, "ungueltig": 0}
     assert count(Contact) == 3 and count(Organisation) == 3
 
 
@@ -122,8 +122,8 @@ def test_changed_rows_list_their_changes(app):
     rows[0][6] = "Jäger-Schulz"
     rows[1][8] = "Postfach 10 35 64"
     changed = preview_import(csv_data(rows=rows), "b.csv")
-    assert changed.counts == {"new": 0, "changed": 2, "unchanged": 1, "invalid": 0}
-    first, second = changed.of("changed")
+    assert changed.counts == {"neu": 0, "geaendert": 2, "unveraendert": 1, "ungueltig": 0}
+    first, second = changed.of("geaendert")
     assert first.row == 2 and ("Nachname", "Jäger", "Jäger-Schulz") in first.changes
     assert second.row == 3 and any(label.endswith("Straße") and new == "Postfach 10 35 64" for label, _, new in second.changes)
     apply_import(csv_data(rows=rows), "b.csv")
@@ -145,7 +145,7 @@ def test_invalid_rows_have_row_number_and_german_reason_and_are_not_written(app,
     rows[1][HEADERS.index(column)] = value
     result = apply_import(csv_data(rows=rows, encoding="utf-8"), "x.csv")
     db.session.commit()
-    assert result.counts == {"new": 2, "changed": 0, "unchanged": 0, "invalid": 1}
+    assert result.counts == {"neu": 2, "geaendert": 0, "unveraendert": 0, "ungueltig": 1}
     error = result.invalid[0]
     assert isinstance(error, RowError) and error.row == 3 and reason in str(error) and str(error).startswith("Zeile 3: ")
     assert count(Contact) == 2
@@ -164,7 +164,7 @@ def test_import_into_a_list_and_audit(app):
     verteiler = db.session.scalar(select(Verteiler).where(Verteiler.name == "Import November"))
     assert verteiler is not None and len(verteiler.members) == 3 and result.list_name == "Import November"
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "kontakte.importiert"))
-    assert entry.details["new"] == 3 and entry.details["invalid"] == 0
+    assert entry.details["neu"] == 3 and entry.details["ungueltig"] == 0
 
 
 def test_mapping_of_unknown_columns(app):
@@ -196,9 +196,9 @@ def test_contradicting_organisation_rows_first_wins_with_a_warning_and_stay_idem
     data = csv_data(rows=[*ROWS, second])
     result = apply_import(data, "x.csv")
     db.session.commit()
-    assert result.counts["new"] == 4
+    assert result.counts["neu"] == 4
     assert result.warnings == ["Zeile 5: Straße „Andere Straße 1“ für Kreis Mettmann weicht von Zeile 2 ab "
                                "(„Düsseldorfer Straße 26“); übernommen wird Zeile 2."]
     assert db.session.scalar(select(Organisation.street).where(Organisation.name == "Kreis Mettmann")) == "Düsseldorfer Straße 26"
     again = apply_import(data, "x.csv")
-    assert again.counts == {"new": 0, "changed": 0, "unchanged": 4, "invalid": 0}
+    assert again.counts == {"neu": 0, "geaendert": 0, "unveraendert": 4, "ungueltig": 0}
