@@ -10,8 +10,8 @@ from flask import current_app
 from ..errors import KiPostError
 from ..extensions import db
 from ..transaction import cli_transaction
-from . import services
-from .models import MessageState
+from . import services, steering
+from .models import MailingState, MessageState
 
 
 @click.group("outbox")
@@ -68,41 +68,26 @@ def status(mailing_id: int | None) -> None:
         click.echo(f"{label}: {counts[state]}")
 
 
-def _control(name: str, help_text: str, action, done: str, audit_name: str):
+def _control(name: str, help_text: str, action, done: str):
     @outbox.command(name, help=help_text)
     @click.argument("mailing_id", type=int)
     def command(mailing_id: int) -> None:
         mailing = _mailing(mailing_id)
-        try:
+        with cli_transaction():
             result = action(mailing)
-        except KiPostError as error:
-            raise click.ClickException(str(error)) from None
-        from ..auth.services import audit
-
-        audit(f"aussendung.{audit_name}", mailing, count=result if isinstance(result, int) else None)
-        db.session.commit()
         click.echo(done.format(id=mailing.id, n=result))
 
     return command
 
 
-_control("pause", "Eine laufende Aussendung anhalten.", lambda m: services.pause_mailing(m, "von Hand pausiert (Kommandozeile)"),
-         "Aussendung {id} pausiert.", "pausiert")
-_control("resume", "Eine pausierte Aussendung fortsetzen.", services.resume_mailing, "Aussendung {id} wird fortgesetzt.", "fortgesetzt")
-_control("cancel", "Eine Aussendung abbrechen; wartende Nachrichten werden nicht mehr gesendet.", services.cancel_mailing,
-         "Aussendung {id} abgebrochen ({n} Nachrichten nicht gesendet).", "abgebrochen")
-_control("retry-failed", "Fehlgeschlagene Nachrichten einer Aussendung erneut senden.", services.retry_failed,
-         "{n} fehlgeschlagene Nachrichten der Aussendung {id} werden erneut gesendet.", "fehlgeschlagene-erneut")
-
-
-@outbox.command("start")
-@click.argument("mailing_id", type=int)
-def start(mailing_id: int) -> None:
-    """Einen Entwurf zum Senden freigeben."""
-    mailing = _mailing(mailing_id)
-    with cli_transaction():
-        services.start_mailing(mailing)
-    click.echo(f"Aussendung {mailing.id} wird gesendet.")
+_control("start", "Einen Entwurf zum Senden freigeben.", steering.release, "Aussendung {id} wird gesendet.")
+_control("pause", "Eine laufende Aussendung anhalten.", lambda m: steering.pause_mailing(m, "von Hand pausiert (Kommandozeile)"),
+         "Aussendung {id} pausiert.")
+_control("resume", "Eine pausierte Aussendung fortsetzen.", steering.resume_mailing, "Aussendung {id} wird fortgesetzt.")
+_control("cancel", "Eine Aussendung abbrechen; wartende Nachrichten werden nicht mehr gesendet.", steering.cancel_mailing,
+         "Aussendung {id} abgebrochen ({n} Nachrichten nicht gesendet).")
+_control("retry-failed", "Fehlgeschlagene Nachrichten einer Aussendung erneut senden.", steering.retry_failed,
+         "{n} fehlgeschlagene Nachrichten der Aussendung {id} werden erneut gesendet.")
 
 
 @outbox.command("unklar")
@@ -113,7 +98,7 @@ def start(mailing_id: int) -> None:
 def list_unklar(mailing_id: int | None, resend_all: bool, mark_all: bool, confirmed: bool) -> None:
     """Nachrichten im Zweifel (unklar) auflisten: Nummer, Empfänger, Grund; mit --erneut-senden oder
     --als-gesendet für alle unklaren einer Aussendung entscheiden (nach Rückfrage, protokolliert)."""
-    messages = services.messages_in_state("unklar", mailing_id)
+    messages = services.messages_in_state(MessageState.UNKLAR, mailing_id)
     for message in messages:
         click.echo(f"{message.id}\t{message.to_email}\t{message.server_reply}")
     if not (resend_all or mark_all):
@@ -123,22 +108,16 @@ def list_unklar(mailing_id: int | None, resend_all: bool, mark_all: bool, confir
     if mailing_id is None:
         raise click.UsageError("Bitte die Nummer der Aussendung angeben (outbox unklar NR …).")
     mailing = _mailing(mailing_id)
-    action, question, name = ((services.resend_unklar, "erneut senden", "unklare-erneut") if resend_all
-                              else (services.mark_unklar_sent, "als gesendet markieren", "unklare-als-gesendet"))
+    action, question = ((steering.resend_unklar, "erneut senden") if resend_all
+                        else (steering.mark_unklar_sent, "als gesendet markieren"))
     if messages and not confirmed:
         click.confirm(f"Alle {len(messages)} unklaren Nachrichten der Aussendung {mailing.id} {question}?", abort=True)
-    try:
+    with cli_transaction():
         # The count confirmed above: if more became unklar meanwhile, nothing is decided unseen.
         count = action(mailing, len(messages))
-    except KiPostError as error:
-        raise click.ClickException(str(error)) from None
-    from ..auth.services import audit
-
-    audit(f"aussendung.{name}", mailing, count=count)
-    db.session.commit()
     done = "werden erneut gesendet" if resend_all else "als gesendet markiert"
     click.echo(f"{count} unklare Nachrichten der Aussendung {mailing.id} {done}."
-               + (" Die Aussendung ist pausiert: fortsetzen mit „outbox resume“." if resend_all and mailing.state == "pausiert" else ""))
+               + (" Die Aussendung ist pausiert: fortsetzen mit „outbox resume“." if resend_all and mailing.state == MailingState.PAUSIERT else ""))
 
 
 @outbox.command("resend")
@@ -147,7 +126,7 @@ def resend(message_id: int) -> None:
     """Eine unklare oder fehlgeschlagene Nachricht erneut senden."""
     with cli_transaction():
         message = services.get_message(message_id)
-        services.resend_message(message)
+        steering.resend_message(message)
     click.echo(f"Nachricht {message_id} wird erneut gesendet.")
 
 
@@ -157,7 +136,7 @@ def mark_sent(message_id: int) -> None:
     """Eine unklare Nachricht als gesendet markieren (sie ist angekommen)."""
     with cli_transaction():
         message = services.get_message(message_id)
-        services.mark_message_sent(message)
+        steering.mark_message_sent(message)
     click.echo(f"Nachricht {message_id} als gesendet markiert.")
 
 

@@ -44,10 +44,9 @@ messages the next flush writes in batches)::
   Context values are data and are never evaluated as templates.
 - ``build_mime(message) -> bytes``: the RFC 5322 bytes of a stored message (pure apart from
   loading attachment blobs), used by the worker, the preview and the .eml viewer.
-- Control: ``pause_mailing``, ``resume_mailing``, ``cancel_mailing``, ``retry_failed``,
-  ``resend_message`` / ``mark_message_sent`` (for messages in doubt, ``unklar``), ``resend_unklar`` /
-  ``mark_unklar_sent`` (all messages in doubt of a mailing at once, ``expected`` = the count confirmed),
-  ``send_test(mailing, email, name)``, ``mailing_counts``, ``mailing_progress``.
+- ``mailing_counts``, ``mailing_progress``: how far a mailing got. What people decide about mailings
+  and messages (release, pause, resend …) is in ``outbox.steering``; the mail templates in
+  ``outbox.mail_templates``.
 """
 from __future__ import annotations
 
@@ -67,14 +66,13 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from sqlalchemy import event, func, select, text, update
 from sqlalchemy.orm import Session
 
-from ..blobs import load_blob, sha256_of, store_blob
+from ..blobs import sha256_of, store_blob
 from ..db_types import utcnow
 from ..errors import NotFound, ValidationError
 from ..extensions import db
 from .files import eml_files, outbox_dir, read_eml, write_eml  # noqa: F401  (part of this module's API)
 from .mime import build_mime  # noqa: F401  (part of this module's API, see the docstring)
 from .models import Mailing, MailingKind, MailingState, MessageState, OutboxAttachment, OutboxMessage
-from .signals import messages_returned
 
 MAIL_TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates" / "mail"
 CALENDAR_METHODS = {"REQUEST", "CANCEL", "PUBLISH", "REPLY", "COUNTER", "DECLINECOUNTER", "REFRESH", "ADD"}
@@ -447,156 +445,6 @@ def mailing_progress(mailing: Mailing) -> dict[str, Any]:
         "seconds_left": seconds_left,
         "finished": waiting == 0,
     }
-
-
-def pause_mailing(mailing: Mailing, reason: str = "von Hand pausiert") -> None:
-    if mailing.state != MailingState.AKTIV:
-        raise ValidationError("Nur eine laufende Aussendung kann pausiert werden.")
-    mailing.state = MailingState.PAUSIERT
-    mailing.pause_reason = reason
-    db.session.flush()
-
-
-def resume_mailing(mailing: Mailing) -> None:
-    if mailing.state != MailingState.PAUSIERT:
-        raise ValidationError("Nur eine pausierte Aussendung kann fortgesetzt werden.")
-    mailing.state = MailingState.AKTIV
-    mailing.pause_reason = ""
-    mailing.failures_in_a_row = 0
-    db.session.flush()
-
-
-def cancel_mailing(mailing: Mailing) -> int:
-    """Stop for good; waiting messages become ``abgebrochen``. Returns how many were cancelled."""
-    if mailing.state == MailingState.ABGEBROCHEN:
-        raise ValidationError("Die Aussendung ist bereits abgebrochen.")
-    mailing.state = MailingState.ABGEBROCHEN
-    result = db.session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.mailing_id == mailing.id, OutboxMessage.state == MessageState.WARTEND)
-        .values(state=MessageState.ABGEBROCHEN)
-    )
-    db.session.flush()
-    return result.rowcount or 0
-
-
-def retry_failed(mailing: Mailing) -> int:
-    """Queue failed messages again (same Message-ID). Returns how many."""
-    if mailing.state == MailingState.ABGEBROCHEN:
-        raise ValidationError("Eine abgebrochene Aussendung kann nicht erneut gesendet werden.")
-    ids = list(db.session.scalars(select(OutboxMessage.id).where(
-        OutboxMessage.mailing_id == mailing.id, OutboxMessage.state == MessageState.FEHLGESCHLAGEN)))
-    if ids:
-        db.session.execute(
-            update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.state == MessageState.FEHLGESCHLAGEN)
-            .values(state=MessageState.WARTEND, next_attempt_at=utcnow(), first_failure_at=None, attempts=0),
-            execution_options={"synchronize_session": "fetch"},
-        )
-    mailing.failures_in_a_row = 0
-    db.session.flush()
-    if ids:
-        messages_returned.send(None, message_ids=ids)
-    return len(ids)
-
-
-def resend_message(message: OutboxMessage) -> None:
-    """A person decided: the message in doubt did not arrive, send it again."""
-    if message.state not in MessageState.NEEDS_DECISION:
-        raise ValidationError("Nur unklare oder fehlgeschlagene Nachrichten können erneut gesendet werden.")
-    if message.mailing.state == MailingState.ABGEBROCHEN:
-        raise ValidationError("Die Aussendung ist abgebrochen.")
-    from .topics import overtaken
-
-    if overtaken(message):
-        raise ValidationError("Nach dieser Nachricht ging schon eine neuere Kalendernachricht zum selben Anlass an "
-                              f"{message.to_email} (Aktualisierung oder Absage); sie enthält alles Nötige. Die ältere "
-                              "Nachricht wird deshalb nicht erneut gesendet.")
-    message.state = MessageState.WARTEND
-    message.next_attempt_at = utcnow()
-    message.first_failure_at = None
-    message.claimed_by = None
-    db.session.flush()
-    messages_returned.send(None, message_ids=[message.id])
-
-
-def mark_message_sent(message: OutboxMessage) -> None:
-    """A person decided: the message in doubt did arrive."""
-    if message.state != MessageState.UNKLAR:
-        raise ValidationError("Nur unklare Nachrichten können als gesendet markiert werden.")
-    message.state = MessageState.GESENDET
-    message.sent_at = message.claimed_at or utcnow()
-    message.server_reply = (message.server_reply + " · als gesendet markiert").strip(" ·")
-    db.session.flush()
-
-
-def _unklar_of(mailing: Mailing):
-    return (OutboxMessage.mailing_id == mailing.id) & (OutboxMessage.state == MessageState.UNKLAR)
-
-
-def count_unklar(mailing: Mailing) -> int:
-    return db.session.scalar(select(func.count()).select_from(OutboxMessage).where(_unklar_of(mailing))) or 0
-
-
-def _check_unklar_count(mailing: Mailing, expected: int | None) -> None:
-    """The decision was made for the number of messages shown; if more became unklar meanwhile
-    (the worker still ran), ask again rather than decide for messages nobody looked at."""
-    found = count_unklar(mailing)
-    if not found:
-        raise ValidationError("Die Aussendung hat keine unklaren Nachrichten.")
-    if expected is not None and expected != found:
-        raise ValidationError(f"Inzwischen sind {found} statt {expected} Nachrichten unklar. "
-                              "Bitte prüfen Sie die Liste erneut und bestätigen Sie dann.")
-
-
-def resend_unklar(mailing: Mailing, expected: int | None = None) -> int:
-    """A person decided for every message in doubt of a mailing: they did not arrive, send them
-    again (same Message-ID, so a mail client that has one already can tell). Returns how many."""
-    if mailing.state == MailingState.ABGEBROCHEN:
-        raise ValidationError("Die Aussendung ist abgebrochen.")
-    _check_unklar_count(mailing, expected)
-    result = db.session.execute(
-        update(OutboxMessage).where(_unklar_of(mailing))
-        .values(state=MessageState.WARTEND, next_attempt_at=utcnow(), first_failure_at=None, claimed_by=None),
-        execution_options={"synchronize_session": "fetch"},
-    )
-    db.session.flush()
-    return result.rowcount or 0
-
-
-def mark_unklar_sent(mailing: Mailing, expected: int | None = None) -> int:
-    """A person decided for every message in doubt of a mailing: they did arrive. Returns how many."""
-    _check_unklar_count(mailing, expected)
-    result = db.session.execute(
-        update(OutboxMessage).where(_unklar_of(mailing))
-        .values(state=MessageState.GESENDET, sent_at=func.coalesce(OutboxMessage.claimed_at, utcnow()),
-                server_reply=OutboxMessage.server_reply + " · als gesendet markiert"),
-        execution_options={"synchronize_session": "fetch"},
-    )
-    db.session.flush()
-    return result.rowcount or 0
-
-
-def send_test(mailing: Mailing, email: str, name: str = "", message: OutboxMessage | None = None) -> Mailing:
-    """Send one message of ``mailing`` (the first unless given) to a staff member, as its own mailing."""
-    source = message or db.session.scalar(
-        select(OutboxMessage).where(OutboxMessage.mailing_id == mailing.id, OutboxMessage.state != MessageState.UEBERSPRUNGEN)
-        .order_by(OutboxMessage.id).limit(1)
-    )
-    if source is None:
-        raise ValidationError("Die Aussendung enthält keine Nachricht, die getestet werden könnte.")
-    test = create_mailing("testversand", f"Test: {mailing.title}"[:300], created_by_id=mailing.created_by_id)
-    enqueue(
-        test,
-        to_email=email,
-        to_name=name,
-        subject=f"[Test] {source.subject}"[:500],
-        text=source.text,
-        html=source.html,
-        attachments=[Attachment(a.filename, a.mimetype, load_blob(a.blob_sha256)) for a in source.attachments],
-        calendar=CalendarPart(source.calendar_method, source.calendar_data) if source.calendar_data is not None else None,
-    )
-    start_mailing(test)
-    return test
 
 
 def messages_in_state(state: str, mailing_id: int | None = None, limit: int | None = None) -> list[OutboxMessage]:

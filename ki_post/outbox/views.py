@@ -8,13 +8,12 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..auth.access import requires_role
-from ..auth.services import audit
 from ..blobs import load_blob
-from ..errors import KiPostError
 from ..extensions import db
-from . import services
+from ..transaction import transaction
+from . import services, steering
 from .mime import parse_mime
-from .models import Mailing, MessageState, OutboxAttachment, OutboxMessage
+from .models import Mailing, MailingState, MessageState, OutboxAttachment, OutboxMessage
 
 bp = Blueprint("outbox", __name__, url_prefix="/postausgang")
 PER_PAGE = 100
@@ -52,52 +51,46 @@ def progress(mailing_id: int):
     return jsonify(services.mailing_progress(services.get_mailing(mailing_id)))
 
 
-def _steer(mailing_id: int, action, done: str, name: str):
+def _steer(mailing_id: int, action, done: str):
     mailing = services.get_mailing(mailing_id)
-    try:
+    with transaction() as outcome:
         result = action(mailing)
-    except KiPostError as error:
-        flash(str(error), "error")
-        return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
-    audit(f"aussendung.{name}", mailing, count=result if isinstance(result, int) else None)
-    db.session.commit()
-    flash(done.format(n=result), "success")
+    if outcome.ok:
+        flash(done.format(n=result), "success")
     return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
 
 
 @bp.post("/<int:mailing_id>/senden")
 def start(mailing_id: int):
-    return _steer(mailing_id, services.start_mailing, "Die Aussendung wird gesendet.", "freigegeben")
+    return _steer(mailing_id, steering.release, "Die Aussendung wird gesendet.")
 
 
 @bp.post("/<int:mailing_id>/pausieren")
 def pause(mailing_id: int):
-    return _steer(mailing_id, lambda m: services.pause_mailing(m, f"von Hand pausiert ({current_user.name})"),
-                  "Die Aussendung ist pausiert.", "pausiert")
+    return _steer(mailing_id, lambda m: steering.pause_mailing(m, f"von Hand pausiert ({current_user.name})"),
+                  "Die Aussendung ist pausiert.")
 
 
 @bp.post("/<int:mailing_id>/fortsetzen")
 def resume(mailing_id: int):
-    return _steer(mailing_id, services.resume_mailing, "Die Aussendung wird fortgesetzt.", "fortgesetzt")
+    return _steer(mailing_id, steering.resume_mailing, "Die Aussendung wird fortgesetzt.")
 
 
 @bp.post("/<int:mailing_id>/abbrechen")
 def cancel(mailing_id: int):
-    return _steer(mailing_id, services.cancel_mailing,
-                  "Die Aussendung ist abgebrochen; {n} wartende Nachrichten werden nicht gesendet.", "abgebrochen")
+    return _steer(mailing_id, steering.cancel_mailing,
+                  "Die Aussendung ist abgebrochen; {n} wartende Nachrichten werden nicht gesendet.")
 
 
 @bp.post("/<int:mailing_id>/fehlgeschlagene-erneut")
 def retry(mailing_id: int):
-    return _steer(mailing_id, services.retry_failed, "{n} fehlgeschlagene Nachrichten werden erneut gesendet.", "fehlgeschlagene-erneut")
+    return _steer(mailing_id, steering.retry_failed, "{n} fehlgeschlagene Nachrichten werden erneut gesendet.")
 
 
-# A decision for every message in doubt of a mailing at once: (service, question, audit action, done).
+# A decision for every message in doubt of a mailing at once: (service, question, done).
 UNKLAR_DECISIONS = {
-    "erneut-senden": (services.resend_unklar, "erneut senden", "aussendung.unklare-erneut",
-                      "{n} unklare Nachrichten werden erneut gesendet."),
-    "als-gesendet": (services.mark_unklar_sent, "als gesendet markieren", "aussendung.unklare-als-gesendet",
-                     "{n} unklare Nachrichten sind als gesendet markiert."),
+    "erneut-senden": (steering.resend_unklar, "erneut senden", "{n} unklare Nachrichten werden erneut gesendet."),
+    "als-gesendet": (steering.mark_unklar_sent, "als gesendet markieren", "{n} unklare Nachrichten sind als gesendet markiert."),
 }
 
 
@@ -108,11 +101,11 @@ def unklar_confirm(mailing_id: int, decision: str):
     if decision not in UNKLAR_DECISIONS:
         abort(404)
     mailing = services.get_mailing(mailing_id)
-    count = services.count_unklar(mailing)
+    count = steering.count_unklar(mailing)
     if not count:
         flash("Die Aussendung hat keine unklaren Nachrichten.", "info")
         return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
-    shown = services.messages_in_state("unklar", mailing.id, limit=200)
+    shown = services.messages_in_state(MessageState.UNKLAR, mailing.id, limit=200)
     return render_template("outbox/unklar.html", mailing=mailing, decision=decision, count=count, shown=shown,
                            question=UNKLAR_DECISIONS[decision][1])
 
@@ -121,22 +114,18 @@ def unklar_confirm(mailing_id: int, decision: str):
 def unklar_decide(mailing_id: int, decision: str):
     if decision not in UNKLAR_DECISIONS:
         abort(404)
-    action, _, audit_action, done = UNKLAR_DECISIONS[decision]
+    action, _, done = UNKLAR_DECISIONS[decision]
     mailing = services.get_mailing(mailing_id)
     expected = request.form.get("anzahl", type=int)  # the count the confirmation page showed
     if request.form.get("bestaetigt") != "ja" or expected is None:
         flash("Bitte bestätigen Sie die Entscheidung auf der Bestätigungsseite.", "error")
         return redirect(url_for("outbox.unklar_confirm", mailing_id=mailing.id, decision=decision))
-    try:
+    with transaction() as outcome:
         count = action(mailing, expected)
-    except KiPostError as error:
-        db.session.rollback()
-        flash(str(error), "error")
+    if not outcome.ok:
         return redirect(url_for("outbox.unklar_confirm", mailing_id=mailing.id, decision=decision))
-    audit(audit_action, mailing, count=count)
-    db.session.commit()
     text = done.format(n=count)
-    if decision == "erneut-senden" and mailing.state == "pausiert":
+    if decision == "erneut-senden" and mailing.state == MailingState.PAUSIERT:
         text += " Die Aussendung ist pausiert: Sie gehen hinaus, sobald Sie sie fortsetzen."
     flash(text, "success")
     return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
@@ -145,14 +134,10 @@ def unklar_decide(mailing_id: int, decision: str):
 @bp.post("/<int:mailing_id>/testversand")
 def test_send(mailing_id: int):
     mailing = services.get_mailing(mailing_id)
-    try:
-        test = services.send_test(mailing, current_user.email, current_user.name)
-    except KiPostError as error:
-        flash(str(error), "error")
-        return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
-    audit("aussendung.testversand", mailing, test_mailing=test.id)
-    db.session.commit()
-    flash(f"Eine Testnachricht an {current_user.email} ist im Postausgang (Aussendung {test.id}).", "success")
+    with transaction() as outcome:
+        test = steering.send_test(mailing, current_user.email, current_user.name)
+    if outcome.ok:
+        flash(f"Eine Testnachricht an {current_user.email} ist im Postausgang (Aussendung {test.id}).", "success")
     return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
 
 
@@ -228,29 +213,20 @@ def _quote(value: str) -> str:
 
 @bp.post("/nachricht/<int:message_id>/erneut-senden")
 def resend(message_id: int):
-    message = services.get_message(message_id)
-    try:
-        services.resend_message(message)
-    except KiPostError as error:
-        flash(str(error), "error")
-    else:
-        audit("nachricht.erneut-gesendet", message)
-        db.session.commit()
-        flash(f"Die Nachricht an {message.to_email} wird erneut gesendet.", "success")
-    return redirect(url_for("outbox.mailing", mailing_id=message.mailing_id, zustand=request.form.get("zustand", "")))
+    return _decide(message_id, steering.resend_message, "Die Nachricht an {to} wird erneut gesendet.")
 
 
 @bp.post("/nachricht/<int:message_id>/als-gesendet")
 def mark_sent(message_id: int):
+    return _decide(message_id, steering.mark_message_sent, "Die Nachricht an {to} ist als gesendet markiert.")
+
+
+def _decide(message_id: int, action, done: str):
     message = services.get_message(message_id)
-    try:
-        services.mark_message_sent(message)
-    except KiPostError as error:
-        flash(str(error), "error")
-    else:
-        audit("nachricht.als-gesendet-markiert", message)
-        db.session.commit()
-        flash(f"Die Nachricht an {message.to_email} ist als gesendet markiert.", "success")
+    with transaction() as outcome:
+        action(message)
+    if outcome.ok:
+        flash(done.format(to=message.to_email), "success")
     return redirect(url_for("outbox.mailing", mailing_id=message.mailing_id, zustand=request.form.get("zustand", "")))
 
 

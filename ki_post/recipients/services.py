@@ -524,7 +524,7 @@ def export_contacts(fmt: str, *, filters: Mapping[str, Any] | None = None, verte
     headers, rows = export_table(contacts)
     title = verteiler.name if verteiler else "Verteiler"
     data = csv_bytes(headers, rows) if fmt == "csv" else xlsx_bytes(headers, rows, title)
-    audit("kontakte.exportiert", verteiler, count=len(contacts), format=fmt)
+    audit("kontakte.exportiert", verteiler, anzahl=len(contacts), format=fmt)
     return data, len(contacts)
 
 

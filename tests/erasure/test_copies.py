@@ -16,7 +16,8 @@ from ki_post.extensions import db
 from ki_post.letters import services as letters
 from ki_post.letters.models import ArchivedLetter, LetterRun
 from ki_post.outbox.models import OutboxMessage
-from ki_post.outbox.services import create_mailing, enqueue, outbox_dir, retry_failed, start_mailing
+from ki_post.outbox.services import create_mailing, enqueue, outbox_dir, start_mailing
+from ki_post.outbox.steering import retry_failed
 from ki_post.outbox.worker import Worker
 from ki_post.recipients.models import Contact
 from ki_post.recipients.services import anonymise_contact, delete_contact

@@ -94,7 +94,7 @@ def test_cancel_withdraws_what_waits_and_tells_exactly_who_may_have_it(smtp_app,
     result = services.cancel_event(event, "Der Saal ist gesperrt.", start=True)
     db.session.commit()
     assert result.recipients == 3 and result.withdrawn >= 3
-    from ki_post.outbox.services import retry_failed
+    from ki_post.outbox.steering import retry_failed
 
     assert retry_failed(by_kind("einladung")[0].mailing) == 0  # the failed invitation cannot be sent any more
     send(smtp_app)

@@ -55,7 +55,8 @@ from ki_post.events.models import CalendarReply, Event, Invitation
 from ki_post.extensions import db
 from ki_post.models import metadata
 from ki_post.outbox.models import Mailing, OutboxMessage
-from ki_post.outbox.services import mark_message_sent, resend_message, start_mailing
+from ki_post.outbox.services import start_mailing
+from ki_post.outbox.steering import mark_message_sent, resend_message
 from ki_post.outbox.worker import Worker
 from ki_post.recipients.models import Contact, Organisation
 from ki_post.recipients.services import save_contact

@@ -73,5 +73,10 @@ def test_unklar_resend_and_mark_sent(runner):
     db.session.expire_all()
     assert db.session.get(OutboxMessage, first.id).state == "wartend"
     assert db.session.get(OutboxMessage, second.id).state == "gesendet"
+    from ki_post.auth.models import AuditEntry
+
+    # Decisions about messages are audited on the command line as in the browser (in the service).
+    assert {(entry.action, entry.object_id) for entry in db.session.scalars(select(AuditEntry))} >= {
+        ("nachricht.erneut-gesendet", first.id), ("nachricht.als-gesendet-markiert", second.id)}
     result = runner.invoke(args=["outbox", "mark-sent", str(second.id)])
     assert result.exit_code != 0 and "Nur unklare" in result.output

@@ -87,7 +87,7 @@ def test_bulk_resend_from_the_mailing_page_with_confirmation(smtp_app, smtp):
     assert "5 unklare Nachrichten werden erneut gesendet." in done.get_data(as_text=True)
     assert states(mailing_id) == {"wartend": 20}
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "aussendung.unklare-erneut"))
-    assert entry.object_id == mailing_id and entry.details["count"] == 5 and entry.user_id is not None
+    assert entry.object_id == mailing_id and entry.details["anzahl"] == 5 and entry.user_id is not None
 
     # Resumed against a healthy server: every message goes out; the five in doubt a second time, as decided.
     smtp.handler.drop_after_data = False
@@ -140,7 +140,7 @@ def test_bulk_mark_sent_from_the_cli_asks_and_audits(smtp_app, smtp):
     marked = db.session.scalars(select(OutboxMessage).where(OutboxMessage.state == "gesendet")).all()
     assert all(m.server_reply.endswith("als gesendet markiert") and m.sent_at is not None for m in marked)
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "aussendung.unklare-als-gesendet"))
-    assert entry.actor == "cli" and entry.details["count"] == 5
+    assert entry.actor == "cli" and entry.details["anzahl"] == 5
     # Nothing left to decide; a second run says so.
     again = runner.invoke(args=["outbox", "unklar", str(mailing_id), "--erneut-senden", "--ja"])
     assert again.exit_code != 0 and "keine unklaren Nachrichten" in again.output

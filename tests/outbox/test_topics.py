@@ -16,8 +16,8 @@ from ki_post.errors import ValidationError
 from ki_post.extensions import db
 from ki_post.outbox import topics
 from ki_post.outbox.models import OutboxMessage
-from ki_post.outbox.services import (CalendarPart, create_mailing, enqueue, mark_message_sent, resend_message,
-                                     retry_failed, start_mailing)
+from ki_post.outbox.services import CalendarPart, create_mailing, enqueue, start_mailing
+from ki_post.outbox.steering import mark_message_sent, resend_message, retry_failed
 from ki_post.outbox.signals import messages_returned
 from ki_post.outbox.worker import Worker
 
@@ -241,3 +241,32 @@ def test_resend_refused_when_a_later_calendar_message_overtook_it(smtp_app, smtp
     mark_message_sent(message)  # deciding "it did arrive" stays possible
     db.session.commit()
     assert db.session.scalar(select(OutboxMessage.state).where(OutboxMessage.id == reminder.id)) == "wartend"
+
+
+def test_resend_all_in_doubt_withdraws_the_overtaken_and_announces_the_rest(smtp_app, smtp):
+    """The bulk decision follows the single one: an overtaken message is not sent again (it is
+    withdrawn, saying why), the others return to the queue and their package hears of them."""
+    from ki_post.outbox.steering import resend_unklar
+
+    overtaken_request = queue("einladung-8", "Einladung", calendar="REQUEST")
+    plain_request = queue("einladung-9", "Einladung", calendar="REQUEST", kind="einladung")
+    db.session.execute(OutboxMessage.__table__.update().where(OutboxMessage.id.in_([overtaken_request.id, plain_request.id]))
+                       .values(state="unklar", mailing_id=overtaken_request.mailing_id))
+    queue("einladung-8", "Absage", calendar="CANCEL", kind="absage")
+    seen: list[list[int]] = []
+
+    def receiver(sender, message_ids) -> None:
+        seen.append(list(message_ids))
+
+    messages_returned.connect(receiver)
+    try:
+        db.session.expire_all()
+        assert resend_unklar(db.session.get(OutboxMessage, overtaken_request.id).mailing, expected=2) == 1
+    finally:
+        messages_returned.disconnect(receiver)
+    db.session.commit()
+    assert seen == [[plain_request.id]]
+    states = dict(db.session.execute(select(OutboxMessage.id, OutboxMessage.state)
+                                     .where(OutboxMessage.id.in_([overtaken_request.id, plain_request.id]))).all())
+    assert states == {overtaken_request.id: "zurueckgezogen", plain_request.id: "wartend"}
+    assert "neuere Kalendernachricht" in db.session.get(OutboxMessage, overtaken_request.id).server_reply

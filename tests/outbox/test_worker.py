@@ -14,18 +14,8 @@ from sqlalchemy.orm import Session
 from ki_post.errors import ValidationError
 from ki_post.extensions import db
 from ki_post.outbox.models import Mailing, OutboxMessage
-from ki_post.outbox.services import (
-    Attachment,
-    cancel_mailing,
-    create_mailing,
-    enqueue,
-    mailing_counts,
-    mailing_progress,
-    pause_mailing,
-    resume_mailing,
-    retry_failed,
-    start_mailing,
-)
+from ki_post.outbox.services import Attachment, create_mailing, enqueue, mailing_counts, mailing_progress, start_mailing
+from ki_post.outbox.steering import cancel_mailing, pause_mailing, resume_mailing, retry_failed
 from ki_post.outbox.worker import Worker
 from tests.helpers import claim
 
@@ -293,7 +283,7 @@ def test_cancel_stops_waiting_messages(smtp_app, smtp):
 
 def test_dead_worker_claim_becomes_unklar_and_can_be_resolved(smtp_app, smtp):
     from ki_post.outbox.models import OutboxWorker
-    from ki_post.outbox.services import mark_message_sent, resend_message
+    from ki_post.outbox.steering import mark_message_sent, resend_message
 
     mailing = make_mailing(3)
     # A worker on this host whose process is gone claimed one message and never confirmed it.
