@@ -5,7 +5,7 @@ Functions flush but never commit; the caller (view or CLI command) commits once.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Select, and_, delete, func, or_, select
@@ -21,15 +21,11 @@ from .models import (
     REGIERUNGSBEZIRKE,
     SQLITE_CASEFOLD,
     Contact,
-    ImportUpload,
     Organisation,
     Verteiler,
     verteiler_members,
 )
 from .signals import contact_erasing, contacts_changed
-
-if TYPE_CHECKING:
-    from .importer import ImportResult
 
 # Keys a filter (list page, saved Verteiler filter, resolve_recipients) may hold.
 FILTER_KEYS = ("kind", "regierungsbezirk", "q", "organisation_id", "verteiler_id", "active")
@@ -549,47 +545,6 @@ def member_ids_from_emails(text: str) -> list[int]:
         shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
         raise ValidationError(f"Keine Ansprechperson mit dieser E-Mail-Adresse: {shown}", field="members")
     return list(dict.fromkeys(found[email] for email in wanted))
-
-
-# --- Import uploads (between preview and apply) -------------------------------------------------
-
-UPLOAD_MAX_AGE_HOURS = 24
-
-
-def store_upload(data: bytes, filename: str, user_id: int | None, limit: int) -> tuple[str, ImportResult]:
-    """Check the file (ImportFileError when unreadable), keep it for the preview; returns (token, preview)."""
-    import secrets
-    from datetime import timedelta
-
-    from .importer import preview_import
-
-    preview = preview_import(data, filename, limit=limit)
-    db.session.execute(delete(ImportUpload).where(ImportUpload.created_at < utcnow() - timedelta(hours=UPLOAD_MAX_AGE_HOURS)))
-    token = secrets.token_urlsafe(32)
-    db.session.add(ImportUpload(token=token, filename=(filename or "")[-255:], data=data, user_id=user_id))
-    db.session.flush()
-    return token, preview
-
-
-def load_upload(token: str, user_id: int | None) -> ImportUpload:
-    upload = db.session.scalar(select(ImportUpload).where(ImportUpload.token == token))
-    if upload is None or upload.user_id != user_id:
-        raise NotFound("Diese hochgeladene Datei gibt es nicht mehr. Bitte laden Sie sie erneut hoch.")
-    return upload
-
-
-def apply_upload(upload: ImportUpload, mapping: Mapping[str, str], list_name: str = "") -> ImportResult:
-    from .importer import apply_import
-
-    result = apply_import(upload.data, upload.filename, dict(mapping), list_name=list_name)
-    db.session.delete(upload)
-    db.session.flush()
-    return result
-
-
-def discard_upload(upload: ImportUpload) -> None:
-    db.session.delete(upload)
-    db.session.flush()
 
 
 def verteiler_of(contact: Contact) -> list[Verteiler]:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import NotFound, ValidationError
 from ..extensions import db
 from ..transaction import get_or_404, transaction
-from . import services
+from . import services, uploads
 from .addressing import address_lines, role_wording, salutation
 from .forms import ConfirmForm, ContactForm, ImportApplyForm, ImportUploadForm, OrganisationForm, VerteilerForm
 from .importer import CONCURRENT_CHANGE, EXTRA, FIELDS, IGNORE, ImportFileError, preview_import
@@ -307,7 +307,7 @@ def import_upload():
         with transaction(form) as done:
             if not upload or not upload.filename:
                 raise ValidationError("Bitte eine Datei auswählen.", field="file")
-            token, _ = services.store_upload(data, upload.filename, current_user.id, current_app.config["MAX_CONTENT_LENGTH"])
+            token, _ = uploads.store_upload(data, upload.filename, current_user.id, current_app.config["MAX_CONTENT_LENGTH"])
         if done.ok:
             return redirect(url_for("recipients.import_preview", token=token))
     status = 422 if form.errors or form.form_errors else 200
@@ -326,7 +326,7 @@ def _mapping_from(args) -> dict[str, str]:
 
 @bp.get("/import/<token>")
 def import_preview(token: str):
-    upload = services.load_upload(token, current_user.id)
+    upload = uploads.load_upload(token, current_user.id)
     mapping = _mapping_from(request.args)
     try:
         result = preview_import(upload.data, upload.filename, mapping)
@@ -339,19 +339,19 @@ def import_preview(token: str):
 
 @bp.post("/import/<token>")
 def import_apply(token: str):
-    upload = services.load_upload(token, current_user.id)
+    upload = uploads.load_upload(token, current_user.id)
     form = ImportApplyForm()
     if not form.validate_on_submit():
         flash("Das Formular ist unvollständig. Bitte versuchen Sie es erneut.", "error")
         return redirect(url_for("recipients.import_preview", token=token))
     if request.form.get("action") == "verwerfen":
         with transaction():
-            services.discard_upload(upload)
+            uploads.discard_upload(upload)
         flash("Der Import ist verworfen; nichts wurde gespeichert.", "success")
         return redirect(url_for("recipients.contacts"))
     try:
         with transaction() as done:
-            result = services.apply_upload(upload, _mapping_from(request.form), form.list_name.data or "")
+            result = uploads.apply_upload(upload, _mapping_from(request.form), form.list_name.data or "")
     except IntegrityError:
         # Imports wait for each other; a Kommune or person saved by a form at the same moment can still collide.
         flash(CONCURRENT_CHANGE, "error")
