@@ -146,6 +146,8 @@ def assignable(record: CalendarReply) -> list[Invitation]:
 
 @dataclass
 class IngestResult:
+    """Counts of a mailbox run (``mailbox.MailboxResult`` adds the delivery reports)."""
+
     mails: int = 0
     statuses: Counter = field(default_factory=Counter)
 
@@ -155,23 +157,3 @@ class IngestResult:
                   "late": "nach Fristende zur Prüfung"}
         parts += [f"{self.statuses[key]} {label}" for key, label in labels.items() if self.statuses[key]]
         return ", ".join(parts) + "."
-
-
-def ingest_mails(raw_mails) -> IngestResult:
-    result = IngestResult()
-    for raw in raw_mails:
-        result.mails += 1
-        for record in apply_reply_mail(raw):
-            result.statuses[record.status] += 1
-    return result
-
-
-def ingest_path(path: str) -> IngestResult:
-    """One .eml file, an mbox file, a Maildir directory or a folder of .eml files."""
-    import os
-
-    from .replies import iter_mail_source
-
-    if not os.path.exists(path):
-        raise ValidationError(f"Die Datei oder der Ordner „{path}“ existiert nicht.")
-    return ingest_mails(iter_mail_source(path))
