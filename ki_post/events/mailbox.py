@@ -22,6 +22,7 @@ from .replies import iter_mail_source, parse_mail
 
 CALENDAR = "kalenderantwort"
 UNKNOWN = "unbekannt"
+UNMATCHED = "nicht_zugeordnet"  # a bounce about no message KI-Post sent (in the counts only)
 REPLY_STATUS_LABELS = {"applied": "übernommen", "stale": "veraltet", "ignored": "ignoriert", "unmatched": "zur Prüfung",
                        "late": "nach Fristende zur Prüfung"}
 
@@ -88,7 +89,8 @@ class MailboxResult(IngestResult):
 
     def add(self, outcome: MailOutcome) -> None:
         self.mails += 1
-        self.kinds[outcome.kind] += 1
+        bounce = outcome.kind in (ReportKind.PERMANENT.value, ReportKind.TEMPORARY.value)
+        self.kinds[UNMATCHED if bounce and not outcome.taken else outcome.kind] += 1
         for status in outcome.reply_statuses:
             self.statuses[status] += 1
         self.lines.append(outcome.line(self.mails))
@@ -96,9 +98,12 @@ class MailboxResult(IngestResult):
     def summary(self) -> str:
         parts = [f"{anzahl(self.mails, 'Mail', 'Mails')} gelesen"]
         parts += [f"{self.statuses[key]} {label}" for key, label in REPLY_STATUS_LABELS.items() if self.statuses[key]]
-        labels = {ReportKind.PERMANENT.value: "unzustellbar", ReportKind.TEMPORARY.value: "verzögert",
-                  ReportKind.AUTO_REPLY.value: "automatische Antworten", UNKNOWN: "nicht verarbeitet"}
-        parts += [f"{self.kinds[key]} {label}" for key, label in labels.items() if self.kinds[key]]
+        labels = {ReportKind.PERMANENT.value: ("unzustellbar", "unzustellbar"),
+                  ReportKind.TEMPORARY.value: ("verzögert", "verzögert"),
+                  ReportKind.AUTO_REPLY.value: ("automatische Antwort", "automatische Antworten"),
+                  UNMATCHED: ("Zustellungsnachricht ohne passende Nachricht", "Zustellungsnachrichten ohne passende Nachricht"),
+                  UNKNOWN: ("nicht verarbeitet", "nicht verarbeitet")}
+        parts += [anzahl(self.kinds[key], *label) for key, label in labels.items() if self.kinds[key]]
         return ", ".join(parts) + "."
 
 

@@ -52,7 +52,7 @@ _AUTO_REPLY_SUBJECTS = re.compile(
     r"^\s*(abwesenheitsnotiz|abwesenheit|automatische antwort|automatic reply|auto(?:matic)?[ -]?reply|autoreply"
     r"|out of (the )?office|ich bin nicht im büro|ich bin abwesend|abwesend|auto:|réponse automatique"
     r"|risposta automatica|respuesta automática)", re.IGNORECASE)
-_NOTES_USER = re.compile(r"User\s+(.{0,200}?)\s+not listed", re.IGNORECASE | re.DOTALL)
+_NOTES_USER = re.compile(r"User\s+(.{0,200}?)\s+not listed[^\r\n]{0,200}", re.IGNORECASE | re.DOTALL)
 _EXCHANGE_REMOTE = re.compile(r"Remote Server returned '([^']{1,500})'", re.IGNORECASE)
 _LIMIT = 2000  # stored server words: enough for any real diagnostic, bounded for a hostile one
 
@@ -137,10 +137,13 @@ def _text_of(part: Message) -> str:
     if not isinstance(payload, bytes):
         payload = str(part.get_payload() or "").encode("utf-8", "replace")
     charset = part.get_content_charset() or "utf-8"
-    try:
-        return payload.decode(charset, "replace")
-    except LookupError:
-        return payload.decode("utf-8", "replace")
+    # Mail servers put UTF-8 addresses (RFC 6531) into parts they label us-ascii: UTF-8 before replacing.
+    for candidate in (charset, "utf-8"):
+        try:
+            return payload.decode(candidate)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return payload.decode("latin-1")
 
 
 def _html_to_text(html: str) -> str:
