@@ -60,7 +60,10 @@ def _letters_json(contact: Contact) -> list[dict[str, Any]]:
 
 
 def _messages_json(contact: Contact) -> list[dict[str, Any]]:
-    messages = db.session.scalars(select(OutboxMessage).where(outbox_erasure.person_messages(contact)).order_by(OutboxMessage.id))
+    from .outbox.returns import bounces_of
+
+    messages = list(db.session.scalars(select(OutboxMessage).where(outbox_erasure.person_messages(contact)).order_by(OutboxMessage.id)))
+    reports = bounces_of([message.id for message in messages])
     return [
         {"betreff": message.subject, "an": message.to_email, "name": message.to_name, "zustand": message.state_label,
          "gesendet": _iso(message.sent_at), "aussendung": message.mailing_id, "antwort_des_servers": message.server_reply,
@@ -68,7 +71,10 @@ def _messages_json(contact: Contact) -> list[dict[str, Any]]:
          "kalender": message.calendar_data.decode("utf-8", "replace") if message.calendar_data is not None else None,
          "anhaenge": [{"datei": attachment.filename, "typ": attachment.mimetype, "sha256": attachment.blob_sha256,
                        "text": _document_text(load_blob(attachment.blob_sha256)) if attachment.mimetype == DOCX_MIMETYPE else None}
-                      for attachment in message.attachments]}
+                      for attachment in message.attachments],
+         "zustellungsnachrichten": [{"empfangen": _iso(report.received_at), "art": report.kind_label, "adresse": report.recipient,
+                                     "status": report.status, "antwort_des_servers": report.diagnostic}
+                                    for report in reports.get(message.id, [])]}
         for message in messages
     ]
 

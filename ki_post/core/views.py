@@ -25,6 +25,7 @@ def index():
     from ..outbox.models import Mailing
     from ..outbox.services import counts_by_mailing, mailing_counts
     from ..recipients.models import Contact, Organisation, Verteiler
+    from ..recipients.services import undeliverable_count
 
     counts = {
         "contacts": db.session.scalar(select(func.count(Contact.id)).where(Contact.active.is_(True))),
@@ -47,6 +48,7 @@ def index():
         upcoming=upcoming,
         recent_events=recent_events,
         unmatched=len(unmatched_replies()),
+        undeliverable=undeliverable_count(),
     )
 
 

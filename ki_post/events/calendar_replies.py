@@ -144,35 +144,20 @@ def assignable(record: CalendarReply) -> list[Invitation]:
                   key=lambda i: ((i.name or i.email).lower(), i.id))
 
 
+# How a mailbox run's summary names what became of the calendar replies it read.
+REPLY_SUMMARY_LABELS = {ReplyStatus.UEBERNOMMEN: "übernommen", ReplyStatus.VERALTET: "veraltet",
+                        ReplyStatus.IGNORIERT: "ignoriert", ReplyStatus.UNZUGEORDNET: "zur Prüfung",
+                        ReplyStatus.VERSPAETET: "nach Fristende zur Prüfung"}
+
+
 @dataclass
 class IngestResult:
+    """Counts of a mailbox run (``mailbox.MailboxResult`` adds the delivery reports)."""
+
     mails: int = 0
     statuses: Counter = field(default_factory=Counter)
 
     def summary(self) -> str:
         parts = [f"{anzahl(self.mails, 'Mail', 'Mails')} gelesen"]
-        labels = {ReplyStatus.UEBERNOMMEN: "übernommen", ReplyStatus.VERALTET: "veraltet",
-                  ReplyStatus.IGNORIERT: "ignoriert", ReplyStatus.UNZUGEORDNET: "zur Prüfung",
-                  ReplyStatus.VERSPAETET: "nach Fristende zur Prüfung"}
-        parts += [f"{self.statuses[key]} {label}" for key, label in labels.items() if self.statuses[key]]
+        parts += [f"{self.statuses[key]} {label}" for key, label in REPLY_SUMMARY_LABELS.items() if self.statuses[key]]
         return ", ".join(parts) + "."
-
-
-def ingest_mails(raw_mails) -> IngestResult:
-    result = IngestResult()
-    for raw in raw_mails:
-        result.mails += 1
-        for record in apply_reply_mail(raw):
-            result.statuses[record.status] += 1
-    return result
-
-
-def ingest_path(path: str) -> IngestResult:
-    """One .eml file, an mbox file, a Maildir directory or a folder of .eml files."""
-    import os
-
-    from .replies import iter_mail_source
-
-    if not os.path.exists(path):
-        raise ValidationError(f"Die Datei oder der Ordner „{path}“ existiert nicht.")
-    return ingest_mails(iter_mail_source(path))

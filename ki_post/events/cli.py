@@ -150,28 +150,65 @@ def export(event_id: int, path: str) -> None:
     click.echo(f"{anzahl(len(event.invitations), 'Eintrag', 'Einträge')} nach {path} geschrieben.")
 
 
-@click.group("rsvp")
-def rsvp() -> None:
-    """Antworten aus Kalenderprogrammen (iTIP REPLY) einlesen."""
-
-
-@rsvp.command("ingest")
-@click.argument("path", type=click.Path(exists=True))
-def ingest(path: str) -> None:
-    """Eine .eml-Datei, ein mbox-Postfach, einen Maildir-Ordner oder einen Ordner mit .eml-Dateien einlesen."""
+def _ingest(path: str) -> None:
     with cli_transaction():
         result = services.ingest_path(path)
+    for line in result.lines:
+        click.echo(line)
     click.echo(result.summary())
 
 
-@rsvp.command("poll-imap")
-def poll_imap() -> None:
-    """Ungelesene Mails des Funktionspostfachs per IMAP lesen (Einstellungen IMAP_*)."""
+def _poll() -> None:
     try:
-        result = services.poll_imap(commit=db.session.commit)
+        result = services.poll_imap(commit=db.session.commit, on_mail=click.echo)
     except KiPostError as error:
         raise click.ClickException(str(error)) from None
     click.echo(result.summary())
 
 
-commands: list[click.Command] = [events, rsvp]
+@click.group("mailbox")
+def mailbox() -> None:
+    """Das Funktionspostfach lesen: Kalenderantworten, Unzustellbarkeits- und Verzögerungsnachrichten,
+    automatische Antworten."""
+
+
+@mailbox.command("ingest")
+@click.argument("path", type=click.Path(exists=True))
+def mailbox_ingest(path: str) -> None:
+    """Eine .eml-Datei, ein mbox-Postfach, einen Maildir-Ordner oder einen Ordner mit .eml-Dateien einlesen;
+    nennt je Mail, was sie war und was sich geändert hat."""
+    _ingest(path)
+
+
+@mailbox.command("poll")
+def mailbox_poll() -> None:
+    """Ungelesene Mails des Funktionspostfachs per IMAP lesen (Einstellungen IMAP_*); nennt je Mail, was sie
+    war und was sich geändert hat."""
+    _poll()
+
+
+@click.group("rsvp")
+def rsvp() -> None:
+    """Antworten aus Kalenderprogrammen einlesen (frühere Namen von „mailbox ingest“ und „mailbox poll“)."""
+
+
+@rsvp.command("ingest")
+@click.argument("path", type=click.Path(exists=True))
+def ingest(path: str) -> None:
+    """Wie „mailbox ingest“: eine .eml-Datei, ein mbox-Postfach, einen Maildir-Ordner oder einen Ordner mit .eml-Dateien einlesen."""
+    _ingest(path)
+
+
+@rsvp.command("poll-imap")
+def poll_imap() -> None:
+    """Wie „mailbox poll“: ungelesene Mails des Funktionspostfachs per IMAP lesen (Einstellungen IMAP_*)."""
+    _poll()
+
+
+@rsvp.command("poll")
+def poll() -> None:
+    """Wie „mailbox poll“ (kurzer Name)."""
+    _poll()
+
+
+commands: list[click.Command] = [events, rsvp, mailbox]

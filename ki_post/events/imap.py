@@ -1,4 +1,4 @@
-"""Polling the functional mailbox over IMAP for calendar replies."""
+"""Polling the functional mailbox over IMAP: calendar replies, delivery reports, automatic replies."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -6,8 +6,11 @@ from collections.abc import Callable
 from flask import current_app
 
 from ..errors import ValidationError
-from .calendar_replies import IngestResult, _apply_one
-from .replies import parse_mail
+from ..outbox.bounces import might_be_report
+from .mailbox import UNKNOWN, MailboxResult, process_mail
+
+# Enough of the header to tell a delivery report or an automatic reply before downloading a mail.
+_REPORT_HEADERS = "FROM SUBJECT CONTENT-TYPE AUTO-SUBMITTED X-AUTOREPLY X-AUTORESPOND X-AUTO-RESPONSE-SUPPRESS PRECEDENCE"
 
 
 def _imap_mailbox_name(name: str) -> str:
@@ -52,12 +55,29 @@ def _may_carry_calendar(bodystructure: bytes) -> bool:
     return any(marker in text for marker in (b'"calendar"', b'"ics"', b'x-vcalendar', b'.ics"', b"=?", b'*"'))
 
 
-def poll_imap(commit: Callable[[], None]) -> IngestResult:
-    """Reads the unread calendar replies of the functional mailbox (settings IMAP_*).
+def _structure_and_headers(parts: list) -> tuple[bytes, bytes]:
+    """Split imaplib's FETCH answer into the BODYSTRUCTURE text and the header fields' literal."""
+    structure, headers = [], b""
+    for part in parts:
+        if isinstance(part, tuple):
+            structure.append(part[0] or b"")
+            if b"HEADER.FIELDS" in (part[0] or b"").upper():
+                headers = part[1] or b""
+            else:
+                structure.append(part[1] or b"")
+        elif part:
+            structure.append(part)
+    return b"".join(structure), headers
 
-    The mailbox is shared with people: a mail is marked read only when it carried a REPLY, and only
-    after ``commit`` has stored it, so a failed commit means reading it again next time (RPLY-08 makes
-    that harmless) instead of losing it. Other mails stay unread; nothing is moved or deleted.
+
+def poll_imap(commit: Callable[[], None], on_mail: Callable[[str], None] | None = None) -> MailboxResult:
+    """Reads the unread calendar replies and delivery reports of the functional mailbox (settings IMAP_*).
+
+    The mailbox is shared with people: only mails that may be a reply or report are downloaded, and a mail
+    is marked read only when the app took it (a REPLY, or a report matched to a sent message), and only
+    after ``commit`` has stored it, so a failed commit means reading it again next time (recording is
+    idempotent) instead of losing it. Other mails (automatic replies, reports about mails people sent,
+    everything else) stay unread; nothing is moved or deleted. ``on_mail`` gets a German line per mail.
     """
     import imaplib
     import ssl
@@ -79,7 +99,7 @@ def poll_imap(commit: Callable[[], None]) -> IngestResult:
                               f"({error.verify_message}).") from None
     except (OSError, imaplib.IMAP4.error) as error:
         raise ValidationError(f"IMAP-Server {host}:{port} nicht erreichbar: {_imap_text(error)}") from None
-    result = IngestResult()
+    result = MailboxResult()
     try:
         username, password = config.get("IMAP_USERNAME", ""), config.get("IMAP_PASSWORD", "")
         try:
@@ -97,22 +117,25 @@ def poll_imap(commit: Callable[[], None]) -> IngestResult:
                                   f"(Server: {_imap_text(data[-1])})")
         status, data = connection.uid("SEARCH", None, "UNSEEN")
         for uid in (data[0] or b"").split() if status == "OK" else []:
-            status, parts = connection.uid("FETCH", uid, "(BODYSTRUCTURE)")
-            structure = b"".join(b"".join(part) if isinstance(part, tuple) else part or b"" for part in parts)
-            if status != "OK" or not _may_carry_calendar(structure):
+            status, parts = connection.uid("FETCH", uid, f"(BODYSTRUCTURE BODY.PEEK[HEADER.FIELDS ({_REPORT_HEADERS})])")
+            if status != "OK":
+                continue
+            structure, headers = _structure_and_headers(parts)
+            if not (_may_carry_calendar(structure) or might_be_report(headers, structure)):
                 continue
             status, parts = connection.uid("FETCH", uid, "(BODY.PEEK[])")
             raws = [part[1] for part in parts if isinstance(part, tuple)] if status == "OK" else []
-            parsed = parse_mail(raws[0]) if raws else None
-            if parsed is None or not parsed.replies:
-                continue  # not a calendar reply: left unread for the staff
-            result.mails += 1
-            for reply in parsed.replies:
-                record = _apply_one(reply, parsed.message_id, parsed.from_email)
-                if record is not None:
-                    result.statuses[record.status] += 1
+            if not raws:
+                continue
+            outcome = process_mail(raws[0])
+            if outcome.kind == UNKNOWN or (outcome.known and not outcome.taken):
+                continue  # for people (or seen before and left unread for them): not counted again
+            result.add(outcome)
             commit()
-            connection.uid("STORE", uid, "+FLAGS.SILENT", "(\\Seen)")
+            if on_mail is not None:
+                on_mail(result.lines[-1])
+            if outcome.taken:
+                connection.uid("STORE", uid, "+FLAGS.SILENT", "(\\Seen)")
     except (OSError, imaplib.IMAP4.error) as error:
         raise ValidationError(f"IMAP-Fehler: {_imap_text(error)}") from None
     finally:

@@ -8,6 +8,7 @@
 - ``answers``: answers by link or staff, seats, waiting list;
 - ``participants``: overview and participant lists;
 - ``calendar_replies``: iTIP REPLY mails matched to invitations;
+- ``mailbox``: every mail of the functional mailbox (calendar replies, delivery reports, automatic replies);
 - ``imap``: polling the functional mailbox.
 
 This module re-exports their public functions, so views, CLI and other packages have one address.
@@ -16,9 +17,10 @@ from __future__ import annotations
 
 from .answers import ANSWER_STATES, AnswerResult, answer, deadline_passed, invitation_by_token, seats_taken
 from .calendar_replies import (PARTSTAT_TO_STATE, IngestResult, apply_reply_mail, assign_reply, assignable, dismiss_reply,
-                               ingest_mails, ingest_path, unmatched_replies)
+                               unmatched_replies)
 from .delivery import Delivery, deliveries, delivery_of
 from .imap import poll_imap
+from .mailbox import MailboxResult, MailOutcome, ingest_mails, ingest_path, process_mail
 from .invitations import (InviteResult, ReminderResult, add_invitations, circular_attachment, invite, last_reminder,
                           recent_reminder, reminder_recipients, send_reminders, verteiler_id_by_name)
 from .mails import RSVP_PATH, EventFacts, changes, event_mailings, rsvp_link, sender_lines
@@ -31,7 +33,7 @@ from .superseding import Superseded, supersede
 __all__ = [
     "ANSWER_STATES", "AnswerResult", "answer", "deadline_passed", "invitation_by_token", "seats_taken",
     "PARTSTAT_TO_STATE", "IngestResult", "apply_reply_mail", "assign_reply", "assignable", "dismiss_reply",
-    "ingest_mails", "ingest_path", "unmatched_replies", "Delivery", "deliveries", "delivery_of", "poll_imap",
+    "ingest_mails", "ingest_path", "unmatched_replies", "MailboxResult", "MailOutcome", "process_mail", "Delivery", "deliveries", "delivery_of", "poll_imap",
     "InviteResult", "ReminderResult", "add_invitations", "circular_attachment", "invite", "last_reminder",
     "recent_reminder", "reminder_recipients", "send_reminders", "verteiler_id_by_name", "RSVP_PATH", "EventFacts",
     "changes", "event_mailings", "rsvp_link", "sender_lines", "CALENDAR_FIELDS", "MAX_COMPANIONS", "CancelResult", "EventData", "UpdateResult",

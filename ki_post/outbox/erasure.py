@@ -8,6 +8,7 @@
   the letter itself is kept in the letters archive (letters/erasure.py).
 - Their attachment rows go; the bytes go with them unless something kept still uses them (the same
   circular attached to everyone, or the archived letter).
+- Delivery reports and automatic replies recorded about their messages are deleted.
 - Copies written as .eml files (no SMTP server configured) are deleted once the erasure is committed.
 
 A message a worker is handing to the SMTP server at this very moment (``in_arbeit``) is beyond recall;
@@ -20,7 +21,7 @@ import os
 import re
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, false, func, or_, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -30,7 +31,7 @@ from ..extensions import db
 from ..recipients.erasure import ANONYMISED_ADDRESS, address_forms
 from ..recipients.models import Contact
 from ..recipients.signals import contact_erasing
-from .models import Mailing, MessageState, OutboxAttachment, OutboxMessage
+from .models import Mailing, MessageState, OutboxAttachment, OutboxBounce, OutboxMessage
 from .services import outbox_dir, withdraw_messages
 from .signals import messages_returned
 
@@ -74,6 +75,13 @@ def erase_messages(contact: Contact, reason: str) -> dict[str, int]:
             db.session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(server_reply=redacted),
                                execution_options={"synchronize_session": False})
 
+    # Reports about their messages (or naming one of their addresses) hold the address and the server's
+    # words about it; what they did to the messages stays in the messages' state.
+    bounces = db.session.execute(delete(OutboxBounce).where(or_(
+        OutboxBounce.message_id.in_(select(OutboxMessage.id).where(condition)),
+        func.lower(OutboxBounce.recipient).in_(sorted(forms)) if forms else false())),
+        execution_options={"synchronize_session": False}).rowcount or 0
+
     folder = outbox_dir()
     files = [folder / name for name in db.session.scalars(select(OutboxMessage.eml_file).where(condition, OutboxMessage.eml_file != ""))]
     db.session.info.setdefault(_FILES_KEY, set()).update(files)
@@ -97,7 +105,7 @@ def erase_messages(contact: Contact, reason: str) -> dict[str, int]:
     # enqueue's per-session cache must not believe the discarded bytes are still stored.
     db.session.info.get("outbox_blob_keys", set()).difference_update(discarded)
     db.session.flush()
-    return {"nachrichten": scrubbed, "zurueckgezogen": withdrawn, "dateien": len(discarded)}
+    return {"nachrichten": scrubbed, "zurueckgezogen": withdrawn, "dateien": len(discarded), "zustellberichte": bounces}
 
 
 def _forget_loaded_copies() -> None:

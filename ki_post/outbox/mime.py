@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from email.utils import encode_rfc2231, format_datetime, formataddr, getaddresses, parseaddr
 
 from ..blobs import load_blob, sha256_of
+from .bounces import TOKEN_HEADER
 from .models import OutboxMessage
 
 
@@ -84,6 +85,12 @@ def build_mime(message: OutboxMessage, attachment_data: dict[str, bytes] | None 
         f"Subject: {_header_text(message.subject)}",
         f"Date: {format_datetime(message.date)}",
         f"Message-ID: {message.message_id}",
+    ]
+    token = getattr(message, "bounce_token", None)
+    if token:
+        # Names this message in a bounce whose Message-ID a server rewrote (see outbox/bounces.py).
+        headers.append(f"{TOKEN_HEADER}: {token}")
+    headers += [
         "MIME-Version: 1.0",
         "Auto-Submitted: auto-generated",
     ]

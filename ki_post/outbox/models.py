@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..db_types import UTCDateTime, utcnow
 from ..extensions import db
 from ..states import LabelledEnum, state_column
-
+from .bounces import REPORT_KIND_LABELS, ReportKind
 
 
 class MailingState(LabelledEnum):
@@ -46,6 +46,10 @@ class MessageState(LabelledEnum):
     # Never built: a problem with this one recipient (address, data, letter) that must not block the
     # others; ``server_reply`` holds the German reason.
     UEBERSPRUNGEN = "uebersprungen", "übersprungen"
+    # Sent, but a delivery status notification said it will never arrive (5.x.x): the server's words
+    # are in ``server_reply``, the report in ``outbox_bounces``. In none of the groups below: it went
+    # out, and nobody has it.
+    UNZUSTELLBAR = "unzustellbar", "unzustellbar"
 
 
 # Still to be sent by a worker (waiting, or claimed and on its way).
@@ -139,6 +143,9 @@ class OutboxMessage(db.Model):
     to_name: Mapped[str] = mapped_column(String(200), default="")
     subject: Mapped[str] = mapped_column(String(500))
     message_id: Mapped[str] = mapped_column(String(300), unique=True)
+    # Sent as header X-KI-Post-Nachricht: finds the message from a bounce whose Message-ID was rewritten
+    # on the way. Random, never the row id (a forged report must not be able to name any message).
+    bounce_token: Mapped[str | None] = mapped_column(String(32), unique=True, index=True)
     # Set at enqueue (for the preview) and again by the worker's claim: the moment of sending.
     date: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Bodies.
@@ -196,6 +203,35 @@ class OutboxAttachment(db.Model):
     mimetype: Mapped[str] = mapped_column(String(120))
     blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), index=True)
     size: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OutboxBounce(db.Model):
+    """A report about a sent message read from the functional mailbox: a bounce (permanent or temporary,
+    per failed recipient) or an automatic reply (recorded, nothing changes). ``message_id`` is None when
+    no sent message matched; ``note`` says why (German)."""
+
+    __tablename__ = "outbox_bounces"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # sha256 of the report's Message-ID (or its bytes) and the recipient: the same report read twice
+    # (IMAP poll and file upload, or a poll interrupted before marking it read) is recorded once.
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_messages.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # bounces.ReportKind
+    source: Mapped[str] = mapped_column(String(60), default="")  # which mail system wrote it
+    recipient: Mapped[str] = mapped_column(String(254), default="")
+    status: Mapped[str] = mapped_column(String(20), default="")  # "5.1.1"
+    diagnostic: Mapped[str] = mapped_column(Text, default="")  # the server's words
+    matched_by: Mapped[str] = mapped_column(String(20), default="")  # message_id, token, recipient, ""
+    note: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def kind_label(self) -> str:
+        try:
+            return REPORT_KIND_LABELS[ReportKind(self.kind)]
+        except ValueError:
+            return self.kind
 
 
 class OutboxWorker(db.Model):

@@ -51,6 +51,7 @@ messages the next flush writes in batches)::
 from __future__ import annotations
 
 import re
+import secrets
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -277,6 +278,7 @@ def enqueue(
         to_name=to_name,
         subject=subject,
         message_id=make_msgid(domain=_msgid_domain(from_header)),
+        bounce_token=secrets.token_urlsafe(16),
         date=utcnow().replace(microsecond=0),
         text=text,
         html=html,
@@ -440,6 +442,7 @@ def mailing_progress(mailing: Mailing) -> dict[str, Any]:
         "cancelled": counts["abgebrochen"],
         "withdrawn": counts["zurueckgezogen"],
         "skipped": counts["uebersprungen"],
+        "undeliverable": counts["unzustellbar"],
         "done": done,
         "percent": round(100 * done / total) if total else 100,
         "seconds_left": seconds_left,

@@ -14,6 +14,7 @@ from ..transaction import transaction
 from . import services, steering
 from .mime import parse_mime
 from .models import Mailing, MailingState, MessageState, OutboxAttachment, OutboxMessage
+from .returns import bounces_of
 
 bp = Blueprint("outbox", __name__, url_prefix="/postausgang")
 PER_PAGE = 100
@@ -42,7 +43,7 @@ def mailing(mailing_id: int):
         query = query.where(OutboxMessage.state == state)
     page = db.paginate(query, per_page=PER_PAGE)
     return render_template("outbox/mailing.html", mailing=mailing, progress=services.mailing_progress(mailing),
-                           page=page, state=state, states=MessageState.labels(),
+                           page=page, state=state, states=MessageState.labels(), bounces=bounces_of([m.id for m in page.items]),
                            file_transport=not current_app.config["MAIL_SERVER"])
 
 
@@ -157,6 +158,7 @@ def message(message_id: int):
     message = services.get_message(message_id)
     raw = services.build_mime(message)
     return render_template("outbox/message.html", message=message, mailing=message.mailing, headers=_headers(raw),
+                           bounces=bounces_of([message.id]).get(message.id, []),
                            text=shown_to_viewer(message.text), html=shown_to_viewer(message.html),
                            calendar_text=shown_to_viewer(_calendar_text(message)))
 

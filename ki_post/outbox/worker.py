@@ -75,7 +75,7 @@ _messages = OutboxMessage.__table__
 _active_mailings = select(Mailing.__table__.c.id).where(Mailing.__table__.c.state == MailingState.AKTIV)
 _MESSAGE_COLUMNS = [_messages.c[name] for name in (
     "id", "mailing_id", "from_header", "reply_to", "to_email", "to_name", "subject", "message_id", "date", "text",
-    "html", "calendar_method", "calendar_data", "revision",
+    "html", "calendar_method", "calendar_data", "revision", "bounce_token",
 )]
 _ATTACHMENTS = (
     select(OutboxAttachment.__table__.c.filename, OutboxAttachment.__table__.c.mimetype, OutboxAttachment.__table__.c.blob_sha256)
@@ -126,6 +126,7 @@ class _MessageData:
     calendar_method: str | None
     calendar_data: bytes | None
     revision: int
+    bounce_token: str | None
     attachments: list
 
 

@@ -89,6 +89,10 @@ class Contact(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by a permanent bounce of a message to the current address ("Adresse unzustellbar seit …"),
+    # cleared when the address changes. The reason is the server's words.
+    undeliverable_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    undeliverable_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     organisation: Mapped[Organisation | None] = relationship(back_populates="contacts")
 

@@ -5,6 +5,7 @@ Functions flush but never commit; the caller (view or CLI command) commits once.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -236,6 +237,11 @@ def save_contact(contact: Contact | None, data: Mapping[str, Any]) -> Contact:
         if organisation is None:
             raise ValidationError("Diese Kommune gibt es nicht.", field="organisation_id")
     created = contact is None
+    # A new address ends "Adresse unzustellbar": the flag was about the old one.
+    cleared = not created and contact.email != email and contact.undeliverable_since is not None
+    if cleared:
+        contact.undeliverable_since = None
+        contact.undeliverable_reason = ""
     if contact is None:
         contact = Contact(email=email, extra={})
         db.session.add(contact)
@@ -250,7 +256,35 @@ def save_contact(contact: Contact | None, data: Mapping[str, Any]) -> Contact:
     if changed:
         contacts_changed.send(None, contact_ids=[contact.id])
     audit("kontakt.angelegt" if created else "kontakt.geaendert", contact)
+    if cleared:
+        audit("kontakt.zustellbar", contact)
     return contact
+
+
+def mark_undeliverable(contact: Contact, address: str, reason: str, when: datetime | None = None) -> bool:
+    """Flag the contact "Adresse unzustellbar seit …" after a permanent bounce of a message to ``address``.
+
+    Only while ``address`` is still the contact's address (in any spelling): a late bounce for an address
+    changed since says nothing about the new one. The first date stays; the reason is the latest server's
+    words. Returns True if the contact was not flagged before."""
+    from .erasure import address_forms
+
+    if contact.anonymised_at is not None or not (address_forms([address]) & address_forms([contact.email])):
+        return False
+    contact.undeliverable_reason = (reason or "")[:2000]
+    newly = contact.undeliverable_since is None
+    if newly:
+        contact.undeliverable_since = when or utcnow()
+    db.session.flush()
+    if newly:
+        audit("kontakt.unzustellbar", contact)
+    return newly
+
+
+def undeliverable_count() -> int:
+    """Active contacts whose address bounced (for the start page)."""
+    return db.session.scalar(select(func.count(Contact.id)).where(
+        Contact.undeliverable_since.is_not(None), Contact.active.is_(True))) or 0
 
 
 def set_contact_active(contact: Contact, active: bool) -> None:
@@ -305,6 +339,8 @@ def contact_data_export(contact: Contact) -> dict[str, Any]:
             "angelegt": contact.created_at.isoformat() if contact.created_at else None,
             "geaendert": contact.updated_at.isoformat() if contact.updated_at else None,
             "anonymisiert": contact.anonymised_at.isoformat() if contact.anonymised_at else None,
+            "adresse_unzustellbar_seit": contact.undeliverable_since.isoformat() if contact.undeliverable_since else None,
+            "grund_unzustellbar": contact.undeliverable_reason,
         },
         "kommune": None if organisation is None else {
             "name": organisation.name, "art": organisation.kind_label, "regierungsbezirk": organisation.regierungsbezirk,
@@ -329,6 +365,8 @@ def anonymise_contact(contact: Contact) -> None:
     contact.last_name = "Anonymisiert"
     contact.email = f"anonymisiert-{contact.id}@anonymisiert.invalid"
     contact.extra = {}
+    contact.undeliverable_since = None
+    contact.undeliverable_reason = ""
     contact.active = False
     contact.anonymised_at = utcnow()
     db.session.execute(delete(verteiler_members).where(verteiler_members.c.contact_id == contact.id))
