@@ -29,7 +29,7 @@ ERROR_TEXTS = {
 
 
 def register_core(app: Flask) -> None:
-    from . import charts, views
+    from . import audit_names, charts, views
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Bitte melden Sie sich an."
@@ -41,6 +41,7 @@ def register_core(app: Flask) -> None:
     app.register_blueprint(views.bp)
     formatting.register(app)
     charts.register(app)
+    audit_names.register()
     _register_error_pages(app)
     app.after_request(_security_headers)
     app.context_processor(lambda: {"nav_items": _nav_items, "may": _may})
