@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import NotFound, ValidationError
 from ..extensions import db
+from ..auth.access import requires_role
 from ..transaction import get_or_404, transaction
 from . import services
 from .addressing import address_lines, role_wording, salutation
@@ -104,6 +105,7 @@ def _contact_data(form: ContactForm) -> dict[str, Any]:
 
 
 @bp.route("/kontakte/neu", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def contact_new():
     form = _contact_form(None)
     if form.validate_on_submit():
@@ -127,6 +129,7 @@ def contact(contact_id: int):
 
 
 @bp.route("/kontakte/<int:contact_id>/bearbeiten", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def contact_edit(contact_id: int):
     item = services.get_contact(contact_id)
     if item.anonymised_at is not None:
@@ -168,6 +171,7 @@ def contact_data_export(contact_id: int):
 
 
 @bp.route("/kontakte/<int:contact_id>/loeschen", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def contact_delete(contact_id: int):
     """Confirm page (GET) for anonymising or deleting; the POST does it."""
     item = services.get_contact(contact_id)
@@ -202,6 +206,7 @@ def organisations():
 
 
 @bp.route("/kommunen/neu", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def organisation_new():
     return _organisation_form(None)
 
@@ -244,11 +249,13 @@ def list_detail(verteiler_id: int):
 
 
 @bp.route("/listen/neu", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def list_new():
     return _verteiler_form(None)
 
 
 @bp.route("/listen/<int:verteiler_id>/bearbeiten", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def list_edit(verteiler_id: int):
     return _verteiler_form(services.get_verteiler(verteiler_id))
 
@@ -278,6 +285,7 @@ def _verteiler_form(verteiler):
 
 
 @bp.route("/listen/<int:verteiler_id>/loeschen", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def list_delete(verteiler_id: int):
     """Confirm page (GET, changes nothing); the POST deletes only with the page's explicit confirmation."""
     verteiler = services.get_verteiler(verteiler_id)
@@ -299,6 +307,7 @@ def list_delete(verteiler_id: int):
 # --- Import -----------------------------------------------------------------------------------------
 
 @bp.route("/import", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def import_upload():
     form = ImportUploadForm()
     if form.validate_on_submit():
