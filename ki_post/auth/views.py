@@ -1,10 +1,12 @@
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 
 from ..extensions import db, limiter
 from ..transaction import get_or_404, transaction
+from . import audit_text
 from .access import public, requires_role
 from .forms import LoginForm, UserCreateForm, UserEditForm
 from .models import AuditEntry, User
@@ -103,8 +105,9 @@ def user_edit(user_id: int):
 @bp.get("/verwaltung/protokoll")
 @requires_role("admin")
 def audit_log():
-    page = db.paginate(select(AuditEntry).order_by(AuditEntry.id.desc()), per_page=50, error_out=False)
-    return render_template("auth/audit_log.html", page=page)
+    page = db.paginate(select(AuditEntry).options(selectinload(AuditEntry.user)).order_by(AuditEntry.id.desc()),
+                       per_page=50, error_out=False)
+    return render_template("auth/audit_log.html", page=page, sentences=audit_text.sentences(page.items))
 
 
 @bp.app_context_processor

@@ -29,7 +29,7 @@ ERROR_TEXTS = {
 
 
 def register_core(app: Flask) -> None:
-    from . import views
+    from . import audit_names, charts, views
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Bitte melden Sie sich an."
@@ -40,9 +40,11 @@ def register_core(app: Flask) -> None:
     app.before_request(enforce_access)
     app.register_blueprint(views.bp)
     formatting.register(app)
+    charts.register(app)
+    audit_names.register()
     _register_error_pages(app)
     app.after_request(_security_headers)
-    app.context_processor(lambda: {"nav_items": _nav_items})
+    app.context_processor(lambda: {"nav_items": _nav_items, "may": _may})
     app.cli.add_command(views.demo_data_command)
 
 
@@ -65,6 +67,13 @@ def _nav_items() -> list[tuple[str, str]]:
         for endpoint, label, role in NAV
         if endpoint in current_app.view_functions and current_user.is_authenticated and current_user.has_role(role)
     ]
+
+
+def _may(role: str) -> bool:
+    """``{% if may('sachbearbeitung') %}``: show a control only to whom its route would not answer 403."""
+    from flask_login import current_user
+
+    return bool(current_user.is_authenticated and current_user.has_role(role))
 
 
 def error_page(code: int, detail: str | None = None):

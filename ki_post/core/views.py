@@ -21,8 +21,8 @@ DASHBOARD_ROWS = 5
 def index():
     from ..db_types import utcnow
     from ..events.models import Event
-    from ..events.services import unmatched_replies
-    from ..outbox.models import Mailing
+    from ..events.services import answer_counts, unmatched_replies
+    from ..outbox.models import Mailing, OutboxMessage
     from ..outbox.services import counts_by_mailing, mailing_counts
     from ..recipients.models import Contact, Organisation, Verteiler
     from ..recipients.services import undeliverable_count
@@ -33,20 +33,30 @@ def index():
         "verteiler": db.session.scalar(select(func.count(Verteiler.id))),
     }
     mailings = db.session.scalars(select(Mailing).order_by(Mailing.id.desc()).limit(DASHBOARD_ROWS)).all()
+    # Running: released or paused, with something still to go out or to decide (messages in doubt).
+    open_work = select(OutboxMessage.id).where(OutboxMessage.mailing_id == Mailing.id,
+                                               OutboxMessage.state.in_(("wartend", "in_arbeit", "unklar")))
+    running = db.session.scalars(
+        select(Mailing).where(Mailing.state.in_(("aktiv", "pausiert")), open_work.exists())
+        .order_by(Mailing.id.desc()).limit(DASHBOARD_ROWS)
+    ).all()
     upcoming = db.session.scalars(
         select(Event).where(Event.end_at >= utcnow(), Event.state != "abgesagt").order_by(Event.start_at).limit(DASHBOARD_ROWS)
     ).all()
     recent_events = [] if upcoming else db.session.scalars(
         select(Event).order_by(Event.start_at.desc()).limit(DASHBOARD_ROWS)
     ).all()
+    shown_events = list(upcoming or recent_events)
     return render_template(
         "core/index.html",
         counts=counts,
         mailings=mailings,
-        mailing_states=counts_by_mailing([m.id for m in mailings]),
+        running=running,
+        mailing_states=counts_by_mailing(list(dict.fromkeys([m.id for m in mailings] + [m.id for m in running]))),
         outbox=mailing_counts(),
         upcoming=upcoming,
         recent_events=recent_events,
+        answers=answer_counts([event.id for event in shown_events]),
         unmatched=len(unmatched_replies()),
         undeliverable=undeliverable_count(),
     )

@@ -5,7 +5,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import func, select
+
 from ..errors import ValidationError
+from ..extensions import db
 from .delivery import deliveries
 from .models import Event, Invitation, InvitationState
 
@@ -37,6 +40,22 @@ def overview(event: Event, *, q: str = "", state: str = "") -> Overview:
     found = deliveries(event)
     labels = {i.id: found[i.id].request_label if i.id in found else "keine Einladung" for i in shown}
     return Overview(counts, companions, sorted(per_org.items()), shown, labels)
+
+
+def answer_counts(event_ids: list[int]) -> dict[int, Counter]:
+    """Answers per event for a page of events, in one query: a count per state plus ``companions`` (of
+    those who accepted), every state present."""
+    result = {event_id: Counter({"companions": 0, "zugesagt": 0, "vorlaeufig": 0, "warteliste": 0, "abgesagt": 0,
+                                 "offen": 0}) for event_id in event_ids}
+    if event_ids:
+        rows = db.session.execute(
+            select(Invitation.event_id, Invitation.state, func.count(), func.coalesce(func.sum(Invitation.companions), 0))
+            .where(Invitation.event_id.in_(event_ids)).group_by(Invitation.event_id, Invitation.state))
+        for event_id, state, count, companions in rows:
+            result[event_id][state] += count
+            if state == "zugesagt":
+                result[event_id]["companions"] += int(companions)
+    return result
 
 
 PARTICIPANT_HEADER = ["Name", "Organisation", "E-Mail", "Antwort", "Begleitpersonen", "Bemerkung", "Ernährung", "Antwortweg", "Beantwortet am"]

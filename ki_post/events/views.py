@@ -59,6 +59,7 @@ def index():
 
 
 @bp.route("/veranstaltungen/neu", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def new():
     form = EventForm()
     if form.validate_on_submit():
@@ -72,6 +73,7 @@ def new():
 
 
 @bp.route("/veranstaltungen/<int:event_id>/bearbeiten", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def edit(event_id: int):
     event = services.get_event(event_id)
     if event.state == EventState.ABGESAGT:

@@ -61,7 +61,7 @@ def mail_letters(version: LetterTemplateVersion, contacts: Sequence[Contact], fi
         raise pdf.LibreOfficeMissing(pdf.INSTALL_HINT)
     fields = letters.clean_fields(fields)
     letters.require_complete(version, fields, confirm_empty=confirm_empty, how_to_fix=how_to_fix or letters.HOW_TO_FIX_WEB)
-    profile = letters.sender_dict(letters.sender_profile())
+    signature = letters.signature_lines()  # the same lines as under event mails: person, function and unit, ministry
     problems: list[letters.RecipientProblem] = []
     rendered = list(letters.render_letters_for(contacts, version, fields, problems=problems))
     documents: list[bytes | None] = [document for _, document in rendered]
@@ -86,8 +86,7 @@ def mail_letters(version: LetterTemplateVersion, contacts: Sequence[Contact], fi
             mail = render_mail("rundschreiben", {
                 "betreff": fields["betreff"], "aktenzeichen": fields.get("aktenzeichen", ""),
                 "anrede": salutation(contact), "datum": letters.format_letter_date(fields.get("datum", "")),
-                "dateiname": filename, "absender": "\n".join(p for p in (profile.get("ansprechperson"), profile.get("ministerium")) if p)
-                            or current_app.config["APP_NAME"],
+                "dateiname": filename, "absender": "\n".join(signature) or current_app.config["APP_NAME"],
             })
             enqueue(mailing, to_email=contact.email, to_name=contact.full_name, contact_id=contact.id,
                     subject=mail.subject, text=mail.text, html=mail.html,

@@ -7,8 +7,10 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 
 from ..errors import ValidationError
+from ..extensions import db
 from ..recipients import services as recipients
 from ..recipients.models import Contact
+from ..auth.access import requires_role
 from ..transaction import transaction
 from . import erasure, pdf, services
 from .circulars import mail_letters, skipped_recipients
@@ -26,6 +28,7 @@ def index():
 
 
 @bp.route("/rundschreiben/vorlagen/neu", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def upload():
     form = UploadForm()
     if request.method == "GET" and request.args.get("name"):
@@ -60,6 +63,7 @@ def placeholders():
 
 
 @bp.route("/rundschreiben/absender", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def sender():
     profile = services.sender_profile()
     form = SenderForm(obj=profile)
@@ -117,6 +121,16 @@ def _recipients(form: ComposeForm) -> list[Contact]:
 
 @bp.route("/rundschreiben/erstellen", methods=["GET", "POST"])
 def compose():
+    return _compose(preview_only=False)
+
+
+@bp.route("/rundschreiben/vorschau", methods=["POST"])
+@requires_role("lesen")  # read-only accounts may look at a letter; nothing is produced, sent or stored
+def preview():
+    return _compose(preview_only=True)
+
+
+def _compose(preview_only: bool):
     form = _compose_form()
     preview_text, index, total = None, 0, 0
     check: services.RunCheck | None = None
@@ -133,6 +147,8 @@ def compose():
             form.verteiler_id.data = selected
     elif form.validate_on_submit():
         action = request.form.get("action", "preview")
+        if preview_only and action != "preview":
+            abort(403)
         with transaction(form, flash_not_found=True):  # an unknown version is shown at the form
             version = services.version_from_choice(form.version_id.data)
             fields = _fields(form)
@@ -158,6 +174,8 @@ def compose():
             requested = request.form.get("index", "0")
             index, preview_text = services.preview(version, contacts, fields, int(requested) if requested.isdigit() else 0)
             total = len(contacts)  # committed: a shipped template used for the first time is now registered
+            if preview_only:
+                db.session.rollback()  # …except for a look only: the preview route changes nothing
     return render_template("letters/compose.html", form=form, preview_text=preview_text, index=index, total=total,
                            check=check, problems=problems,
                            pdf_available=pdf.pdf_available(current_app.config.get("SOFFICE_PATH")), install_hint=pdf.INSTALL_HINT)

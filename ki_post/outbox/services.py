@@ -71,6 +71,7 @@ from ..blobs import sha256_of, store_blob
 from ..db_types import utcnow
 from ..errors import NotFound, ValidationError
 from ..extensions import db
+from .mail_style import inline_styles
 from .files import eml_files, outbox_dir, read_eml, write_eml  # noqa: F401  (part of this module's API)
 from .mime import build_mime  # noqa: F401  (part of this module's API, see the docstring)
 from .models import Mailing, MailingKind, MailingState, MessageState, OutboxAttachment, OutboxMessage
@@ -154,7 +155,7 @@ def render_mail(kind: str, context: dict[str, Any]) -> RenderedMail:
     html: str | None = None
     if (MAIL_TEMPLATE_DIR / f"{kind}.html").exists():
         try:
-            html = _environment(True).get_template(f"{kind}.html").render(dict(context, subject=subject))
+            html = inline_styles(_environment(True).get_template(f"{kind}.html").render(dict(context, subject=subject)))
         except TemplateSyntaxError as error:
             raise ValidationError(f"Die Mail-Vorlage „{kind}.html“ hat einen Fehler in Zeile {error.lineno}: {error.message}", "kind") from None
         except UndefinedError as error:

@@ -10,8 +10,9 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import NotFound, ValidationError
 from ..extensions import db
+from ..auth.access import requires_role
 from ..transaction import get_or_404, transaction
-from . import services, uploads
+from . import picking, services, uploads
 from .addressing import address_lines, role_wording, salutation
 from .forms import ConfirmForm, ContactForm, ImportApplyForm, ImportUploadForm, OrganisationForm, VerteilerForm
 from .importer import CONCURRENT_CHANGE, EXTRA, FIELDS, IGNORE, ImportFileError, preview_import
@@ -104,6 +105,7 @@ def _contact_data(form: ContactForm) -> dict[str, Any]:
 
 
 @bp.route("/kontakte/neu", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def contact_new():
     form = _contact_form(None)
     if form.validate_on_submit():
@@ -127,6 +129,7 @@ def contact(contact_id: int):
 
 
 @bp.route("/kontakte/<int:contact_id>/bearbeiten", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def contact_edit(contact_id: int):
     item = services.get_contact(contact_id)
     if item.anonymised_at is not None:
@@ -168,6 +171,7 @@ def contact_data_export(contact_id: int):
 
 
 @bp.route("/kontakte/<int:contact_id>/loeschen", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def contact_delete(contact_id: int):
     """Confirm page (GET) for anonymising or deleting; the POST does it."""
     item = services.get_contact(contact_id)
@@ -202,6 +206,7 @@ def organisations():
 
 
 @bp.route("/kommunen/neu", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def organisation_new():
     return _organisation_form(None)
 
@@ -244,27 +249,43 @@ def list_detail(verteiler_id: int):
 
 
 @bp.route("/listen/neu", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def list_new():
     return _verteiler_form(None)
 
 
 @bp.route("/listen/<int:verteiler_id>/bearbeiten", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def list_edit(verteiler_id: int):
     return _verteiler_form(services.get_verteiler(verteiler_id))
 
 
+PICK_SHOWN = 50  # search results shown as checkboxes; "alle Ergebnisse" takes every match
+
+
 def _verteiler_form(verteiler):
+    """Members are picked with checkboxes: a search (sent with the form, no script needed) lists matching
+    active contacts; "alle Ergebnisse" adds every match. Searching re-shows the form, saving saves."""
     form = VerteilerForm(obj=verteiler)
-    if request.method == "GET" and verteiler is not None:
-        saved = verteiler.filter
-        form.use_filter.data = saved is not None
-        form.kind.data = services.as_list((saved or {}).get("kind"))
-        form.regierungsbezirk.data = services.as_list((saved or {}).get("regierungsbezirk"))
-        form.q.data = (saved or {}).get("q", "")
-        form.members.data = "\n".join(sorted(member.email for member in verteiler.members))
-    if form.validate_on_submit():
+    action = request.form.get("action", "speichern") if request.method == "POST" else ""
+    search = (request.values.get("mitglieder_suche") or "").strip()[:200]
+    if request.method == "GET":
+        selected = [member.id for member in verteiler.members] if verteiler is not None else []
+        if verteiler is not None:
+            saved = verteiler.filter
+            form.use_filter.data = saved is not None
+            form.kind.data = services.as_list((saved or {}).get("kind"))
+            form.regierungsbezirk.data = services.as_list((saved or {}).get("regierungsbezirk"))
+            form.q.data = (saved or {}).get("q", "")
+    else:
+        selected = [int(value) for value in request.form.getlist("member_ids") if value.isdigit()]
+    matches = picking.candidates(search) if search else None
+    if action == "alle" and matches is not None:
+        selected += [contact.id for contact in matches]
+    selected = list(dict.fromkeys(selected))
+    if action == "speichern" and form.validate_on_submit():
         with transaction(form) as done:
-            member_ids = services.member_ids_from_emails(form.members.data)
+            member_ids = selected + services.member_ids_from_emails(request.form.get("members", ""))  # typed addresses: scripts
             filters = None
             if form.use_filter.data:
                 filters = {"kind": form.kind.data, "regierungsbezirk": form.regierungsbezirk.data, "q": form.q.data}
@@ -274,10 +295,15 @@ def _verteiler_form(verteiler):
             flash("Der Verteiler ist gespeichert.", "success")
             return redirect(url_for("recipients.list_detail", verteiler_id=saved.id))
     status = 422 if form.errors or form.form_errors else 200
-    return render_template("recipients/list_form.html", form=form, verteiler=verteiler), status
+    chosen = picking.by_ids(selected)
+    results = [contact for contact in (matches or []) if contact.id not in set(selected)]
+    return render_template("recipients/list_form.html", form=form, verteiler=verteiler, selected=chosen, search=search,
+                           results=results[:PICK_SHOWN], found=len(matches) if matches is not None else None,
+                           more=max(len(results) - PICK_SHOWN, 0)), status
 
 
 @bp.route("/listen/<int:verteiler_id>/loeschen", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def list_delete(verteiler_id: int):
     """Confirm page (GET, changes nothing); the POST deletes only with the page's explicit confirmation."""
     verteiler = services.get_verteiler(verteiler_id)
@@ -299,6 +325,7 @@ def list_delete(verteiler_id: int):
 # --- Import -----------------------------------------------------------------------------------------
 
 @bp.route("/import", methods=["GET", "POST"])
+@requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def import_upload():
     form = ImportUploadForm()
     if form.validate_on_submit():

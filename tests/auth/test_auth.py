@@ -107,7 +107,7 @@ def test_admin_creates_account_and_audit_log_records_it(admin_client):
     assert entry.user.email == "admin@ministerium.example"
     assert PASSWORD not in str(entry.details)
     log = admin_client.get("/verwaltung/protokoll").get_data(as_text=True)
-    assert "konto.angelegt" in log
+    assert "Admin hat das Konto <a href=\"/verwaltung/konten/" in log and "„Lea Leser“</a> angelegt (Rolle: Lesen)." in log
 
 
 def test_last_admin_cannot_demote_itself(admin_client):

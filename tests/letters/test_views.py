@@ -28,9 +28,10 @@ def test_pages_need_login(client):
 def test_pages_render_for_reading_staff(client, make_user, demo):
     make_user("admin", "admin@ministerium.example")
     client.login(make_user("lesen").email)
+    form_pages = {"/rundschreiben/vorlagen/neu", "/rundschreiben/absender"}  # forms they could not send
     for url in PAGES:
         response = client.get(url)
-        assert response.status_code == 200, url
+        assert response.status_code == (403 if url in form_pages else 200), url
         assert response.get_data(as_text=True).count("<h1>") == 1
     page = client.get("/rundschreiben/").get_data(as_text=True)
     assert "rundschreiben" in page and "wird bei der ersten Verwendung gespeichert" in page
@@ -195,3 +196,21 @@ def test_reader_cannot_prepare_a_mailing(client, make_user, demo):
     response = client.submit("/rundschreiben/erstellen", compose_data(client, action="mailing"))
     assert response.status_code == 403
     assert db.session.scalar(select(func.count(Mailing.id))) == 0
+
+
+def test_lesen_may_preview_letters_but_not_produce_them(client, make_user, demo):
+    """The compose page of a read-only account posts to the preview route; nothing is registered or made."""
+    from tests.core.test_access_walk import snapshot
+
+    make_user("admin")
+    client.login(make_user("lesen").email)
+    page = client.get("/rundschreiben/erstellen").get_data(as_text=True)
+    assert 'action="/rundschreiben/vorschau"' in page and 'value="produce"' not in page and 'value="mailing"' not in page
+    data = compose_data(client, action="preview", index="1")
+    before = snapshot()
+    answer = client.submit("/rundschreiben/vorschau", data, form_url="/rundschreiben/erstellen")
+    assert answer.status_code == 200 and "Vorschau: Brief 2 von 53" in answer.get_data(as_text=True)
+    assert snapshot() == before  # not even the shipped template was registered
+    for action in ("produce", "mailing"):
+        assert client.submit("/rundschreiben/vorschau", dict(data, action=action), form_url="/rundschreiben/erstellen").status_code == 403
+        assert client.submit("/rundschreiben/erstellen", dict(data, action=action)).status_code == 403
