@@ -68,8 +68,6 @@ class _State:
 def init_app(app: Flask, configured: set[str]) -> None:
     """Remember what configuration fixed (``configured``: keys set beyond the defaults) and the values
     to fall back to; register the per-request refresh."""
-    app.config.setdefault("SETTINGS_REFRESH_SECONDS", 5.0)
-    app.config.setdefault("SETTINGS_KEY", "")
     app.extensions[_EXTENSION] = _State(base={key: app.config[key] for key in KEYS},
                                         fixed=frozenset(key for key in KEYS if key in configured))
     app.before_request(lambda: refresh(app))

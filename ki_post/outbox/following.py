@@ -12,10 +12,13 @@ class SettingsFollowing:
     """Mixed into ``Worker`` (which provides app, transport, _ahead, _abandon_begun, _rate_limited and
     _build_claim_statement)."""
 
-    def _follow(self: Any, own_transport: bool) -> None:
-        # A transport of our own follows the settings; one given by the caller (tests) is kept.
-        self._own_transport = own_transport
-        self._transport_settings = transport_settings(self.app) if own_transport else None
+    def _follow(self: Any, transport: Any) -> None:
+        """Set up the transport: the given one (tests), kept as it is, or one of our own that follows
+        the settings (read first, so that `outbox work` starts with the saved SMTP server)."""
+        settings.refresh(self.app)
+        self._own_transport = transport is None
+        self.transport = transport or make_transport(self.app)
+        self._transport_settings = transport_settings(self.app) if transport is None else None
         self._claim_statements = {}
 
     def follow_settings(self: Any, force: bool = False) -> None:

@@ -180,8 +180,7 @@ class Worker(OutageHandling, SettingsFollowing):
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
         self.id = worker_id or f"{self.hostname}:{self.pid}:{uuid.uuid4().hex[:8]}"
-        self.transport = transport or make_transport(app)
-        self._follow(transport is None)
+        self._follow(transport)
         self._last_beat = 0.0
         self._last_recovery = 0.0
         self._encoded: dict[str, bytes] = {}  # base64 of shared attachments, per sha256

@@ -263,3 +263,16 @@ def test_imap_check_and_poll_use_the_saved_mailbox(settings_app, admin, imap_ser
     assert admin.submit(URL, {**values, "imap_password": imap_server.password}).status_code == 302
     result = settings_app.test_cli_runner().invoke(args=["rsvp", "poll-imap"])
     assert result.exit_code == 0, result.output
+
+
+def test_outbox_work_starts_with_the_saved_server(settings_app, admin, smtp):
+    assert admin.submit(URL, form(mail_server="127.0.0.1", mail_port=str(smtp.port), mail_security="none",
+                                  rate_per_minute="0")).status_code == 302
+    _queue(1)
+    # As a fresh `flask outbox work` process starts: the configuration's values, the database not read yet.
+    settings_app.config["MAIL_SERVER"] = ""
+    settings._state(settings_app).loaded_at = float("-inf")
+    result = settings_app.test_cli_runner().invoke(args=["outbox", "work", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "sendet über SMTP 127.0.0.1" in result.output
+    assert len(smtp.messages()) == 1
