@@ -53,8 +53,7 @@ from .outage import OutageHandling, rollback as _rollback
 from .signals import messages_returned
 from .transport import (  # noqa: F401  (re-exported: tests and callers import them from here)
     Envelope,
-    FILE_REPLY,
-    FileTransport,
+    FILE_REPLY, FileTransport,
     InDoubt,
     PermanentFailure,
     SmtpTransport,
