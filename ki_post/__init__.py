@@ -8,11 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Config, Flask
 from sqlalchemy.exc import OperationalError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import config as default_config
+from . import config as default_config, settings
 from .extensions import babel, csrf, db, limiter, login_manager, mail, migrate
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -75,7 +75,12 @@ def prepare_instance(app: Flask) -> Flask:
 
 def load_config(app: Flask, overrides: dict[str, Any]) -> None:
     app.config.from_object(default_config)
-    app.config.from_pyfile("config.py", silent=True)
+    # What instance/config.py, the environment and the overrides set is fixed: the settings stored
+    # in the database (Verwaltung → Einstellungen) only fill in what they leave at the default.
+    from_file = Config(app.instance_path)
+    from_file.from_pyfile("config.py", silent=True)
+    app.config.update(from_file)
+    configured = set(from_file) | set(overrides)
     for key, value in os.environ.items():
         if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}INSTANCE_PATH" and not key.startswith(f"{ENV_PREFIX}TEST_"):
             name = key[len(ENV_PREFIX):]
@@ -83,6 +88,7 @@ def load_config(app: Flask, overrides: dict[str, Any]) -> None:
                 app.config[name] = _coerce(value, app.config.get(name))
             except ValueError:
                 raise SystemExit(f"Einstellung {key}: „{value}“ ist keine gültige Zahl.") from None
+            configured.add(name)
     app.config.update(overrides)
 
     cfg = app.config
@@ -106,6 +112,7 @@ def load_config(app: Flask, overrides: dict[str, Any]) -> None:
     # The session lifetime bounds CSRF tokens; a form left open over lunch must still submit.
     cfg["WTF_CSRF_TIME_LIMIT"] = None
     cfg["RATELIMIT_HEADERS_ENABLED"] = False
+    settings.init_app(app, configured)
 
 
 def _coerce(raw: str, default: Any) -> Any:
@@ -146,13 +153,14 @@ def _instance_secret_key(instance_path: str) -> str:
 
 
 def _register_domains(app: Flask) -> None:
+    from .admin import views as admin_views
     from .auth import cli as auth_cli, views as auth_views
     from .events import cli as events_cli, views as events_views
     from .letters import cli as letters_cli, views as letters_views
     from .outbox import cli as outbox_cli, views as outbox_views
     from .recipients import cli as recipients_cli, views as recipients_views
 
-    for views in (auth_views, recipients_views, letters_views, events_views, outbox_views):
+    for views in (auth_views, admin_views, recipients_views, letters_views, events_views, outbox_views):
         app.register_blueprint(views.bp)
     for cli in (auth_cli, recipients_cli, letters_cli, events_cli, outbox_cli):
         for command in cli.commands:

@@ -31,6 +31,12 @@ HEALTHZ_MIN_FREE_MB = 50
 # sets a cheap method because it creates hundreds of accounts.
 PASSWORD_HASH_METHOD = "scrypt"
 
+# --- Settings edited in the browser (Verwaltung → Einstellungen) ----------------------------------
+# Seconds after which a process reads the settings stored in the database again (the saving process at once).
+SETTINGS_REFRESH_SECONDS = 5.0
+# Fernet key (urlsafe base64, 32 bytes) for the passwords stored there; empty = instance/settings_key, created on first use.
+SETTINGS_KEY = ""
+
 # --- Sessions and login -------------------------------------------------------------------
 # Send the session cookie over HTTPS only (set true behind TLS).
 SESSION_COOKIE_SECURE = False

@@ -6,5 +6,6 @@ from .extensions import db
 from .letters import models as _letters  # noqa: F401
 from .outbox import models as _outbox  # noqa: F401
 from .recipients import models as _recipients  # noqa: F401
+from . import settings as _settings  # noqa: F401
 
 metadata = db.metadata

@@ -58,9 +58,11 @@ class Client(FlaskClient):
         return response
 
 
-def build_config(tmp_path, backend: str, **extra) -> dict:
+def build_config(tmp_path, backend: str, unset: tuple[str, ...] = (), **extra) -> dict:
+    """The test configuration; ``unset`` leaves keys out, so that Verwaltung → Einstellungen may set them
+    (whatever this dict names counts as fixed by configuration)."""
     database_url = POSTGRES_URL if backend == "postgresql" else f"sqlite:///{tmp_path}/test.sqlite3"
-    return {
+    config = {
         "TESTING": True,
         "DATABASE_URL": database_url,
         "AUTO_MIGRATE": False,
@@ -71,8 +73,12 @@ def build_config(tmp_path, backend: str, **extra) -> dict:
         "MAIL_SERVER": "",
         "OUTBOX_DIR": str(tmp_path / "postausgang"),
         "BASE_URL": "http://127.0.0.1:5000",
+        # Settings stored in the database are read on the first request, by the worker, the IMAP poll and
+        # after saving; never again by a later request of the same test (query counts stay fixed).
+        "SETTINGS_REFRESH_SECONDS": 3600,
         **extra,
     }
+    return {key: value for key, value in config.items() if key not in unset}
 
 
 def _reset_postgres_schema(app: Flask) -> None:
@@ -85,9 +91,9 @@ def _reset_postgres_schema(app: Flask) -> None:
 _postgres_ready = False
 
 
-def make_app(tmp_path, backend: str, **overrides) -> Flask:
+def make_app(tmp_path, backend: str, unset: tuple[str, ...] = (), **overrides) -> Flask:
     global _postgres_ready
-    app = prepare_instance(create_app(build_config(tmp_path, backend, **overrides), instance_path=str(tmp_path / "instance")))
+    app = prepare_instance(create_app(build_config(tmp_path, backend, unset, **overrides), instance_path=str(tmp_path / "instance")))
     app.test_client_class = Client
     with app.app_context():
         if backend == "postgresql":

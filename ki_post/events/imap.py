@@ -2,15 +2,52 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from flask import current_app
 
+from .. import settings
 from ..errors import ValidationError
 from ..outbox.bounces import might_be_report
 from .mailbox import UNKNOWN, MailboxResult, process_mail
 
 # Enough of the header to tell a delivery report or an automatic reply before downloading a mail.
 _REPORT_HEADERS = "FROM SUBJECT CONTENT-TYPE AUTO-SUBMITTED X-AUTOREPLY X-AUTORESPOND X-AUTO-RESPONSE-SUPPRESS PRECEDENCE"
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    server: str
+    port: int
+    use_ssl: bool
+    username: str
+    password: str
+    folder: str
+    ca_file: str = ""
+
+    @classmethod
+    def of(cls, config) -> ImapSettings:
+        return cls(config.get("IMAP_SERVER") or "", int(config.get("IMAP_PORT") or 993), bool(config.get("IMAP_USE_SSL")),
+                   config.get("IMAP_USERNAME") or "", config.get("IMAP_PASSWORD") or "", config.get("IMAP_FOLDER") or "INBOX",
+                   config.get("IMAP_CA_FILE") or "")
+
+
+def _connect(values: ImapSettings, timeout: float):
+    import imaplib
+    import ssl
+
+    if values.use_ssl:
+        # imaplib's default context does not check the certificate; this one does.
+        context = ssl.create_default_context(cafile=values.ca_file or None)
+        return imaplib.IMAP4_SSL(values.server, values.port, timeout=timeout, ssl_context=context)
+    return imaplib.IMAP4(values.server, values.port, timeout=timeout)
+
+
+def _login(connection, username: str, password: str) -> None:
+    if f"{username}{password}".isascii():
+        connection.login(username, password)
+    else:  # imaplib's LOGIN only sends ASCII; AUTHENTICATE PLAIN carries UTF-8
+        connection.authenticate("PLAIN", lambda _: f"\0{username}\0{password}".encode())
 
 
 def _imap_mailbox_name(name: str) -> str:
@@ -82,18 +119,14 @@ def poll_imap(commit: Callable[[], None], on_mail: Callable[[str], None] | None 
     import imaplib
     import ssl
 
+    settings.refresh(force=True)  # the values of Verwaltung → Einstellungen as they are now
     config = current_app.config
     host = config.get("IMAP_SERVER")
     if not host:
-        raise ValidationError("Kein IMAP-Server eingestellt (KI_POST_IMAP_SERVER).")
+        raise ValidationError("Kein IMAP-Server eingestellt (Verwaltung → Einstellungen oder KI_POST_IMAP_SERVER).")
     port = int(config.get("IMAP_PORT") or 993)
     try:
-        if config.get("IMAP_USE_SSL"):
-            # imaplib's default context does not check the certificate; this one does.
-            context = ssl.create_default_context(cafile=config.get("IMAP_CA_FILE") or None)
-            connection = imaplib.IMAP4_SSL(host, port, timeout=60, ssl_context=context)
-        else:
-            connection = imaplib.IMAP4(host, port, timeout=60)
+        connection = _connect(ImapSettings.of(config), timeout=60)
     except ssl.SSLCertVerificationError as error:
         raise ValidationError(f"Das Zertifikat des IMAP-Servers {host} ist nicht vertrauenswürdig "
                               f"({error.verify_message}).") from None
@@ -103,10 +136,7 @@ def poll_imap(commit: Callable[[], None], on_mail: Callable[[str], None] | None 
     try:
         username, password = config.get("IMAP_USERNAME", ""), config.get("IMAP_PASSWORD", "")
         try:
-            if f"{username}{password}".isascii():
-                connection.login(username, password)
-            else:  # imaplib's LOGIN only sends ASCII; AUTHENTICATE PLAIN carries UTF-8
-                connection.authenticate("PLAIN", lambda _: f"\0{username}\0{password}".encode())
+            _login(connection, username, password)
         except imaplib.IMAP4.error as error:
             raise ValidationError("Die Anmeldung am IMAP-Server ist fehlgeschlagen; bitte IMAP_USERNAME und "
                                   f"IMAP_PASSWORD prüfen. (Server: {_imap_text(error)})") from None
@@ -144,3 +174,64 @@ def poll_imap(commit: Callable[[], None], on_mail: Callable[[str], None] | None 
         except (OSError, imaplib.IMAP4.error):
             pass  # the server may already have closed the connection; nothing is left to do on it
     return result
+
+
+CHECK_SECONDS = 5.0  # the whole check, so the settings page answers within a few seconds
+
+
+def check_imap(values: ImapSettings) -> tuple[bool, list[str]]:
+    """Connect (SSL as chosen), log in and open the folder read-only – nothing is read or marked.
+    Returns (success, what happened, in German sentences for the settings page)."""
+    import imaplib
+    import socket
+    import ssl
+    import time
+
+    where = f"{values.server}:{values.port}"
+    steps: list[str] = []
+    deadline = time.monotonic() + CHECK_SECONDS
+    connection = None
+    try:
+        connection = _connect(values, timeout=CHECK_SECONDS)
+        steps.append(f"Verbunden mit {where}" + (", TLS (SSL) in Ordnung, Zertifikat geprüft." if values.use_ssl else
+                                                  " (unverschlüsselt)."))
+        connection.sock.settimeout(max(0.1, deadline - time.monotonic()))
+        if not values.username:
+            steps.append("Kein Benutzername eingetragen: Ohne Anmeldung lässt sich das Postfach nicht lesen.")
+            return False, steps
+        try:
+            _login(connection, values.username, values.password)
+        except imaplib.IMAP4.error as error:
+            steps.append(f"Anmeldung fehlgeschlagen: Benutzername oder Passwort falsch (Server: {_imap_text(error)}).")
+            return False, steps
+        steps.append(f"Anmeldung als {values.username} erfolgreich.")
+        connection.sock.settimeout(max(0.1, deadline - time.monotonic()))
+        status, data = connection.select(_imap_mailbox_name(values.folder), readonly=True)
+        if status != "OK":
+            steps.append(f"Der Ordner „{values.folder}“ lässt sich nicht öffnen (Server: {_imap_text(data[-1])}).")
+            return False, steps
+        steps.append(f"Ordner „{values.folder}“ geöffnet ({_imap_text(data[0])} Nachrichten); nichts gelesen oder markiert.")
+        return True, steps
+    except ssl.SSLCertVerificationError as error:
+        steps.append(f"Zertifikatsproblem: Das Zertifikat von {where} ist nicht vertrauenswürdig ({error.verify_message}). "
+                     "Bei einer internen Zertifizierungsstelle IMAP_CA_FILE setzen.")
+    except ssl.SSLError as error:
+        steps.append(f"TLS-Fehler mit {where}: {error.reason or error}. Passt „SSL“ zum Port (meist 993)?")
+    except (TimeoutError, socket.timeout):
+        steps.append(f"Zeitüberschreitung: {where} hat nicht innerhalb von {CHECK_SECONDS:.0f} Sekunden geantwortet.")
+    except ConnectionRefusedError:
+        steps.append(f"Verbindung abgelehnt: Unter {where} nimmt kein IMAP-Server Verbindungen an (Port falsch oder Server aus).")
+    except socket.gaierror:
+        steps.append(f"Den Server „{values.server}“ gibt es nicht (Name nicht auflösbar).")
+    except imaplib.IMAP4.error as error:
+        steps.append(f"Der IMAP-Server hat abgelehnt: {_imap_text(error)}.")
+    except OSError as error:
+        steps.append(f"Verbindung zu {where} fehlgeschlagen: {error}.")
+    finally:
+        if connection is not None:
+            try:
+                connection.sock.settimeout(1.0)
+                connection.logout()
+            except (OSError, imaplib.IMAP4.error):
+                pass
+    return False, steps

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from ..auth.services import audit
+from .. import settings
 from ..formatting import BERLIN
 from ..db_types import utcnow
 from ..errors import NotFound, ValidationError
@@ -127,6 +128,7 @@ def _validated(data: EventData) -> dict[str, Any]:
 
 def create_event(data: EventData) -> Event:
     values = _validated(data)
+    settings.refresh()  # the functional mailbox as set in Verwaltung → Einstellungen, also from the CLI
     organizer_email, organizer_name = ical.organizer_from_sender(current_app.config["MAIL_DEFAULT_SENDER"])
     event = Event(**values, organizer_email=organizer_email, organizer_name=organizer_name, uid=ical.new_uid(), sequence=0)
     db.session.add(event)

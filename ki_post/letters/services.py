@@ -176,18 +176,27 @@ def parse_signatories(text: str) -> list[dict[str, str]]:
 
 
 def update_sender_profile(values: Mapping[str, Any]) -> SenderProfile:
+    """Change the given fields (Rundschreiben → Absenderangaben and Verwaltung → Einstellungen edit the
+    same profile); the audit entry names the fields that changed, never their content."""
     profile = ensure_sender_profile()
+    changed = []
     for key in SENDER_TEXT_FIELDS:
         if key in values:
             value = str(values[key] or "").replace("\r\n", "\n").strip()
             if len(value) > 1000:
                 raise ValidationError("Die Angabe ist zu lang (höchstens 1000 Zeichen).", field=key)
-            setattr(profile, key, value)
+            if getattr(profile, key) != value:
+                setattr(profile, key, value)
+                changed.append(key)
     if "unterzeichnende" in values:
         signatories = values["unterzeichnende"]
-        profile.unterzeichnende = parse_signatories(signatories) if isinstance(signatories, str) else list(signatories)
+        signatories = parse_signatories(signatories) if isinstance(signatories, str) else list(signatories)
+        if signatories != profile.unterzeichnende:
+            profile.unterzeichnende = signatories
+            changed.append("unterzeichnende")
     db.session.flush()
-    audit("absender.geaendert", profile)
+    if changed:
+        audit("absender.geaendert", profile, felder=", ".join(changed))
     return profile
 
 

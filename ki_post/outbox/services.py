@@ -67,6 +67,7 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from sqlalchemy import event, func, select, text, update
 from sqlalchemy.orm import Session
 
+from .. import settings
 from ..blobs import sha256_of, store_blob
 from ..db_types import utcnow
 from ..errors import NotFound, ValidationError
@@ -224,6 +225,7 @@ def _check_topic(topic: str | None) -> str | None:
 
 
 def _sender() -> tuple[str, str]:
+    settings.refresh()  # also outside a request (CLI): the sender as set in Verwaltung → Einstellungen
     cfg = current_app.config
     from_header = _check_header(cfg["MAIL_DEFAULT_SENDER"] if isinstance(cfg["MAIL_DEFAULT_SENDER"], str)
                                 else f"{cfg['MAIL_DEFAULT_SENDER'][0]} <{cfg['MAIL_DEFAULT_SENDER'][1]}>",

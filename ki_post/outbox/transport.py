@@ -110,21 +110,43 @@ class _Connection(flask_mail.Connection):
         return host
 
 
+@dataclass(frozen=True)
+class SmtpSettings:
+    """What a connection to the SMTP server needs, read from the effective settings when connecting
+    (Flask-Mail's own copy is taken once at start and would miss a change in Verwaltung → Einstellungen)."""
+
+    server: str
+    port: int
+    use_tls: bool
+    use_ssl: bool
+    username: str
+    password: str
+    timeout: float
+    ca_file: str
+    suppress: bool = False
+
+    @classmethod
+    def of(cls, config) -> SmtpSettings:
+        return cls(config["MAIL_SERVER"], int(config["MAIL_PORT"]), bool(config["MAIL_USE_TLS"]), bool(config["MAIL_USE_SSL"]),
+                   config.get("MAIL_USERNAME") or "", config.get("MAIL_PASSWORD") or "", float(config["MAIL_TIMEOUT"]),
+                   config.get("MAIL_CA_FILE") or "")
+
+
 class SmtpTransport:
     """One SMTP connection reused for many messages; reconnects after an error."""
 
     kind = "smtp"
 
-    def __init__(self, app: Flask):
-        self.state = app.extensions["mail"]
-        self.timeout = float(app.config["MAIL_TIMEOUT"])
-        self.ca_file = app.config.get("MAIL_CA_FILE", "")
+    def __init__(self, app: Flask, settings: SmtpSettings | None = None):
+        self.settings = settings or SmtpSettings.of(app.config)
+        self.timeout = self.settings.timeout
+        self.ca_file = self.settings.ca_file
         self.connection: _Connection | None = None
         self._helper: ThreadPoolExecutor | None = None  # one thread for ``begin``, while sending
 
     def _host(self) -> smtplib.SMTP:
         if self.connection is None:
-            connection = _Connection(self.state, self.timeout, self.ca_file)
+            connection = _Connection(self.settings, self.timeout, self.ca_file)
             try:
                 connection.host = connection.configure_host()
             except smtplib.SMTPResponseException as error:
@@ -245,6 +267,9 @@ def _dot_stuffed(data: bytes) -> bytes:
     return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 
+FILE_REPLY = "nicht versendet: als Datei im Postausgang abgelegt:"
+
+
 class FileTransport:
     """No SMTP server configured: write .eml files into OUTBOX_DIR. Nothing leaves the machine."""
 
@@ -256,7 +281,7 @@ class FileTransport:
     def send(self, envelope: Envelope, data: bytes, while_waiting: Callable[[], None] | None = None,
              begun: None = None) -> str:
         name = write_eml(envelope.mailing_id, envelope.message_id, data)
-        return f"nicht versendet: als Datei im Postausgang abgelegt: {name}"
+        return f"{FILE_REPLY} {name}"
 
     def reset(self) -> None:
         pass
@@ -267,6 +292,12 @@ class FileTransport:
 
 def make_transport(app: Flask):
     return SmtpTransport(app) if app.config["MAIL_SERVER"] else FileTransport()
+
+
+def transport_settings(app: Flask) -> SmtpSettings | None:
+    """What ``make_transport`` would build now (None: .eml files); a worker compares it to rebuild its
+    transport when the settings changed."""
+    return SmtpSettings.of(app.config) if app.config["MAIL_SERVER"] else None
 
 
 @dataclass(frozen=True)
@@ -280,3 +311,81 @@ class Envelope:
     def needs_smtputf8(self) -> bool:
         """An address beyond ASCII (the domain is always ASCII by now): only SMTPUTF8 can carry it."""
         return not (self.from_addr + self.to_addr).isascii()
+
+
+# --- "Verbindung prüfen" (Verwaltung → Einstellungen) ----------------------------------------------
+CHECK_SECONDS = 5.0  # the whole check, so the page answers within a few seconds
+
+
+def check_smtp(settings: SmtpSettings) -> tuple[bool, list[str]]:
+    """Connect, say hello, STARTTLS or SSL as chosen, log in if a name is given, and quit – no mail is
+    sent. Returns (success, what happened, in German sentences for the settings page)."""
+    import time
+
+    where = f"{settings.server}:{settings.port}"
+    deadline = time.monotonic() + CHECK_SECONDS
+    steps: list[str] = []
+
+    def remaining() -> float:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        return left
+
+    host: smtplib.SMTP | None = None
+    try:
+        context = ssl.create_default_context(cafile=settings.ca_file or None) if settings.use_ssl or settings.use_tls else None
+        if settings.use_ssl:
+            host = smtplib.SMTP_SSL(settings.server, settings.port, timeout=remaining(), context=context)
+            steps.append(f"Verbunden mit {where}, TLS (SSL) in Ordnung, Zertifikat geprüft.")
+        else:
+            host = smtplib.SMTP(settings.server, settings.port, timeout=remaining())
+            steps.append(f"Verbunden mit {where}.")
+        host.sock.settimeout(remaining())
+        host.ehlo_or_helo_if_needed()
+        if settings.use_tls and not settings.use_ssl:
+            if not host.has_extn("starttls"):
+                steps.append("Der Server bietet kein STARTTLS an; unverschlüsselt sendet KI-Post nicht. "
+                             "Bitte „keine Verschlüsselung“ oder „SSL“ wählen oder die IT fragen.")
+                return False, steps
+            host.sock.settimeout(remaining())
+            host.starttls(context=context)
+            host.ehlo()
+            steps.append("STARTTLS in Ordnung, Zertifikat geprüft.")
+        if settings.username:
+            if not host.has_extn("auth"):
+                steps.append("Der Server bietet keine Anmeldung (AUTH) an, ein Benutzername ist aber eingetragen.")
+                return False, steps
+            host.sock.settimeout(remaining())
+            host.login(settings.username, settings.password)
+            steps.append(f"Anmeldung als {settings.username} erfolgreich.")
+        else:
+            steps.append("Ohne Anmeldung (kein Benutzername eingetragen).")
+        steps.append("Es wurde keine Nachricht gesendet.")
+        return True, steps
+    except smtplib.SMTPAuthenticationError as error:
+        steps.append(f"Anmeldung fehlgeschlagen: Benutzername oder Passwort falsch (Server: {_reply(error.smtp_code, error.smtp_error)}).")
+    except ssl.SSLCertVerificationError as error:
+        steps.append(f"Zertifikatsproblem: Das Zertifikat von {where} ist nicht vertrauenswürdig ({error.verify_message}). "
+                     "Bei einer internen Zertifizierungsstelle MAIL_CA_FILE setzen.")
+    except ssl.SSLError as error:
+        steps.append(f"TLS-Fehler mit {where}: {error.reason or error}. Passt die Verschlüsselung zum Port "
+                     "(STARTTLS meist 587, SSL 465)?")
+    except (TimeoutError, socket.timeout):
+        steps.append(f"Zeitüberschreitung: {where} hat nicht innerhalb von {CHECK_SECONDS:.0f} Sekunden geantwortet.")
+    except ConnectionRefusedError:
+        steps.append(f"Verbindung abgelehnt: Unter {where} nimmt kein Mailserver Verbindungen an (Port falsch oder Server aus).")
+    except socket.gaierror:
+        steps.append(f"Den Server „{settings.server}“ gibt es nicht (Name nicht auflösbar).")
+    except smtplib.SMTPResponseException as error:
+        steps.append(f"Der Server hat abgelehnt: {_reply(error.smtp_code, error.smtp_error)}.")
+    except (OSError, smtplib.SMTPException) as error:
+        steps.append(f"Verbindung zu {where} fehlgeschlagen: {error}.")
+    finally:
+        if host is not None:
+            try:
+                host.sock.settimeout(1.0) if host.sock else None
+                host.quit()
+            except Exception:  # noqa: BLE001 - the check's answer is given; closing may fail any way
+                host.close()
+    return False, steps

@@ -48,12 +48,13 @@ from ..db_types import UTCDateTime, utcnow
 from ..extensions import db
 from . import services
 from .models import Mailing, MailingState, MessageState, OutboxAttachment, OutboxMessage, OutboxWorker
+from .following import SettingsFollowing
 from .outage import OutageHandling, rollback as _rollback
 from .recovery import Recovery
 from .signals import messages_returned
 from .transport import (  # noqa: F401  (re-exported: tests and callers import them from here)
     Envelope,
-    FileTransport,
+    FILE_REPLY, FileTransport,
     InDoubt,
     PermanentFailure,
     SmtpTransport,
@@ -163,13 +164,13 @@ def _berlin_day_start(now: datetime) -> datetime:
     return now.astimezone(BERLIN).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-class Worker(OutageHandling, Recovery):
+class Worker(OutageHandling, Recovery, SettingsFollowing):
     def __init__(self, app: Flask, worker_id: str | None = None, transport=None):
         self.app = app
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
         self.id = worker_id or f"{self.hostname}:{self.pid}:{uuid.uuid4().hex[:8]}"
-        self.transport = transport or make_transport(app)
+        self._follow(transport)
         self._last_beat = 0.0
         self._last_recovery = 0.0
         self._encoded: dict[str, bytes] = {}  # base64 of shared attachments, per sha256
@@ -196,10 +197,7 @@ class Worker(OutageHandling, Recovery):
             statement = statement.with_for_update(skip_locked=True, of=_messages)
         return statement
 
-    @cached_property
-    def _claim_statement(self):
-        """Claim one row by id if it is still due and unchanged since it was read (parameters: row_id,
-        built_revision, now, worker, rate_since, day_start)."""
+    def _build_claim_statement(self):
         m = _messages.c
         now = bindparam("now", type_=UTCDateTime)
         conditions = [m.id == bindparam("row_id"), m.revision == bindparam("built_revision"), m.state == MessageState.WARTEND,
@@ -323,7 +321,7 @@ class Worker(OutageHandling, Recovery):
         else:
             db.session.execute(_RECORD_SENT, {
                 "row_id": message_id, "sent_now": utcnow(), "reply": result,
-                "eml": result.split()[-1] if self.transport.kind == "datei" else ""})
+                "eml": result.split()[-1] if result.startswith(FILE_REPLY) else ""})
             if envelope.mailing_id not in self._mailings_reset:
                 # A success ends a run of failures; once per mailing unless this worker saw one fail.
                 db.session.execute(update(Mailing).where(Mailing.id == envelope.mailing_id, Mailing.failures_in_a_row != 0)
@@ -430,6 +428,7 @@ class Worker(OutageHandling, Recovery):
         try:
             while not self.stop_event.is_set():
                 try:
+                    self.follow_settings(force=settle)
                     if settle:
                         recovered, outcome = self._settle(result)
                         summary.recovered_unklar += recovered

@@ -1,0 +1,1 @@
+"""Verwaltung → Einstellungen: sender, sending limits, SMTP and IMAP, edited in the browser by admins."""
