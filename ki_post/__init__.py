@@ -158,9 +158,10 @@ def _register_domains(app: Flask) -> None:
     from .events import cli as events_cli, views as events_views
     from .letters import cli as letters_cli, views as letters_views
     from .outbox import cli as outbox_cli, views as outbox_views
-    from .recipients import cli as recipients_cli, views as recipients_views
+    from .recipients import cli as recipients_cli, selfservice_views, views as recipients_views
 
-    for views in (auth_views, admin_views, recipients_views, letters_views, events_views, outbox_views):
+    for views in (auth_views, admin_views, recipients_views, selfservice_views, letters_views, events_views,
+                  outbox_views):
         app.register_blueprint(views.bp)
     for cli in (auth_cli, recipients_cli, letters_cli, events_cli, outbox_cli):
         for command in cli.commands:
@@ -181,6 +182,10 @@ def _connect_erasure() -> None:
     from .events.superseding import connect_receivers
 
     connect_receivers()  # events react to changed contacts and to mails back from a failure
+
+    from .events import handover
+
+    handover.connect()  # an accepted "nicht mehr zuständig" moves open invitations to the successor
 
 
 def _upgrade_schema(app: Flask) -> None:

@@ -74,6 +74,13 @@ SENTENCES: dict[str, str] = {
     "kontakt.auskunft": "{wer} hat eine Datenauskunft über {objekt} erstellt.",
     "kontakt.anonymisiert": "{wer} hat {objekt} anonymisiert.",
     "kontakt.geloescht": "{wer} hat {objekt} gelöscht.",
+    "kontakt.bestaetigt": "{objekt} hat die eigenen Angaben als richtig bestätigt (Link „Angaben prüfen“).",
+    "kontakt.uebergeben": "{wer} hat die Zuständigkeit von {objekt} an die Nachfolge übergeben ({verteiler:Verteiler|Verteiler} übertragen{einladungen?, {einladungen:Einladung|Einladungen} an die Nachfolge}{zurueckgezogen?, {zurueckgezogen:Nachricht|Nachrichten} zurückgezogen}).",
+    "aussendung.angaben-pruefen": "{wer} hat die Bitte „Angaben prüfen“ an {anzahl:Ansprechperson|Ansprechpersonen} vorbereitet ({objekt}){uebersprungen?; {uebersprungen} übersprungen}.",
+    "vorschlag.eingegangen": "Über den Link „Angaben prüfen“ ist {objekt} eingegangen.",
+    "vorschlag.uebernommen": "{wer} hat {objekt} übernommen.",
+    "vorschlag.abgelehnt": "{wer} hat {objekt} abgelehnt{begruendet? (mit Begründung)}.",
+    "veranstaltung.uebergeben": "{wer} hat bei {objekt} die offene Einladung an die Nachfolge übergeben ({eingeladen:Einladung|Einladungen} neu, {zurueckgezogen:Nachricht|Nachrichten} zurückgezogen).",
     "kontakte.nachbereinigt": "{wer} hat Kopien von {kontakte:gelöschter Ansprechperson|gelöschten Ansprechpersonen} nachträglich bereinigt.",
     "kontakte.importiert": "{wer} hat Ansprechpersonen importiert ({neu} neu, {geaendert} geändert, {unveraendert} unverändert, {ungueltig} ungültig; {organisations_new:neue Kommune|neue Kommunen}){objekt?, dazu in {objekt}}.",
     "kontakte.exportiert": "{wer} hat {anzahl:Ansprechperson|Ansprechpersonen} exportiert ({format}){objekt? aus {objekt}}.",
@@ -97,6 +104,7 @@ NOUNS = {
     "outbox_mailings": "die Aussendung", "outbox_messages": "die Nachricht", "contacts": "die Ansprechperson",
     "organisations": "die Kommune", "verteiler": "den Verteiler", "letter_template_versions": "die Briefvorlage",
     "letter_runs": "den Briefsatz", "letter_sender_profiles": "die Absenderangaben",
+    "contact_proposals": "einen Vorschlag",
 }
 # Words of the fallback, from the last part of a key (also German codes like "als-gesendet-markiert").
 VERBS = {"geaendert": "geändert", "geloescht": "gelöscht", "veroeffentlicht": "veröffentlicht",

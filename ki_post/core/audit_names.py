@@ -86,10 +86,18 @@ def _runs(ids):
     return {r.id: Named(f"Nr. {r.id}", url_for("letters.run_detail", run_id=r.id)) for r in _rows(LetterRun, ids)}
 
 
+def _proposals(ids):
+    from ..recipients.models import ContactProposal
+
+    return {p.id: Named(f"{p.kind_label} zu {p.contact.full_name or p.contact.email}", url_for("selfservice.review"))
+            for p in _rows(ContactProposal, ids)}
+
+
 NAMERS = {
     "users": _users, "events": _events, "invitations": _invitations, "calendar_replies": _calendar_replies,
     "outbox_mailings": _mailings, "outbox_messages": _messages, "contacts": _contacts, "organisations": _organisations,
     "verteiler": _verteiler, "letter_template_versions": _template_versions, "letter_runs": _runs,
+    "contact_proposals": _proposals,
 }
 
 

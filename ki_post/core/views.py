@@ -25,6 +25,7 @@ def index():
     from ..outbox.models import Mailing, OutboxMessage
     from ..outbox.services import counts_by_mailing, mailing_counts
     from ..recipients.models import Contact, Organisation, Verteiler
+    from ..recipients.selfservice import pending_count
     from ..recipients.services import undeliverable_count
 
     counts = {
@@ -59,6 +60,7 @@ def index():
         answers=answer_counts([event.id for event in shown_events]),
         unmatched=len(unmatched_replies()),
         undeliverable=undeliverable_count(),
+        proposals=pending_count(),
     )
 
 

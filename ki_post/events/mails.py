@@ -22,6 +22,7 @@ from ..extensions import db
 from ..outbox import services as outbox
 from ..outbox.models import Mailing, MailingState, MessageState, OutboxMessage
 from ..recipients.models import Contact
+from ..recipients.selfservice import LazyLink
 from . import ical
 from .models import Event, Invitation, InvitationState
 
@@ -207,6 +208,8 @@ def render(kind: str, event: Event, invitation: Invitation, *, told: EventFacts 
         "absender": "\n".join(signature), "absender_zeilen": signature,
         "status": InvitationState.label_of(invitation.state), "begleitpersonen": facts["companions"],
         "aenderungen": changed, "grund": event.cancel_reason,
+        # Shown only where the template uses it ("Angaben prüfen"); the link is made on first use.
+        "angaben_pruefen_link": LazyLink(db.session.get(Contact, invitation.contact_id) if invitation.contact_id else None),
     }
     try:
         rendered = outbox.render_mail(kind, context)

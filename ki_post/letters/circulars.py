@@ -13,6 +13,7 @@ from flask import current_app
 from ..auth.services import audit
 from ..errors import ValidationError
 from ..outbox.models import Mailing, OutboxMessage
+from ..recipients.selfservice import LazyLink
 from ..outbox.services import Attachment, create_mailing, enqueue, render_mail, skip_recipient, start_mailing
 from ..recipients.addressing import salutation
 from ..recipients.services import resolve_recipients, verteiler_by_name
@@ -87,6 +88,8 @@ def mail_letters(version: LetterTemplateVersion, contacts: Sequence[Contact], fi
                 "betreff": fields["betreff"], "aktenzeichen": fields.get("aktenzeichen", ""),
                 "anrede": salutation(contact), "datum": letters.format_letter_date(fields.get("datum", "")),
                 "dateiname": filename, "absender": "\n".join(signature) or current_app.config["APP_NAME"],
+                # Shown only where the template uses it ("Angaben prüfen"); the link is made on first use.
+                "angaben_pruefen_link": LazyLink(contact),
             })
             enqueue(mailing, to_email=contact.email, to_name=contact.full_name, contact_id=contact.id,
                     subject=mail.subject, text=mail.text, html=mail.html,

@@ -112,3 +112,23 @@ def mail_command(template_name: str, list_name: str | None, fmt: str, subject: s
     click.echo(mailing.id)
     if skipped:
         sys.exit(1)
+
+
+# Belongs to the "recipients" group on the command line; lives here because the mailing signs with the
+# sender's lines the letters keep (the Verteiler sits below the outbox and the letters).
+from ..recipients.cli import recipients as recipients_group  # noqa: E402
+
+
+@recipients_group.command("confirm-mailing", help="Die jährliche Bitte „Bitte prüfen Sie Ihre Angaben“ an alle aktiven "
+                                                   "Ansprechpersonen (oder einen Verteiler) in den Postausgang stellen; "
+                                                   "die Nummer der Aussendung steht allein in der letzten Zeile.")
+@click.option("--list", "list_name", default=None, help="Verteiler; ohne Angabe alle aktiven Kontakte.")
+@click.option("--entwurf", "draft", is_flag=True, help="Nur als Entwurf anlegen (Vorschau und Testversand in der Oberfläche).")
+def confirm_mailing_command(list_name: str | None, draft: bool) -> None:
+    from .confirmation import queue_confirmation_mailing
+
+    with cli_transaction():
+        mailing = queue_confirmation_mailing(list_name, start=not draft)
+    queued = sum(1 for message in mailing.messages if message.state != "uebersprungen")
+    click.echo(f"{queued} Nachrichten eingereiht ({'Entwurf' if draft else 'wird gesendet'}).", err=True)
+    click.echo(mailing.id)

@@ -107,3 +107,17 @@ def scrub_anonymised_command() -> None:
 
 
 commands: list[click.Command] = [recipients]
+
+
+@recipients.command("review")
+def review_command() -> None:
+    """Offene Vorschläge aus „Angaben prüfen“ auflisten (Korrekturen und Nachfolgen), je Zeile Nummer, Art,
+    Ansprechperson und die Änderung bisher → neu. Übernehmen und Ablehnen unter Verteiler → Vorschläge."""
+    from .selfservice import diff_rows, pending_proposals
+
+    proposals = pending_proposals()
+    for proposal in proposals:
+        contact = proposal.contact
+        changes = "; ".join(f"{row.label}: {row.old} → {row.new}" for row in diff_rows(proposal))
+        click.echo(f"#{proposal.id} {proposal.kind_label} – {contact.full_name or contact.email} <{contact.email}>: {changes}")
+    click.echo(f"{anzahl(len(proposals), 'offener Vorschlag', 'offene Vorschläge')}.")

@@ -66,4 +66,32 @@ class ConfirmForm(FlaskForm):
     """A button with a CSRF token, for actions without fields."""
 
 
-__all__ = ["ContactForm", "OrganisationForm", "VerteilerForm", "ImportUploadForm", "ImportApplyForm", "ConfirmForm"]
+class CorrectionForm(FlaskForm):
+    """The officer's proposed corrections ("Angaben prüfen"); prefilled with what is kept now."""
+
+    anrede = SelectField("Anrede", choices=ANREDE_CHOICES)
+    academic_title = StringField("Akademischer Titel", validators=[Length(max=50)])
+    function = StringField("Funktion", validators=[Length(max=200)])
+    phone = StringField("Telefon", validators=[Length(max=50)])
+    authority = StringField("Behörde (Anschrift)", validators=[Length(max=200)])
+    street = StringField("Straße oder Postfach", validators=[Length(max=200)])
+    postcode = StringField("PLZ", validators=[Length(max=10)])
+    town = StringField("Ort", validators=[Length(max=100)])
+    message = TextAreaField("Nachricht an das Sekretariat (freiwillig)", validators=[Length(max=2000)])
+
+
+class HandoverForm(FlaskForm):
+    """"Ich bin nicht mehr zuständig": who takes over."""
+
+    first_name = StringField("Vorname der Nachfolge", validators=[Length(max=100)])
+    last_name = StringField("Nachname der Nachfolge", validators=[DataRequired(REQUIRED), Length(max=100)])
+    email = EmailField("E-Mail-Adresse der Nachfolge", validators=[DataRequired(REQUIRED), Length(max=254)])
+    function = StringField("Funktion der Nachfolge", validators=[Length(max=200)])
+    message = TextAreaField("Nachricht an das Sekretariat (freiwillig)", validators=[Length(max=2000)])
+
+
+class RejectForm(FlaskForm):
+    reason = TextAreaField("Begründung (freiwillig)", validators=[Length(max=2000)])
+
+
+__all__ = ["CorrectionForm", "HandoverForm", "RejectForm", "ContactForm", "OrganisationForm", "VerteilerForm", "ImportUploadForm", "ImportApplyForm", "ConfirmForm"]

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db_types import UTCDateTime, utcnow
 from ..extensions import db
+from ..states import LabelledEnum, state_column
 
 # Stored value → label. Stored values are stable identifiers; labels are what imports and the UI use.
 ORGANISATION_KINDS = {
@@ -93,6 +94,8 @@ class Contact(db.Model):
     # cleared when the address changes. The reason is the server's words.
     undeliverable_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     undeliverable_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The officer said "Alles richtig" on her "Angaben prüfen" page, or a proposal of hers was accepted.
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     organisation: Mapped[Organisation | None] = relationship(back_populates="contacts")
 
@@ -129,3 +132,64 @@ class ImportUpload(db.Model):
     data: Mapped[bytes] = mapped_column(LargeBinary)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ContactLink(db.Model):
+    """A personal "Angaben prüfen" link: ``secrets.token_urlsafe(32)`` (256 random bits), valid until
+    ``expires_at``. Kept like the answer link's token, so that a mail written anew carries the same link;
+    a contact may hold several (an older mail's link stays valid until it expires)."""
+
+    __tablename__ = "contact_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    contact: Mapped[Contact] = relationship()
+
+
+class ProposalKind(LabelledEnum):
+    KORREKTUR = "korrektur", "Korrektur"
+    UEBERGABE = "uebergabe", "nicht mehr zuständig"
+
+
+class ProposalState(LabelledEnum):
+    OFFEN = "offen", "offen"
+    UEBERNOMMEN = "uebernommen", "übernommen"
+    ABGELEHNT = "abgelehnt", "abgelehnt"
+
+
+class ContactProposal(db.Model):
+    """What an officer proposed on her "Angaben prüfen" page; nothing changes the Verteiler until the
+    secretariat accepts it. ``old``/``new`` hold the proposed fields before and after (the diff shown),
+    ``successor`` the named successor of a handover (first_name, last_name, email, function)."""
+
+    __tablename__ = "contact_proposals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Deleted with the contact: a proposal is personal data and no record of its own.
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[ProposalKind] = mapped_column(state_column(ProposalKind))
+    state: Mapped[ProposalState] = mapped_column(state_column(ProposalState), default=ProposalState.OFFEN, index=True)
+    old: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    new: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    successor: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    message: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # The contact that took over (handover accepted).
+    successor_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+
+    contact: Mapped[Contact] = relationship(foreign_keys=[contact_id])
+
+    @property
+    def kind_label(self) -> str:
+        return ProposalKind.label_of(self.kind)
+
+    @property
+    def state_label(self) -> str:
+        return ProposalState.label_of(self.state)

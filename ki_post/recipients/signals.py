@@ -9,6 +9,10 @@ inside the same transaction, so the receivers' work commits or rolls back togeth
 - ``contact_erasing``: ``send(None, contact=contact, delete=bool)`` right before a contact is
   anonymised or deleted, while every row still carries the contact's id: withdraw what still waits
   for that person and scrub their personal data wherever no record-keeping duty requires it.
+- ``contact_handed_over``: ``send(None, predecessor=contact, successor=contact)`` when the secretariat
+  accepts "Ich bin nicht mehr zuständig": the successor exists and holds the Verteiler memberships, the
+  predecessor is still active. Receivers move what they own (open invitations to coming events) and
+  return a dict of counts for the audit entry.
 """
 from __future__ import annotations
 
@@ -18,3 +22,4 @@ _signals = Namespace()
 
 contacts_changed = _signals.signal("contacts-changed")
 contact_erasing = _signals.signal("contact-erasing")
+contact_handed_over = _signals.signal("contact-handed-over")
