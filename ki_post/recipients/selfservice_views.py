@@ -22,9 +22,9 @@ def _limit() -> str:
     return current_app.config.get("RSVP_RATE_LIMIT", "30 per minute")
 
 
-def _contact(token: str) -> Contact | tuple:
+def _contact(link: str) -> Contact | tuple:
     try:
-        return selfservice.contact_by_token(token)
+        return selfservice.contact_by_token(link)
     except selfservice.LinkExpired:
         page = render_template("errors/error.html", code=410, title="Link abgelaufen",
                                text="Dieser Link zum Prüfen Ihrer Angaben ist abgelaufen oder gilt nicht mehr. "
@@ -38,7 +38,7 @@ def _contact_point() -> tuple[str, str]:
     return name, address
 
 
-def _page(contact: Contact, token: str, correction: CorrectionForm | None = None, handover: HandoverForm | None = None,
+def _page(contact: Contact, link: str, correction: CorrectionForm | None = None, handover: HandoverForm | None = None,
           status: int = 200):
     if correction is None:
         correction = CorrectionForm()
@@ -47,27 +47,27 @@ def _page(contact: Contact, token: str, correction: CorrectionForm | None = None
         if contact.organisation is not None:
             for name in ADDRESS:
                 getattr(correction, name).data = getattr(contact.organisation, name)
-    page = render_template("recipients/selfservice.html", contact=contact, token=token, correction=correction,
+    page = render_template("recipients/selfservice.html", contact=contact, token=link, correction=correction,
                            handover=handover or HandoverForm(), confirm=ConfirmForm(), anreden=ANREDEN,
                            pending=selfservice.open_proposals(contact), contact_point=_contact_point(),
                            link_days=current_app.config.get("SELFSERVICE_LINK_DAYS", 60))
     return page, status, PUBLIC_HEADERS
 
 
-@bp.get("/angaben/<token>")
+@bp.get("/angaben/<link>")
 @public
-def page(token: str):
-    contact = _contact(token)
+def page(link: str):
+    contact = _contact(link)
     if not isinstance(contact, Contact):
         return contact
-    return _page(contact, token)
+    return _page(contact, link)
 
 
-@bp.post("/angaben/<token>/bestaetigen")
+@bp.post("/angaben/<link>/bestaetigen")
 @public
 @limiter.limit(_limit, error_message="Zu viele Anfragen von Ihrem Anschluss. Bitte warten Sie eine Minute.")
-def confirm(token: str):
-    contact = _contact(token)
+def confirm(link: str):
+    contact = _contact(link)
     if not isinstance(contact, Contact):
         return contact
     if ConfirmForm().validate_on_submit():
@@ -75,14 +75,14 @@ def confirm(token: str):
             selfservice.confirm_unchanged(contact)
         if done.ok:
             flash("Vielen Dank! Sie haben bestätigt, dass Ihre Angaben stimmen.", "success")
-    return redirect(url_for("selfservice.page", token=token))
+    return redirect(url_for("selfservice.page", link=link))
 
 
-@bp.post("/angaben/<token>/korrektur")
+@bp.post("/angaben/<link>/korrektur")
 @public
 @limiter.limit(_limit, error_message="Zu viele Anfragen von Ihrem Anschluss. Bitte warten Sie eine Minute.")
-def correct(token: str):
-    contact = _contact(token)
+def correct(link: str):
+    contact = _contact(link)
     if not isinstance(contact, Contact):
         return contact
     form = CorrectionForm()
@@ -94,15 +94,15 @@ def correct(token: str):
         if done.ok:
             flash("Vielen Dank! Ihre Korrektur ist eingegangen. Das Sekretariat prüft sie und übernimmt sie in den Verteiler.",
                   "success")
-            return redirect(url_for("selfservice.page", token=token))
-    return _page(contact, token, correction=form, status=422)
+            return redirect(url_for("selfservice.page", link=link))
+    return _page(contact, link, correction=form, status=422)
 
 
-@bp.post("/angaben/<token>/nachfolge")
+@bp.post("/angaben/<link>/nachfolge")
 @public
 @limiter.limit(_limit, error_message="Zu viele Anfragen von Ihrem Anschluss. Bitte warten Sie eine Minute.")
-def hand_over(token: str):
-    contact = _contact(token)
+def hand_over(link: str):
+    contact = _contact(link)
     if not isinstance(contact, Contact):
         return contact
     form = HandoverForm()
@@ -114,8 +114,8 @@ def hand_over(token: str):
         if done.ok:
             flash("Vielen Dank! Ihre Mitteilung ist eingegangen. Das Sekretariat trägt Ihre Nachfolge in den Verteiler ein.",
                   "success")
-            return redirect(url_for("selfservice.page", token=token))
-    return _page(contact, token, handover=form, status=422)
+            return redirect(url_for("selfservice.page", link=link))
+    return _page(contact, link, handover=form, status=422)
 
 
 # --- Review queue (secretariat) --------------------------------------------------------------------------

@@ -41,6 +41,9 @@ PINNED = {
     ("recipients.contact_data_export", "POST"): "sachbearbeitung",
     ("recipients.import_upload", "POST"): "sachbearbeitung",
     ("recipients.import_apply", "POST"): "sachbearbeitung",
+    ("selfservice.review", "GET"): "lesen",
+    ("selfservice.accept", "POST"): "sachbearbeitung",
+    ("selfservice.reject", "POST"): "sachbearbeitung",
 }
 SAMPLE_VALUES = {"token": "x" * 43, "name": "nachricht.eml", "fmt": "csv", "filename": "ki-post.css"}
 MISSING_ID = 999_999
@@ -117,7 +120,16 @@ def walk_app(app, make_user, demo, tmp_path):
     db.session.remove()
     assert db.session.get(OutboxMessage, 1) is not None
     files = sorted(path.name for path in (tmp_path / "postausgang").glob("*.eml"))
+    from ki_post.recipients.models import Contact, ContactProposal
+    from ki_post.recipients.selfservice import link_token, propose_correction
+
+    contact = db.session.scalar(select(Contact).order_by(Contact.id).limit(1))
+    self_service_link = link_token(contact)  # a real "Angaben prüfen" page
+    propose_correction(contact, {"phone": "0211 1234"})  # a proposal in the review queue
+    db.session.commit()
+    assert db.session.get(ContactProposal, 1) is not None
     app.config["WALK_SAMPLES"] = {
+        "link": self_service_link,
         "token": db.session.scalar(select(Invitation.token).order_by(Invitation.id).limit(1)),  # a real answer page
         "name": files[0],  # a real .eml file
     }
