@@ -98,6 +98,8 @@ EMBEDDED_WORKER = True
 # --- Events ---------------------------------------------------------------------------------
 # Submitted answers per client address on the public answer page.
 RSVP_RATE_LIMIT = "30 per minute"
+# How long a personal "Angaben prüfen" link works (days); a mail reuses a link while more than half is left.
+SELFSERVICE_LINK_DAYS = 60
 # Hours within which a second reminder for the same event must be confirmed explicitly (0 = never ask).
 REMINDER_WARN_HOURS = 72
 
