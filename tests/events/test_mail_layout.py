@@ -28,7 +28,7 @@ CONTEXT = {
     "absaetze": ["Erster Absatz."], "links": [], "event": {"title": "Fachtag", "description": "", "location": "Düsseldorf"},
     "beginn": "11:00", "ende": "13:00", "frist": "", "link": "https://ki-post.example/a/xyz", "organisation": "Stadt Köln",
     "status": "Zusage", "begleitpersonen": 0, "aenderungen": ["Neuer Ort"], "grund": "Terminkonflikt",
-    "absender": "\n".join(SIGNATURE),
+    "gueltig_bis": "31. Januar 2027", "absender": "\n".join(SIGNATURE),
 }
 
 

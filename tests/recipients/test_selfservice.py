@@ -301,3 +301,30 @@ def test_bad_input_is_a_german_message_and_no_proposal(app, client, kind):
     assert response.status_code == 422
     assert "Bitte korrigieren Sie" in response.get_data(as_text=True)
     assert db.session.scalar(select(ContactProposal.id)) is None
+
+
+def test_invitation_template_may_carry_the_personal_link(app, tmp_path, monkeypatch):
+    """``{{ angaben_pruefen_link }}`` in an event mail template gives each invited person her own link;
+    templates without it make no links at all."""
+    import shutil
+
+    from ki_post.outbox import services as outbox
+
+    contact = officer()
+    event = new_event()
+    events.invite(event, contact_ids=[contact.id])
+    db.session.commit()
+    assert db.session.scalar(select(ContactLink.id)) is None  # the shipped templates do not use it
+
+    templates = tmp_path / "mail"
+    shutil.copytree(outbox.MAIL_TEMPLATE_DIR, templates)
+    with (templates / "einladung.txt").open("a") as handle:
+        handle.write("\nIhre Angaben prüfen: {{ angaben_pruefen_link }}\n")
+    monkeypatch.setattr(outbox, "MAIL_TEMPLATE_DIR", templates)
+    monkeypatch.setattr(outbox, "_environments", {})
+    other = officer("zweite@kreis-lippe.example")
+    events.invite(event, contact_ids=[other.id])
+    db.session.commit()
+    message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.to_email == other.email))
+    token = re.search(r"Ihre Angaben prüfen: http://\S+/angaben/(\S+)", message.text).group(1)
+    assert db.session.scalar(select(ContactLink.contact_id).where(ContactLink.token == token)) == other.id
