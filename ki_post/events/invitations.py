@@ -146,9 +146,12 @@ def reminder_recipients(event: Event, include_accepted: bool = False) -> list[In
         return []
     states = {InvitationState.OFFEN} | ({InvitationState.ZUGESAGT} if include_accepted else set())
     found = deliveries(event)
+    inactive = set(db.session.scalars(select(Contact.id).where(
+        Contact.id.in_([i.contact_id for i in event.invitations if i.contact_id]), Contact.active.is_(False))))
+    # A deactivated person (e.g. handed over to a successor) is no longer reminded.
     return [i for i in event.invitations
             if i.state in states and i.id in found and found[i.id].went_out and not found[i.id].unsent_of("erinnerung")
-            and reachable(i)]
+            and reachable(i) and i.contact_id not in inactive]
 
 
 def last_reminder(event: Event) -> datetime | None:

@@ -254,6 +254,8 @@ def test_handover_accepted_end_to_end(smtp_app, smtp):
     for action in ("vorschlag.eingegangen", "kontakt.angelegt", "veranstaltung.uebergeben", "kontakt.uebergeben",
                    "kontakt.deaktiviert", "vorschlag.uebernommen"):
         assert action in log, action
+    reminded = {i.email for i in events.reminder_recipients(db.session.get(type(sent_event), sent_event.id))}
+    assert reminded == {colleague.email, successor.email}  # no reminder to whom handed over
     # Her link no longer opens her page: she is off the Verteiler.
     assert client.get(url).status_code == 410
 
