@@ -60,5 +60,7 @@ def downgrade():
     op.drop_table('contact_proposals')
     op.drop_index(op.f('ix_contact_links_contact_id'), table_name='contact_links')
     op.drop_table('contact_links')
-    with op.batch_alter_table('contacts') as batch_op:
-        batch_op.drop_column('confirmed_at')
+    if op.get_bind().dialect.name == "sqlite":  # in place (SQLite 3.35+): contacts has children
+        op.execute("ALTER TABLE contacts DROP COLUMN confirmed_at")
+    else:
+        op.drop_column('contacts', 'confirmed_at')
