@@ -140,6 +140,54 @@ def no_borders(table) -> None:
     tbl_pr.append(borders)
 
 
+def signatures(body) -> None:
+    """Two signatories per row of a borderless table (the reference circular is co-signed by two
+    heads of unit of two ministries); more than two continue in a further row.
+
+    The rows are a docxtpl row loop over pairs. A row never breaks across pages and its paragraphs
+    keep with the next, so closing and signatures stay together; the text starts at the
+    Fluchtlinie (no table indent, no left cell margin) like every other line of the letter.
+    """
+    width = PAGE_W - LEFT - RIGHT
+    table = body.add_table(rows=3, cols=2)
+    table.alignment = WD_TABLE_ALIGNMENT.LEFT
+    no_borders(table)
+    tbl_pr = table._tbl.tblPr
+    for old in tbl_pr.findall(qn("w:tblW")):
+        tbl_pr.remove(old)
+    tbl_pr.append(parse_xml(f'<w:tblW {nsdecls("w")} w:w="{width}" w:type="dxa"/>'))
+    tbl_pr.append(parse_xml(f'<w:tblInd {nsdecls("w")} w:w="0" w:type="dxa"/>'))
+    tbl_pr.append(parse_xml(f'<w:tblLayout {nsdecls("w")} w:type="fixed"/>'))
+    tbl_pr.append(parse_xml(f'<w:tblCellMar {nsdecls("w")}><w:top w:w="0" w:type="dxa"/><w:left w:w="0" w:type="dxa"/>'
+                            f'<w:bottom w:w="0" w:type="dxa"/><w:right w:w="113" w:type="dxa"/></w:tblCellMar>'))
+    # python-docx writes tblPr children in call order; the schema wants this order.
+    order = ("tblStyle", "tblpPr", "tblOverlap", "bidiVisual", "tblStyleRowBandSize", "tblStyleColBandSize", "tblW", "jc",
+             "tblCellSpacing", "tblInd", "tblBorders", "shd", "tblLayout", "tblCellMar", "tblLook")
+    children = sorted(tbl_pr, key=lambda e: order.index(e.tag.split("}")[1]) if e.tag.split("}")[1] in order else len(order))
+    for child in children:
+        tbl_pr.append(child)
+    for column, grid_col in enumerate(table._tbl.tblGrid.findall(qn("w:gridCol"))):
+        grid_col.set(qn("w:w"), str(width // 2 + (width % 2 if column else 0)))
+    for row in table.rows:
+        for column, cell in enumerate(row.cells):
+            cell.width = Twips(width // 2 + (width % 2 if column else 0))
+    table.cell(0, 0).paragraphs[0].add_run("{%tr for paar in unterzeichnende|batch(2) %}")
+    table.cell(2, 0).paragraphs[0].add_run("{%tr endfor %}")
+    row = table.rows[1]
+    row._tr.get_or_add_trPr().append(OxmlElement("w:cantSplit"))
+    for column, cell in enumerate(row.cells):
+        # DIN-29: at least three blank lines for the handwritten signature above the typed name.
+        guard_open, guard_close = ("{% if paar|length > 1 %}", "{% endif %}") if column else ("", "")
+        name, function = cell.paragraphs[0], cell.add_paragraph()
+        fmt(name, before=3 * LINE, keep_next=True)
+        run(name, f"{guard_open}{{{{ paar[{column}].name }}}}{guard_close}")
+        fmt(function, keep_next=True)
+        run(function, f"{guard_open}{{{{ paar[{column}].funktion }}}}{guard_close}")
+    # Word wants a paragraph after a table at the end of the body: a 1 pt carrier, no blank line.
+    end = body.add_paragraph()
+    fmt(end, exact=20, size=1)
+
+
 def set_language(doc) -> None:
     styles = doc.styles.element
     rpr_default = styles.find(qn("w:docDefaults")).find(qn("w:rPrDefault"))
@@ -319,19 +367,14 @@ def build(out: Path = OUT) -> Path:
         p = body.add_paragraph()
         fmt(p, after=0 if text.startswith("{%p") else LINE)
         run(p, text)
-    for text in AFTER:
-        run(fmt(body.add_paragraph(), after=LINE), text)
+    for number, text in enumerate(AFTER, start=1):
+        # The last paragraph goes with the closing: the signatures never stand alone on a page.
+        run(fmt(body.add_paragraph(), after=LINE, keep_next=number == len(AFTER)), text)
 
-    # -- closing (DIN-29): Grußformel, "Im Auftrag", two signatories -------------------------------
+    # -- closing (DIN-29): Grußformel, "Im Auftrag", the signatories side by side ------------------
     run(fmt(body.add_paragraph(), after=LINE, keep_next=True), "Mit freundlichen Grüßen")
     run(fmt(body.add_paragraph(), keep_next=True), "Im Auftrag")
-    for text in ("{%p for person in unterzeichnende %}", "{{ person.name }}", "{{ person.funktion }}", "{%p endfor %}"):
-        p = body.add_paragraph()
-        if text == "{{ person.name }}":
-            fmt(p, before=3 * LINE, keep_next=True)
-        else:
-            fmt(p, keep_next=text.startswith("{%p for"))
-        run(p, text)
+    signatures(body)
 
     sect_pr = doc.element.body.sectPr
     # Page geometry checked by DIN-T5: w:pgSz 11906 × 16838, w:pgMar left 1417 / right 1134.
