@@ -389,10 +389,40 @@ def build(out: Path = OUT) -> Path:
 # python-docx's default document brings a thumbnail of another document and a 430 kB
 # stylesWithEffects.xml that Word 2010 no longer needs; both would go into every letter.
 _LEFTOVERS = ("docProps/thumbnail.jpeg", "word/stylesWithEffects.xml")
+_STYLE_REFERENCE = re.compile(rb'<w:(?:pStyle|rStyle|tblStyle|numStyleLink|styleLink) w:val="([^"]+)"')
+
+
+def _used_styles_only(styles_xml: bytes, others: list[bytes]) -> bytes:
+    """Keep the default styles, those the parts name and what they are based on or linked to.
+
+    python-docx's default styles.xml defines 164 styles (350 kB); every letter is a copy of the
+    template, so they made up half of each archived letter and of what LibreOffice parses per PDF.
+    The latent style list stays: Word offers its built-in styles from it when someone edits the file.
+    """
+    from lxml import etree
+
+    root = etree.fromstring(styles_xml)
+    styles = {style.get(qn("w:styleId")): style for style in root.iter(qn("w:style"))}
+    wanted = {style_id for style_id, style in styles.items() if style.get(qn("w:default")) == "1"}
+    for xml in others:
+        wanted |= {m.decode() for m in _STYLE_REFERENCE.findall(xml)}
+    todo = list(wanted)
+    while todo:
+        style = styles.get(todo.pop())
+        for link in ("basedOn", "next", "link"):
+            element = style.find(qn(f"w:{link}")) if style is not None else None
+            if element is not None and element.get(qn("w:val")) not in wanted:
+                wanted.add(element.get(qn("w:val")))
+                todo.append(element.get(qn("w:val")))
+    for style_id, style in styles.items():
+        if style_id not in wanted:
+            root.remove(style)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
 
 
 def _without_leftovers(data: bytes) -> bytes:
     source = zipfile.ZipFile(io.BytesIO(data))
+    others = [source.read(name) for name in source.namelist() if name.endswith(".xml") and name != "word/styles.xml"]
     target = io.BytesIO()
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for info in source.infolist():
@@ -405,6 +435,8 @@ def _without_leftovers(data: bytes) -> bytes:
                     base = leftover.rsplit("/", 1)[-1]
                     text = re.sub(rf'<(Relationship|Override)\b[^>]*{re.escape(base)}"[^>]*/>', "", text)
                 content = text.encode("utf-8")
+            elif info.filename == "word/styles.xml":
+                content = _used_styles_only(content, others)
             archive.writestr(info, content)
     return target.getvalue()
 
