@@ -14,12 +14,18 @@ database with that many contacts: template lookup, recipients, rendering, ZIP, a
 per sha256 plus one row per letter), commit. Its baseline is the archive path as it was before
 batching (a `session.get` with autoflush and an ORM object per letter), run in the same process on
 the same data. SQLite always; PostgreSQL with --database (its public schema is dropped!).
+
+PDF: the same letters converted by LibreOffice, today's cold way (one fresh process for the whole
+batch, start included) against the processes kept running between jobs (--pdf-processes, one per
+core; started before the job is timed, as they are when a job comes). Target >= 15 letters/s for
+500 letters on 2 cores.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import io
+import os
 import resource
 import subprocess
 import sys
@@ -188,6 +194,27 @@ def command_figures(n: int, databases: list[str], tmp: Path, repeat: int) -> lis
     return figures
 
 
+def pdf_figures(n: int, processes: int) -> tuple[float, float, float, int]:
+    """Seconds for ``n`` letters cold and warm, seconds for one letter warm, pages."""
+    from ki_post.letters import pdf
+
+    compiled = engine.compile_template(TEMPLATE.read_bytes())
+    documents = [compiled.render(ctx) for ctx in contexts(n)]
+    start = time.perf_counter()
+    cold = pdf.convert_to_pdf(documents, processes=0)
+    cold_seconds = time.perf_counter() - start
+    pdf.convert_to_pdf(documents[:processes * pdf.MIN_LETTERS_PER_PROCESS], processes=processes)  # the running processes
+    start = time.perf_counter()
+    pdf.convert_to_pdf(documents[:1], processes=processes)
+    one = time.perf_counter() - start
+    start = time.perf_counter()
+    warm = pdf.convert_to_pdf(documents, processes=processes)
+    warm_seconds = time.perf_counter() - start
+    pdf.stop_warm_processes()
+    assert [pdf.page_count(d) for d in warm] == [pdf.page_count(d) for d in cold]
+    return cold_seconds, warm_seconds, one, sum(pdf.page_count(d) for d in warm)
+
+
 def peak_memory_mb() -> float:
     """VmHWM of this process image. ru_maxrss survives exec on Linux (it would report the parent's peak)."""
     try:
@@ -210,6 +237,8 @@ def main() -> None:
     parser.add_argument("--letters", type=int, default=1000)
     parser.add_argument("--big", type=int, default=10000)
     parser.add_argument("--command-letters", type=int, default=2000, help="letters for the whole command (0: skip)")
+    parser.add_argument("--pdf-letters", type=int, default=500, help="letters for the PDF figures (0: skip)")
+    parser.add_argument("--pdf-processes", type=int, default=os.cpu_count() or 1, help="LibreOffice processes kept running")
     parser.add_argument("--repeat", type=int, default=3, help="runs per command variant; the best counts")
     parser.add_argument("--database", default="", help="PostgreSQL URL for the command figures too (schema is dropped)")
     parser.add_argument("--memory-child", nargs=2, metavar=("N", "ZIP"), help=argparse.SUPPRESS)
@@ -235,6 +264,17 @@ def main() -> None:
             print(f"{'':28}" + "".join(f"{label:>14}" for label, _, _ in figures))
             print(f"{'per-letter archive (before)':28}" + "".join(f"{m / before:14.0f}" for _, before, _ in figures))
             print(f"{'batched archive (now)':28}" + "".join(f"{m / after:14.0f}" for _, _, after in figures))
+        if args.pdf_letters:
+            from ki_post.letters import pdf
+
+            if not pdf.pdf_available():
+                print("PDF: LibreOffice (soffice) fehlt, übersprungen")
+            else:
+                k = args.pdf_letters
+                cold, warm, one, pages = pdf_figures(k, args.pdf_processes)
+                print(f"{k} letters to PDF ({pages} pages), LibreOffice, letters/s (target >= 15 on 2 cores):")
+                print(f"{'cold, one process':28}{k / cold:14.1f}")
+                print(f"{f'kept running, {args.pdf_processes} processes':28}{k / warm:14.1f}   (one letter: {one:.2f} s)")
         big = Path(tmp) / "big.zip"
         out = subprocess.run([sys.executable, __file__, "--memory-child", str(args.big), str(big)], capture_output=True, text=True, check=True)
         seconds, peak, size = out.stdout.split()
