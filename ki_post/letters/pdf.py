@@ -90,39 +90,47 @@ def convert_to_pdf(documents: list[bytes], *, soffice: str | None = None, timeou
             chunks = _split(names, len(offices))
             try:
                 with ThreadPoolExecutor(len(chunks)) as executor:
-                    results = list(executor.map(
+                    errors = list(executor.map(
                         lambda job: job[0].convert(job[1], work / f"out-{job[2]}", timeout),
                         [(office, chunk, number) for number, (office, chunk) in enumerate(zip(offices, chunks))]))
             finally:
                 _pool(binary, processes).release(offices)
-            outputs = [(work / f"out-{number}", result) for number, result in enumerate(results) for _ in chunks[number]]
+            outputs = [(work / f"out-{number}", error) for number, error in enumerate(errors) for _ in chunks[number]]
         else:
-            (work / "out").mkdir()
             # A private profile: parallel conversions and a user's running LibreOffice never collide.
-            command = [
-                binary, f"-env:UserInstallation={(work / 'profile').as_uri()}", "--headless", "--norestore",
-                "--nolockcheck", "--convert-to", "pdf", "--outdir", str(work / "out"), *map(str, names),
-            ]
-            result = _run(command, timeout, cwd=tmp)
-            outputs = [(work / "out", result)] * len(names)
+            error = _convert_files(binary, (work / "profile").as_uri(), names, work / "out", timeout)
+            outputs = [(work / "out", error)] * len(names)
         pdfs = []
-        for path, (outdir, result) in zip(names, outputs):
+        for path, (outdir, error) in zip(names, outputs):
             target = outdir / (path.stem + ".pdf")
             if not target.exists() and missing_ok:
                 pdfs.append(None)
                 continue
             if not target.exists():
-                detail = result.stderr.decode("utf-8", "replace").strip()[-300:]
+                detail = error.decode("utf-8", "replace").strip()[-300:]
                 raise KiPostError(f"LibreOffice konnte „{path.name}“ nicht in PDF umwandeln. {detail}".strip())
             pdfs.append(target.read_bytes())
         return pdfs
 
 
-def _run(command: list[str], timeout: float, cwd: str | Path) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(command, capture_output=True, timeout=timeout, cwd=cwd, check=False)
-    except subprocess.TimeoutExpired:
-        raise KiPostError("LibreOffice hat die PDF-Umwandlung nicht rechtzeitig beendet.") from None
+# LibreOffice reads only the first 256 words of its command line and ignores the rest without a
+# word: a batch of 500 letters came back with 245 PDFs. So no call names more files than this.
+FILES_PER_CALL = 200
+
+
+def _convert_files(binary: str, profile: str, paths: list[Path], outdir: Path, timeout: float) -> bytes:
+    """``soffice --convert-to pdf`` for ``paths`` into ``outdir``, a call per FILES_PER_CALL files; returns stderr."""
+    outdir.mkdir()
+    errors = b""
+    for start in range(0, len(paths), FILES_PER_CALL):
+        command = [binary, f"-env:UserInstallation={profile}", "--headless", "--norestore", "--nolockcheck",
+                   "--convert-to", "pdf", "--outdir", str(outdir), *map(str, paths[start:start + FILES_PER_CALL])]
+        try:
+            result = subprocess.run(command, capture_output=True, timeout=timeout, cwd=outdir, check=False)
+        except subprocess.TimeoutExpired:
+            raise KiPostError("LibreOffice hat die PDF-Umwandlung nicht rechtzeitig beendet.") from None
+        errors += result.stderr
+    return errors
 
 
 def _split(items: list[Path], parts: int) -> list[list[Path]]:
@@ -167,12 +175,10 @@ class WarmOffice:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def convert(self, paths: list[Path], outdir: Path, timeout: float) -> subprocess.CompletedProcess:
-        outdir.mkdir()
-        command = [self.binary, f"-env:UserInstallation={self.profile}", "--headless", "--norestore", "--nolockcheck",
-                   "--convert-to", "pdf", "--outdir", str(outdir), *map(str, paths)]
+    def convert(self, paths: list[Path], outdir: Path, timeout: float) -> bytes:
+        """Hand ``paths`` over to this process (same profile); returns what LibreOffice wrote to stderr."""
         try:
-            return _run(command, timeout, cwd=outdir)
+            return _convert_files(self.binary, self.profile, paths, outdir, timeout)
         except KiPostError:
             self.stop()  # hanging: the next job starts a fresh one
             raise

@@ -92,3 +92,32 @@ def running_in(groups: list[int]) -> list[str]:
     """Processes of these process groups that still run (zombies waiting for init do not count)."""
     listing = subprocess.run(["ps", "-eo", "pgid=,stat=,comm="], capture_output=True, text=True, check=True).stdout
     return [line for line in listing.splitlines() if int(line.split()[0]) in groups and not line.split()[1].startswith("Z")]
+
+
+def tiny_docx(text: str) -> bytes:
+    """The smallest Word document LibreOffice reads (converts in a few milliseconds)."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as package:
+        package.writestr("[Content_Types].xml", '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+                         '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+                         '<Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" '
+                         'ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>')
+        package.writestr("_rels/.rels", '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+                         '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
+                         'Target="word/document.xml"/></Relationships>')
+        package.writestr("word/document.xml", '<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.openxmlformats.org/'
+                         f'wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:body></w:document>')
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("processes", [0, 1])
+def test_more_letters_than_libreoffice_reads_from_one_command_line(fresh_pool, tmp_path, processes):
+    """LibreOffice ignores what follows the 256th word of its command line: 260 letters all come back."""
+    documents = [tiny_docx(f"Brief Nummer {number:04d}") for number in range(260)]
+    converted = pdf.convert_to_pdf(documents, processes=processes, missing_ok=True)
+    assert [number for number, document in enumerate(converted) if document is None] == []
+    for number in (*range(0, 260, 13), 259):
+        assert f"Brief Nummer {number:04d}" in text_of(converted[number], tmp_path)
