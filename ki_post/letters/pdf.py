@@ -86,7 +86,7 @@ def convert_to_pdf(documents: list[bytes], *, soffice: str | None = None, timeou
             path.write_bytes(document)
             names.append(path)
         if processes > 0:
-            offices = _pool(binary, processes).take(len(names))
+            offices = _pool(binary, processes).take(len(names), processes)
             chunks = _split(names, len(offices))
             try:
                 with ThreadPoolExecutor(len(chunks)) as executor:
@@ -186,6 +186,8 @@ class WarmOffice:
     def stop(self) -> None:
         """End the launcher and soffice.bin behind it (its process group), then remove the profile."""
         for sig in (signal.SIGTERM, signal.SIGKILL):
+            if not _group_running(self.process.pid):  # never signal a group that is not ours any more
+                break
             try:
                 os.killpg(self.process.pid, sig)
             except ProcessLookupError:
@@ -225,9 +227,9 @@ class _Pool:
         self.condition = threading.Condition()
         self.timer: threading.Timer | None = None
 
-    def take(self, letters: int) -> list[WarmOffice]:
-        """As many processes as are worth it for ``letters`` (waits while another job uses them all)."""
-        wanted = max(1, min(self.size, letters // MIN_LETTERS_PER_PROCESS))
+    def take(self, letters: int, limit: int) -> list[WarmOffice]:
+        """As many processes as are worth it for ``letters``, at most ``limit`` (waits while other jobs use them all)."""
+        wanted = max(1, min(self.size, limit, letters // MIN_LETTERS_PER_PROCESS))
         with self.condition:
             if self.timer is not None:
                 self.timer.cancel()
