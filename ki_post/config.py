@@ -4,6 +4,7 @@ Layers, later wins: this module, then ``instance/config.py``, then environment v
 ``KI_POST_<NAME>`` (e.g. ``KI_POST_MAIL_SERVER``). Values from the environment are converted to
 the type of the default (``true``/``false`` for switches, numbers for numbers).
 """
+import os
 
 # --- Core -------------------------------------------------------------------------------
 # SQLAlchemy URL; empty = SQLite file instance/ki-post.sqlite3. PostgreSQL: postgresql://user@host/db
@@ -121,3 +122,8 @@ IMAP_FOLDER = "INBOX"
 # --- Documents ------------------------------------------------------------------------------
 # LibreOffice binary for PDF conversion; empty = look for soffice/libreoffice on PATH.
 SOFFICE_PATH = ""
+# LibreOffice processes kept running between PDF jobs per app process (a job's letters are split among
+# them); 0 = a fresh LibreOffice for every job (about 2 s more per job).
+SOFFICE_WARM_PROCESSES = min(os.cpu_count() or 1, 4)
+# Seconds after the last PDF job until the kept processes end (0 = keep them until the app ends).
+SOFFICE_WARM_IDLE_SECONDS = 600
