@@ -1,6 +1,7 @@
 """The events part of merging two contacts (``recipients.signals.contacts_merged``).
 
-Invitations follow the person with their answers; each keeps the address it was sent to, so a second invitation of the survivor to the same event stays visible as such.
+Invitations follow the person with their answers; each keeps the address it was sent to, so a second
+invitation of the survivor to the same event stays visible as such.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The letters part of merging two contacts (``recipients.signals.contacts_merged``).
 
-Archived letters follow the person; the archived copy itself is unchanged (it is the record of what was sent).
+Archived letters follow the person; the archived copy itself is unchanged (it is the record of what
+was sent).
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The outbox part of merging two contacts (``recipients.signals.contacts_merged``).
 
-Messages (sent, waiting or failed) follow the person: the mailing counts stay, the contact page of the survivor lists them.
+Messages (sent, waiting or failed) follow the person: the mailing counts stay, the contact page of
+the survivor lists them.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 
 from ..auth.services import audit
 from ..errors import ValidationError
@@ -112,8 +112,6 @@ def _move_memberships(source_id: int, target_id: int) -> int:
 
 def repoint(model: Any, source: Contact, target: Contact) -> int:
     """For the receivers of ``contacts_merged``: move ``model.contact_id`` from source to target."""
-    from sqlalchemy import update
-
     result = db.session.execute(update(model).where(model.contact_id == source.id).values(contact_id=target.id)
                                 .execution_options(synchronize_session="fetch"))
     return result.rowcount or 0
