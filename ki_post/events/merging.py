@@ -1,7 +1,8 @@
 """The events part of merging two contacts (``recipients.signals.contacts_merged``).
 
-Invitations follow the person with their answers; each keeps the address it was sent to, so a second
-invitation of the survivor to the same event stays visible as such.
+Invitations follow the person with their answers. The merge then reports the survivor as changed
+(``contacts_changed``), so what still waits takes the survivor's name and address (superseding.py);
+an invitation to an event the survivor was invited to as well keeps its old address (one per address).
 """
 from __future__ import annotations
 
