@@ -60,14 +60,15 @@ def person_key(first_name: str | None, last_name: str | None, organisation: str 
 class Match:
     """An existing contact a new entry likely duplicates, and why."""
 
-    contact_id: int
+    contact_id: int | None  # None: an earlier row of the same import file
     name: str
     organisation: str
     reason: str  # "email" or "name"
+    row: int | None = None
 
     def describe(self) -> str:
         where = f" ({self.organisation})" if self.organisation else ""
-        return f"„{self.name}“{where}"
+        return f"„{self.name}“{where}" + (f" aus Zeile {self.row}" if self.row else "")
 
 
 def _match(contact: Contact, reason: str) -> Match:

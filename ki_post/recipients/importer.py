@@ -22,7 +22,7 @@ from ..errors import RowError
 from ..extensions import db
 from ..states import LabelledEnum
 from . import reading
-from .duplicates import Index as DuplicateIndex, Match
+from .duplicates import Index as DuplicateIndex, Match, person_key
 from .models import ORGANISATION_KINDS, REGIERUNGSBEZIRKE, Contact, Organisation, Verteiler
 from .reading import MAX_ROWS, ImportFileError, Table, check_size  # noqa: F401  (the importer's public names)
 from .signals import contacts_changed
@@ -353,9 +353,15 @@ def _flag_duplicates(result: ImportResult) -> None:
     if not new_rows:
         return
     index = DuplicateIndex()
+    earlier: dict[tuple[str, str], RowResult] = {}  # the same person twice in one file, under two addresses
     for row in new_rows:
-        row.duplicate = index.find(email=row.email, first_name=row.values.get("first_name", ""),
-                                   last_name=row.values.get("last_name", ""), organisation=row.values.get("organisation", ""))
+        first, last, org = (row.values.get(name, "") for name in ("first_name", "last_name", "organisation"))
+        row.duplicate = index.find(email=row.email, first_name=first, last_name=last, organisation=org)
+        key = person_key(first, last, org)
+        if row.duplicate is None and key in earlier:
+            row.duplicate = Match(None, earlier[key].name, org, "name", row=earlier[key].row)
+        if key is not None:
+            earlier.setdefault(key, row)
         if row.duplicate is not None:
             result.warnings.append(f"Zeile {row.row}: wahrscheinlich dieselbe Person wie {row.duplicate.describe()}"
                                    + (" (gleiche Adresse in anderer Schreibweise)" if row.duplicate.reason == "email" else ""))

@@ -114,6 +114,16 @@ def test_import_flags_the_same_address_in_another_domain_spelling(staff_client, 
     assert "Zeile 2: wahrscheinlich dieselbe Person wie „Groß“ (gleiche Adresse in anderer Schreibweise)" in page
 
 
+def test_import_flags_the_same_person_twice_in_one_file(staff_client, app):
+    rows = [["Kreis Kleve", "Maria", "Müller", "a@kreis-kleve.example"], ["Kreis Kleve", "Maria", "Mueller", "b@kreis-kleve.example"]]
+    response = staff_client.submit("/verteiler/import", {"file": (io.BytesIO(csv_data(headers=HEADERS, rows=rows)), "l.csv")},
+                                   content_type="multipart/form-data")
+    preview_url = response.headers["Location"]
+    assert "Zeile 3: wahrscheinlich dieselbe Person wie „Maria Müller“ (Kreis Kleve) aus Zeile 2" in staff_client.get(preview_url).get_data(as_text=True)
+    assert staff_client.submit(preview_url, {"action": "anwenden"}).status_code == 302
+    assert _count(email="a@kreis-kleve.example") == 1 and _count(email="b@kreis-kleve.example") == 0
+
+
 # --- Contact form -------------------------------------------------------------------------------
 
 def test_contact_form_warns_with_a_link_and_saves_only_when_confirmed(staff_client, app):
