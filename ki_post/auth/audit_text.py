@@ -74,6 +74,7 @@ SENTENCES: dict[str, str] = {
     "kontakt.auskunft": "{wer} hat eine Datenauskunft über {objekt} erstellt.",
     "kontakt.anonymisiert": "{wer} hat {objekt} anonymisiert.",
     "kontakt.geloescht": "{wer} hat {objekt} gelöscht.",
+    "kontakte.zusammengefuehrt": "{wer} hat eine doppelte Ansprechperson mit {objekt} zusammengeführt.",
     "kontakte.nachbereinigt": "{wer} hat Kopien von {kontakte:gelöschter Ansprechperson|gelöschten Ansprechpersonen} nachträglich bereinigt.",
     "kontakte.importiert": "{wer} hat Ansprechpersonen importiert ({neu} neu, {geaendert} geändert, {unveraendert} unverändert, {ungueltig} ungültig; {organisations_new:neue Kommune|neue Kommunen}){objekt?, dazu in {objekt}}.",
     "kontakte.exportiert": "{wer} hat {anzahl:Ansprechperson|Ansprechpersonen} exportiert ({format}){objekt? aus {objekt}}.",

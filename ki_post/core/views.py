@@ -25,7 +25,7 @@ def index():
     from ..outbox.models import Mailing, OutboxMessage
     from ..outbox.services import counts_by_mailing, mailing_counts
     from ..recipients.models import Contact, Organisation, Verteiler
-    from ..recipients.services import undeliverable_count
+    from ..recipients import freshness
 
     counts = {
         "contacts": db.session.scalar(select(func.count(Contact.id)).where(Contact.active.is_(True))),
@@ -58,7 +58,7 @@ def index():
         recent_events=recent_events,
         answers=answer_counts([event.id for event in shown_events]),
         unmatched=len(unmatched_replies()),
-        undeliverable=undeliverable_count(),
+        freshness=freshness.counts(),
     )
 
 

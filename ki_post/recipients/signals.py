@@ -9,6 +9,9 @@ inside the same transaction, so the receivers' work commits or rolls back togeth
 - ``contact_erasing``: ``send(None, contact=contact, delete=bool)`` right before a contact is
   anonymised or deleted, while every row still carries the contact's id: withdraw what still waits
   for that person and scrub their personal data wherever no record-keeping duty requires it.
+- ``contacts_merged``: ``send(None, source=contact, target=contact)`` while two contacts for the same
+  person are merged, before ``source`` is deleted: re-point every row that names ``source`` by id to
+  ``target`` (the history moves with the person; past counts stay as they are). Return counts.
 """
 from __future__ import annotations
 
@@ -18,3 +21,4 @@ _signals = Namespace()
 
 contacts_changed = _signals.signal("contacts-changed")
 contact_erasing = _signals.signal("contact-erasing")
+contacts_merged = _signals.signal("contacts-merged")

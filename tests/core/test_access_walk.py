@@ -41,6 +41,8 @@ PINNED = {
     ("recipients.contact_data_export", "POST"): "sachbearbeitung",
     ("recipients.import_upload", "POST"): "sachbearbeitung",
     ("recipients.import_apply", "POST"): "sachbearbeitung",
+    ("recipients.contact_merge", "GET"): "sachbearbeitung",
+    ("recipients.contact_merge", "POST"): "sachbearbeitung",
 }
 SAMPLE_VALUES = {"token": "x" * 43, "name": "nachricht.eml", "fmt": "csv", "filename": "ki-post.css"}
 MISSING_ID = 999_999
