@@ -121,3 +121,11 @@ IMAP_FOLDER = "INBOX"
 # --- Documents ------------------------------------------------------------------------------
 # LibreOffice binary for PDF conversion; empty = look for soffice/libreoffice on PATH.
 SOFFICE_PATH = ""
+# poppler's pdftoppm for the preview's page images; empty = look for it on PATH.
+PDFTOPPM_PATH = ""
+# Folder of the preview's cached DOCX/PDF/PNG files; empty = "vorschau" in the instance folder.
+PREVIEW_CACHE_DIR = ""
+# Seconds a preview waits for its turn at LibreOffice and for the conversion itself.
+PREVIEW_TIMEOUT = 60
+# Letters kept in the preview cache; the oldest are removed (and made again when asked for).
+PREVIEW_CACHE_LETTERS = 500
