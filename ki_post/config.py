@@ -129,3 +129,6 @@ PREVIEW_CACHE_DIR = ""
 PREVIEW_TIMEOUT = 60
 # Letters kept in the preview cache; the oldest are removed (and made again when asked for).
 PREVIEW_CACHE_LETTERS = 500
+# Calendar replies uploaded in the browser: files per upload and bytes per file (MAX_CONTENT_LENGTH bounds the whole).
+REPLY_UPLOAD_MAX_FILES = 50
+REPLY_UPLOAD_MAX_BYTES = 2 * 1024 * 1024
