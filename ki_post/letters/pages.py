@@ -120,8 +120,11 @@ def page_image(key: str, page: int) -> bytes:
         raise NotFound(MISSING_HINT)
     with tempfile.TemporaryDirectory(prefix="kipost-seite-") as tmp:
         out = Path(tmp) / "seite"
-        subprocess.run([binary, "-png", "-r", str(DPI), "-f", str(page), "-l", str(page), "-singlefile", str(pdf_path), str(out)],
-                       check=True, capture_output=True, timeout=float(current_app.config.get("PREVIEW_TIMEOUT", 60)))
+        try:
+            subprocess.run([binary, "-png", "-r", str(DPI), "-f", str(page), "-l", str(page), "-singlefile", str(pdf_path), str(out)],
+                           check=True, capture_output=True, timeout=float(current_app.config.get("PREVIEW_TIMEOUT", 60)))
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            raise PreviewUnavailable("Das Seitenbild ließ sich nicht erzeugen.") from None
         data = (out.with_suffix(".png")).read_bytes()
     _write(png, data)
     return data
