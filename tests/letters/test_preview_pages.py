@@ -182,3 +182,16 @@ def test_search_finds_the_first_match_from_start(names, term, start):
     else:
         begin = start % len(contacts)
         assert found == min(matches, key=lambda i: (i - begin) % len(contacts))
+
+
+def test_the_cache_keeps_the_newest_letters(app):
+    import os
+
+    app.config["PREVIEW_CACHE_LETTERS"] = 2
+    folder = pages.cache_dir()
+    for age, key in enumerate(("c" * 64, "b" * 64, "a" * 64)):  # c is the oldest
+        for name in (f"{key}.docx", f"{key}.pdf", f"{key}-1.png"):
+            (folder / name).write_bytes(b"x")
+            os.utime(folder / name, (1_000_000 + age, 1_000_000 + age))
+    pages._prune(folder)
+    assert sorted(path.name[:1] for path in folder.iterdir()) == ["a", "a", "a", "b", "b", "b"]
