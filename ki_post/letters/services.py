@@ -401,13 +401,34 @@ def nothing_produced(problems: Sequence[RecipientProblem]) -> ValidationError:
     return ValidationError(f"Für keine Empfängerin und keinen Empfänger ließ sich etwas erstellen: {shown}")
 
 
-def preview(version: LetterTemplateVersion, contacts: Sequence[Contact], fields: Mapping[str, Any], index: int) -> tuple[int, str]:
-    """Mail-merge preview: the text of the letter for recipient ``index`` (clamped to 0…n-1)."""
+def preview_document(version: LetterTemplateVersion, contacts: Sequence[Contact], fields: Mapping[str, Any],
+                     index: int) -> tuple[int, bytes]:
+    """Mail-merge preview: the DOCX of the letter for recipient ``index`` (clamped to 0…n-1)."""
     if not contacts:
         raise ValidationError("Keine Empfängerinnen oder Empfänger ausgewählt.", field="recipients")
     index = max(0, min(index, len(contacts) - 1))
     _, document = next(render_letters_for([contacts[index]], version, fields))
+    return index, document
+
+
+def preview(version: LetterTemplateVersion, contacts: Sequence[Contact], fields: Mapping[str, Any], index: int) -> tuple[int, str]:
+    """Mail-merge preview: the text of the letter for recipient ``index`` (clamped to 0…n-1)."""
+    index, document = preview_document(version, contacts, fields, index)
     return index, engine.document_text(document)
+
+
+def find_recipient(contacts: Sequence[Contact], term: str, start: int = 0) -> int | None:
+    """Index of the first recipient from ``start`` on (wrapping round) whose name or Kommune contains ``term``."""
+    needle = " ".join(term.split()).casefold()
+    if not needle or not contacts:
+        return None
+    for step in range(len(contacts)):
+        index = (start + step) % len(contacts)
+        contact = contacts[index]
+        haystack = f"{contact.full_name} {contact.organisation.name if contact.organisation else ''}".casefold()
+        if needle in haystack:
+            return index
+    return None
 
 
 # --- file names and production -------------------------------------------------------------------------
