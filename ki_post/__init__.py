@@ -179,6 +179,13 @@ def _connect_erasure() -> None:
     for module in (recipients_erasure, outbox_erasure, letters_erasure, events_erasure):
         module.connect()
 
+    from .events import merging as events_merging
+    from .letters import merging as letters_merging
+    from .outbox import merging as outbox_merging
+
+    for module in (outbox_merging, letters_merging, events_merging):
+        module.connect()  # their references follow a contact merged into another
+
     from .events.superseding import connect_receivers
 
     connect_receivers()  # events react to changed contacts and to mails back from a failure

@@ -4,6 +4,7 @@ Layers, later wins: this module, then ``instance/config.py``, then environment v
 ``KI_POST_<NAME>`` (e.g. ``KI_POST_MAIL_SERVER``). Values from the environment are converted to
 the type of the default (``true``/``false`` for switches, numbers for numbers).
 """
+import os
 
 # --- Core -------------------------------------------------------------------------------
 # SQLAlchemy URL; empty = SQLite file instance/ki-post.sqlite3. PostgreSQL: postgresql://user@host/db
@@ -123,3 +124,19 @@ IMAP_FOLDER = "INBOX"
 # --- Documents ------------------------------------------------------------------------------
 # LibreOffice binary for PDF conversion; empty = look for soffice/libreoffice on PATH.
 SOFFICE_PATH = ""
+# LibreOffice processes kept running between PDF jobs per app process (a job's letters are split among
+# them); 0 = a fresh LibreOffice for every job (about 2 s more per job).
+SOFFICE_WARM_PROCESSES = min(os.cpu_count() or 1, 4)
+# Seconds after the last PDF job until the kept processes end (0 = keep them until the app ends).
+SOFFICE_WARM_IDLE_SECONDS = 600
+# poppler's pdftoppm for the preview's page images; empty = look for it on PATH.
+PDFTOPPM_PATH = ""
+# Folder of the preview's cached DOCX/PDF/PNG files; empty = "vorschau" in the instance folder.
+PREVIEW_CACHE_DIR = ""
+# Seconds a preview waits for its turn at LibreOffice and for the conversion itself.
+PREVIEW_TIMEOUT = 60
+# Letters kept in the preview cache; the oldest are removed (and made again when asked for).
+PREVIEW_CACHE_LETTERS = 500
+# Calendar replies uploaded in the browser: files per upload and bytes per file (MAX_CONTENT_LENGTH bounds the whole).
+REPLY_UPLOAD_MAX_FILES = 50
+REPLY_UPLOAD_MAX_BYTES = 2 * 1024 * 1024

@@ -140,6 +140,54 @@ def no_borders(table) -> None:
     tbl_pr.append(borders)
 
 
+def signatures(body) -> None:
+    """Two signatories per row of a borderless table (the reference circular is co-signed by two
+    heads of unit of two ministries); more than two continue in a further row.
+
+    The rows are a docxtpl row loop over pairs. A row never breaks across pages and its paragraphs
+    keep with the next, so closing and signatures stay together; the text starts at the
+    Fluchtlinie (no table indent, no left cell margin) like every other line of the letter.
+    """
+    width = PAGE_W - LEFT - RIGHT
+    table = body.add_table(rows=3, cols=2)
+    table.alignment = WD_TABLE_ALIGNMENT.LEFT
+    no_borders(table)
+    tbl_pr = table._tbl.tblPr
+    for old in tbl_pr.findall(qn("w:tblW")):
+        tbl_pr.remove(old)
+    tbl_pr.append(parse_xml(f'<w:tblW {nsdecls("w")} w:w="{width}" w:type="dxa"/>'))
+    tbl_pr.append(parse_xml(f'<w:tblInd {nsdecls("w")} w:w="0" w:type="dxa"/>'))
+    tbl_pr.append(parse_xml(f'<w:tblLayout {nsdecls("w")} w:type="fixed"/>'))
+    tbl_pr.append(parse_xml(f'<w:tblCellMar {nsdecls("w")}><w:top w:w="0" w:type="dxa"/><w:left w:w="0" w:type="dxa"/>'
+                            f'<w:bottom w:w="0" w:type="dxa"/><w:right w:w="113" w:type="dxa"/></w:tblCellMar>'))
+    # python-docx writes tblPr children in call order; the schema wants this order.
+    order = ("tblStyle", "tblpPr", "tblOverlap", "bidiVisual", "tblStyleRowBandSize", "tblStyleColBandSize", "tblW", "jc",
+             "tblCellSpacing", "tblInd", "tblBorders", "shd", "tblLayout", "tblCellMar", "tblLook")
+    children = sorted(tbl_pr, key=lambda e: order.index(e.tag.split("}")[1]) if e.tag.split("}")[1] in order else len(order))
+    for child in children:
+        tbl_pr.append(child)
+    for column, grid_col in enumerate(table._tbl.tblGrid.findall(qn("w:gridCol"))):
+        grid_col.set(qn("w:w"), str(width // 2 + (width % 2 if column else 0)))
+    for row in table.rows:
+        for column, cell in enumerate(row.cells):
+            cell.width = Twips(width // 2 + (width % 2 if column else 0))
+    table.cell(0, 0).paragraphs[0].add_run("{%tr for paar in unterzeichnende|batch(2) %}")
+    table.cell(2, 0).paragraphs[0].add_run("{%tr endfor %}")
+    row = table.rows[1]
+    row._tr.get_or_add_trPr().append(OxmlElement("w:cantSplit"))
+    for column, cell in enumerate(row.cells):
+        # DIN-29: at least three blank lines for the handwritten signature above the typed name.
+        guard_open, guard_close = ("{% if paar|length > 1 %}", "{% endif %}") if column else ("", "")
+        name, function = cell.paragraphs[0], cell.add_paragraph()
+        fmt(name, before=3 * LINE, keep_next=True)
+        run(name, f"{guard_open}{{{{ paar[{column}].name }}}}{guard_close}")
+        fmt(function, keep_next=True)
+        run(function, f"{guard_open}{{{{ paar[{column}].funktion }}}}{guard_close}")
+    # Word wants a paragraph after a table at the end of the body: a 1 pt carrier, no blank line.
+    end = body.add_paragraph()
+    fmt(end, exact=20, size=1)
+
+
 def set_language(doc) -> None:
     styles = doc.styles.element
     rpr_default = styles.find(qn("w:docDefaults")).find(qn("w:rPrDefault"))
@@ -319,19 +367,14 @@ def build(out: Path = OUT) -> Path:
         p = body.add_paragraph()
         fmt(p, after=0 if text.startswith("{%p") else LINE)
         run(p, text)
-    for text in AFTER:
-        run(fmt(body.add_paragraph(), after=LINE), text)
+    for number, text in enumerate(AFTER, start=1):
+        # The last paragraph goes with the closing: the signatures never stand alone on a page.
+        run(fmt(body.add_paragraph(), after=LINE, keep_next=number == len(AFTER)), text)
 
-    # -- closing (DIN-29): Grußformel, "Im Auftrag", two signatories -------------------------------
+    # -- closing (DIN-29): Grußformel, "Im Auftrag", the signatories side by side ------------------
     run(fmt(body.add_paragraph(), after=LINE, keep_next=True), "Mit freundlichen Grüßen")
     run(fmt(body.add_paragraph(), keep_next=True), "Im Auftrag")
-    for text in ("{%p for person in unterzeichnende %}", "{{ person.name }}", "{{ person.funktion }}", "{%p endfor %}"):
-        p = body.add_paragraph()
-        if text == "{{ person.name }}":
-            fmt(p, before=3 * LINE, keep_next=True)
-        else:
-            fmt(p, keep_next=text.startswith("{%p for"))
-        run(p, text)
+    signatures(body)
 
     sect_pr = doc.element.body.sectPr
     # Page geometry checked by DIN-T5: w:pgSz 11906 × 16838, w:pgMar left 1417 / right 1134.
@@ -346,10 +389,40 @@ def build(out: Path = OUT) -> Path:
 # python-docx's default document brings a thumbnail of another document and a 430 kB
 # stylesWithEffects.xml that Word 2010 no longer needs; both would go into every letter.
 _LEFTOVERS = ("docProps/thumbnail.jpeg", "word/stylesWithEffects.xml")
+_STYLE_REFERENCE = re.compile(rb'<w:(?:pStyle|rStyle|tblStyle|numStyleLink|styleLink) w:val="([^"]+)"')
+
+
+def _used_styles_only(styles_xml: bytes, others: list[bytes]) -> bytes:
+    """Keep the default styles, those the parts name and what they are based on or linked to.
+
+    python-docx's default styles.xml defines 164 styles (350 kB); every letter is a copy of the
+    template, so they made up half of each archived letter and of what LibreOffice parses per PDF.
+    The latent style list stays: Word offers its built-in styles from it when someone edits the file.
+    """
+    from lxml import etree
+
+    root = etree.fromstring(styles_xml)
+    styles = {style.get(qn("w:styleId")): style for style in root.iter(qn("w:style"))}
+    wanted = {style_id for style_id, style in styles.items() if style.get(qn("w:default")) == "1"}
+    for xml in others:
+        wanted |= {m.decode() for m in _STYLE_REFERENCE.findall(xml)}
+    todo = list(wanted)
+    while todo:
+        style = styles.get(todo.pop())
+        for link in ("basedOn", "next", "link"):
+            element = style.find(qn(f"w:{link}")) if style is not None else None
+            if element is not None and element.get(qn("w:val")) not in wanted:
+                wanted.add(element.get(qn("w:val")))
+                todo.append(element.get(qn("w:val")))
+    for style_id, style in styles.items():
+        if style_id not in wanted:
+            root.remove(style)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
 
 
 def _without_leftovers(data: bytes) -> bytes:
     source = zipfile.ZipFile(io.BytesIO(data))
+    others = [source.read(name) for name in source.namelist() if name.endswith(".xml") and name != "word/styles.xml"]
     target = io.BytesIO()
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for info in source.infolist():
@@ -362,6 +435,8 @@ def _without_leftovers(data: bytes) -> bytes:
                     base = leftover.rsplit("/", 1)[-1]
                     text = re.sub(rf'<(Relationship|Override)\b[^>]*{re.escape(base)}"[^>]*/>', "", text)
                 content = text.encode("utf-8")
+            elif info.filename == "word/styles.xml":
+                content = _used_styles_only(content, others)
             archive.writestr(info, content)
     return target.getvalue()
 

@@ -81,6 +81,7 @@ SENTENCES: dict[str, str] = {
     "vorschlag.uebernommen": "{wer} hat {objekt} übernommen.",
     "vorschlag.abgelehnt": "{wer} hat {objekt} abgelehnt{begruendet? (mit Begründung)}.",
     "veranstaltung.uebergeben": "{wer} hat bei {objekt} die offene Einladung an die Nachfolge übergeben ({eingeladen:Einladung|Einladungen} neu, {zurueckgezogen:Nachricht|Nachrichten} zurückgezogen).",
+    "kontakte.zusammengefuehrt": "{wer} hat eine doppelte Ansprechperson mit {objekt} zusammengeführt.",
     "kontakte.nachbereinigt": "{wer} hat Kopien von {kontakte:gelöschter Ansprechperson|gelöschten Ansprechpersonen} nachträglich bereinigt.",
     "kontakte.importiert": "{wer} hat Ansprechpersonen importiert ({neu} neu, {geaendert} geändert, {unveraendert} unverändert, {ungueltig} ungültig; {organisations_new:neue Kommune|neue Kommunen}){objekt?, dazu in {objekt}}.",
     "kontakte.exportiert": "{wer} hat {anzahl:Ansprechperson|Ansprechpersonen} exportiert ({format}){objekt? aus {objekt}}.",

@@ -25,8 +25,8 @@ def index():
     from ..outbox.models import Mailing, OutboxMessage
     from ..outbox.services import counts_by_mailing, mailing_counts
     from ..recipients.models import Contact, Organisation, Verteiler
+    from ..recipients import freshness
     from ..recipients.selfservice import pending_count
-    from ..recipients.services import undeliverable_count
 
     counts = {
         "contacts": db.session.scalar(select(func.count(Contact.id)).where(Contact.active.is_(True))),
@@ -59,7 +59,7 @@ def index():
         recent_events=recent_events,
         answers=answer_counts([event.id for event in shown_events]),
         unmatched=len(unmatched_replies()),
-        undeliverable=undeliverable_count(),
+        freshness=freshness.counts(),
         proposals=pending_count(),
     )
 

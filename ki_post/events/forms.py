@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField
+from flask_wtf.file import FileField, MultipleFileField
 from wtforms import BooleanField, HiddenField, IntegerField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields import DateField, TimeField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
@@ -89,3 +89,8 @@ class AssignReplyForm(FlaskForm):
     invitation_id = SelectField("Eingeladene Person", coerce=optional_int, validate_choice=False,
                                 validators=[InputRequired("Bitte wählen Sie die eingeladene Person.")])
     override_deadline = BooleanField("Trotz abgelaufener Antwortfrist übernehmen")
+
+
+class ReplyUploadForm(FlaskForm):
+    dateien = MultipleFileField("Dateien mit Kalenderantworten oder Zustellungsnachrichten (.eml, .ics)",
+                                render_kw={"accept": ".eml,.ics,.msg,message/rfc822,text/calendar"})

@@ -8,17 +8,22 @@ automatic reply is recorded and ignored; anything else is left for people.
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 
 from ..formatting import anzahl
 from ..errors import ValidationError
+from ..extensions import db
 from ..outbox.bounces import ReportKind, parse_report
 from ..outbox.returns import apply_report
 from .calendar_replies import REPLY_SUMMARY_LABELS, IngestResult, _apply_one
 from .replies import iter_mail_source, parse_mail
+
+log = logging.getLogger(__name__)
 
 CALENDAR = "kalenderantwort"
 UNKNOWN = "unbekannt"
@@ -119,3 +124,59 @@ def ingest_path(path: str, on_mail: Callable[[str], None] | None = None) -> Mail
     if not os.path.exists(path):
         raise ValidationError(f"Die Datei oder der Ordner „{path}“ existiert nicht.")
     return ingest_mails(iter_mail_source(path), on_mail)
+
+
+# --- files uploaded in the browser ---------------------------------------------------------------------
+UPLOAD_SUFFIXES = (".eml", ".ics")
+MSG_REFUSED = ("Outlook-Dateien (.msg) kann KI-Post nicht lesen. Bitte die Mail als .eml speichern (Outlook im Web und "
+               "das neue Outlook: „Herunterladen“; Thunderbird: „Speichern unter“) oder an das Funktionspostfach "
+               "weiterleiten, das KI-Post abruft.")
+
+
+@dataclass
+class FileOutcome:
+    """One uploaded file: what it was and what changed (``ok`` False: refused or unreadable, nothing changed)."""
+
+    filename: str
+    what: str
+    changes: list[str] = field(default_factory=list)
+    ok: bool = True
+
+
+def _calendar_mail(filename: str, data: bytes) -> bytes:
+    """A bare .ics (saved from a calendar program) as the mail it would have come in, for the one mail road."""
+    message = EmailMessage()
+    message["Subject"] = filename
+    message.set_content(data, maintype="text", subtype="calendar", params={"method": "REPLY"}, filename=filename)
+    return message.as_bytes()
+
+
+def ingest_files(files: Iterable[tuple[str, bytes]]) -> tuple[MailboxResult, list[FileOutcome]]:
+    """Uploaded .eml/.ics files, each processed like a mail of the mailbox (``process_mail``).
+
+    A file that cannot be processed is reported for that file and rolled back alone (a savepoint); the
+    others are applied. Flushes, never commits.
+    """
+    result, outcomes = MailboxResult(), []
+    for filename, data in files:
+        suffix = os.path.splitext(filename.lower())[1]
+        if suffix == ".msg":
+            outcomes.append(FileOutcome(filename, MSG_REFUSED, ok=False))
+            continue
+        if suffix not in UPLOAD_SUFFIXES:
+            outcomes.append(FileOutcome(filename, "Keine .eml- oder .ics-Datei; nicht verarbeitet.", ok=False))
+            continue
+        if not data.strip():
+            outcomes.append(FileOutcome(filename, "Die Datei ist leer; nicht verarbeitet.", ok=False))
+            continue
+        raw = _calendar_mail(filename, data) if suffix == ".ics" else data
+        try:
+            with db.session.begin_nested():
+                outcome = process_mail(raw)
+        except Exception:  # one unreadable file must not cost the others their answers
+            log.exception("Hochgeladene Datei %s ließ sich nicht verarbeiten", filename)
+            outcomes.append(FileOutcome(filename, "Die Datei ließ sich nicht lesen; nichts wurde übernommen.", ok=False))
+            continue
+        result.add(outcome)
+        outcomes.append(FileOutcome(filename, outcome.what, outcome.changes, ok=outcome.kind != UNKNOWN))
+    return result, outcomes

@@ -20,7 +20,7 @@ from .calendar_replies import (PARTSTAT_TO_STATE, IngestResult, apply_reply_mail
                                unmatched_replies)
 from .delivery import Delivery, deliveries, delivery_of
 from .imap import poll_imap
-from .mailbox import MailboxResult, MailOutcome, ingest_mails, ingest_path, process_mail
+from .mailbox import MailboxResult, MailOutcome, FileOutcome, ingest_files, ingest_mails, ingest_path, process_mail
 from .invitations import (InviteResult, ReminderResult, add_invitations, circular_attachment, invite, last_reminder,
                           recent_reminder, reminder_recipients, send_reminders, verteiler_id_by_name)
 from .mails import RSVP_PATH, EventFacts, changes, event_mailings, rsvp_link, sender_lines
@@ -33,7 +33,7 @@ from .superseding import Superseded, supersede
 __all__ = [
     "ANSWER_STATES", "AnswerResult", "answer", "deadline_passed", "invitation_by_token", "seats_taken",
     "PARTSTAT_TO_STATE", "IngestResult", "apply_reply_mail", "assign_reply", "assignable", "dismiss_reply",
-    "ingest_mails", "ingest_path", "unmatched_replies", "MailboxResult", "MailOutcome", "process_mail", "Delivery", "deliveries", "delivery_of", "poll_imap",
+    "ingest_mails", "ingest_path", "FileOutcome", "ingest_files", "unmatched_replies", "MailboxResult", "MailOutcome", "process_mail", "Delivery", "deliveries", "delivery_of", "poll_imap",
     "InviteResult", "ReminderResult", "add_invitations", "circular_attachment", "invite", "last_reminder",
     "recent_reminder", "reminder_recipients", "send_reminders", "verteiler_id_by_name", "RSVP_PATH", "EventFacts",
     "changes", "event_mailings", "rsvp_link", "sender_lines", "CALENDAR_FIELDS", "MAX_COMPANIONS", "CancelResult", "EventData", "UpdateResult",

@@ -13,8 +13,8 @@ from ..extensions import limiter
 from ..recipients import services as recipients
 from ..transaction import get_or_404, transaction
 from . import services
-from .forms import (PLEASE_CHOOSE, AssignReplyForm, CancelForm, ConfirmForm, EventForm, InviteForm, ReminderForm, RsvpForm,
-                    StaffAnswerForm)
+from .forms import (PLEASE_CHOOSE, AssignReplyForm, CancelForm, ConfirmForm, EventForm, InviteForm, ReminderForm,
+                    ReplyUploadForm, RsvpForm, StaffAnswerForm)
 from .models import Channel, Event, EventState, Invitation, InvitationState
 
 bp = Blueprint("events", __name__)
@@ -309,11 +309,47 @@ def export(event_id: int, fmt: str):
 
 @bp.route("/veranstaltungen/kalenderantworten", methods=["GET"])
 def replies():
+    return _replies_page()
+
+
+def _replies_page(upload_form: ReplyUploadForm | None = None, **extra):
     open_replies = services.unmatched_replies()
     events = {r.event_id: services.get_event(r.event_id) for r in open_replies if r.event_id}
     return render_template("events/replies.html", replies=open_replies, form=AssignReplyForm(),
+                           upload_form=upload_form or ReplyUploadForm(),
                            choices={r.id: services.assignable(r) for r in open_replies}, events=events,
-                           closed={event_id: services.deadline_passed(event) for event_id, event in events.items()})
+                           closed={event_id: services.deadline_passed(event) for event_id, event in events.items()}, **extra)
+
+
+@bp.route("/veranstaltungen/kalenderantworten/hochladen", methods=["POST"])
+@requires_role("sachbearbeitung")
+def upload_replies():
+    form = ReplyUploadForm()
+    if not form.validate_on_submit():
+        abort(400)  # only the CSRF check can fail here
+    uploads = [file for file in request.files.getlist(form.dateien.name) if file and file.filename]
+    most, largest = current_app.config["REPLY_UPLOAD_MAX_FILES"], current_app.config["REPLY_UPLOAD_MAX_BYTES"]
+    # Bounded before anything is parsed: the number of files, then each file's size as it is read.
+    if not uploads:
+        form.dateien.errors = ["Bitte mindestens eine .eml- oder .ics-Datei auswählen."]
+        return _replies_page(form)
+    if len(uploads) > most:
+        form.dateien.errors = [f"Höchstens {most} Dateien auf einmal, bitte in mehreren Schritten hochladen."]
+        return _replies_page(form)
+    files, too_large = [], []
+    for upload in uploads:
+        data = upload.stream.read(largest + 1)
+        if len(data) > largest:
+            too_large.append(services.FileOutcome(upload.filename, f"Größer als {largest // 1024} KB; nicht verarbeitet.", ok=False))
+        else:
+            files.append((upload.filename, data))
+    with transaction() as done:
+        result, outcomes = services.ingest_files(files)
+    if not done.ok:
+        return _replies_page(form)
+    order = {upload.filename: number for number, upload in enumerate(uploads)}
+    outcomes = sorted([*outcomes, *too_large], key=lambda outcome: order.get(outcome.filename, 0))
+    return _replies_page(form, outcomes=outcomes, summary=result.summary())
 
 
 @bp.route("/veranstaltungen/kalenderantworten/<int:reply_id>", methods=["POST"])

@@ -1,6 +1,7 @@
 """Letter templates (versions in the blob store), sender profile, letter context, production runs."""
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 import zipfile
@@ -12,10 +13,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from ..auth.services import audit
-from ..blobs import load_blob, sha256_of, store_blob
+from ..blobs import load_blob, sha256_of, store_blob, store_blobs
+from ..db_types import utcnow
 from ..formatting import datum
 from ..errors import NotFound, ValidationError
 from ..extensions import db
@@ -221,8 +223,13 @@ def default_fields(profile: SenderProfile | None = None, today: date | None = No
     }
 
 
+@functools.lru_cache(maxsize=256)
 def format_letter_date(value: str) -> str:
-    """ISO dates become "28. Dezember 2016" (ANR-10); anything else is used as written."""
+    """ISO dates become "28. Dezember 2016" (ANR-10); anything else is used as written.
+
+    Cached: every letter of a run asks for the same date, and Babel's formatting cost as much as
+    a tenth of rendering the letter.
+    """
     value = (value or "").strip()
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
         try:
@@ -394,13 +401,34 @@ def nothing_produced(problems: Sequence[RecipientProblem]) -> ValidationError:
     return ValidationError(f"Für keine Empfängerin und keinen Empfänger ließ sich etwas erstellen: {shown}")
 
 
-def preview(version: LetterTemplateVersion, contacts: Sequence[Contact], fields: Mapping[str, Any], index: int) -> tuple[int, str]:
-    """Mail-merge preview: the text of the letter for recipient ``index`` (clamped to 0…n-1)."""
+def preview_document(version: LetterTemplateVersion, contacts: Sequence[Contact], fields: Mapping[str, Any],
+                     index: int) -> tuple[int, bytes]:
+    """Mail-merge preview: the DOCX of the letter for recipient ``index`` (clamped to 0…n-1)."""
     if not contacts:
         raise ValidationError("Keine Empfängerinnen oder Empfänger ausgewählt.", field="recipients")
     index = max(0, min(index, len(contacts) - 1))
     _, document = next(render_letters_for([contacts[index]], version, fields))
+    return index, document
+
+
+def preview(version: LetterTemplateVersion, contacts: Sequence[Contact], fields: Mapping[str, Any], index: int) -> tuple[int, str]:
+    """Mail-merge preview: the text of the letter for recipient ``index`` (clamped to 0…n-1)."""
+    index, document = preview_document(version, contacts, fields, index)
     return index, engine.document_text(document)
+
+
+def find_recipient(contacts: Sequence[Contact], term: str, start: int = 0) -> int | None:
+    """Index of the first recipient from ``start`` on (wrapping round) whose name or Kommune contains ``term``."""
+    needle = " ".join(term.split()).casefold()
+    if not needle or not contacts:
+        return None
+    for step in range(len(contacts)):
+        index = (start + step) % len(contacts)
+        contact = contacts[index]
+        haystack = f"{contact.full_name} {contact.organisation.name if contact.organisation else ''}".casefold()
+        if needle in haystack:
+            return index
+    return None
 
 
 # --- file names and production -------------------------------------------------------------------------
@@ -455,21 +483,27 @@ def produce(version: LetterTemplateVersion, contacts: Sequence[Contact], fields:
     count = 0
     # A ZIP of DOCX files is streamed to the target as letters render; the other outputs need all letters.
     archive = zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED, allowZip64=True) if output == "zip" else None
+    # Letters are archived in batches: one lookup and one insert for the bytes, one insert for the
+    # rows (a query per letter cost more than rendering it).
+    batch: list[tuple[dict[str, Any], bytes]] = []
     try:
         for count, (contact, document) in enumerate(render_letters_for(contacts, version, cleaned, problems=problems), start=1):
             recipients.append(contact)
             filename = engine.unique_name(letter_filename(contact, cleaned), used)
-            key = store_blob(document)
-            db.session.add(ArchivedLetter(
-                run=run, contact_id=contact.id, recipient=contact.full_name or contact.email,
-                organisation=contact.organisation.name if contact.organisation else "", template_version_id=version.id,
-                fields=cleaned, filename=filename, sha256=key))
+            batch.append(({
+                "run_id": run.id, "contact_id": contact.id, "recipient": contact.full_name or contact.email,
+                "organisation": contact.organisation.name if contact.organisation else "",
+                "template_version_id": version.id, "fields": cleaned, "filename": filename,
+            }, document))
+            if len(batch) >= ARCHIVE_BATCH:
+                _archive(batch)
             if archive is not None:
                 archive.writestr(filename, document)
             else:
                 named.append((filename, document))
             if progress:
                 progress(count)
+        _archive(batch)
     finally:
         if archive is not None:
             archive.close()
@@ -509,6 +543,19 @@ def produce(version: LetterTemplateVersion, contacts: Sequence[Contact], fields:
     db.session.flush()
     audit("rundschreiben.erstellt", run, template_version_id=version.id, letters=count, skipped=len(problems))
     return Production(run=run, filename=filename, mimetype=mimetype, count=count, problems=problems)
+
+
+ARCHIVE_BATCH = 250
+
+
+def _archive(batch: list[tuple[dict[str, Any], bytes]]) -> None:
+    """Store the letters' bytes (each distinct content once) and their archive rows; empties ``batch``."""
+    if not batch:
+        return
+    keys = store_blobs([document for _, document in batch])
+    now = utcnow()
+    db.session.execute(insert(ArchivedLetter), [{**row, "sha256": key, "created_at": now} for (row, _), key in zip(batch, keys)])
+    batch.clear()
 
 
 def list_runs(limit: int = 50) -> list[LetterRun]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import io
 import tempfile
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
 from ..errors import ValidationError
@@ -12,7 +12,7 @@ from ..recipients import services as recipients
 from ..recipients.models import Contact
 from ..auth.access import requires_role
 from ..transaction import transaction
-from . import erasure, pdf, services
+from . import erasure, pages, pdf, services
 from .circulars import mail_letters, skipped_recipients
 from .forms import ComposeForm, SenderForm, UploadForm
 from .models import LetterTemplateVersion
@@ -132,7 +132,7 @@ def preview():
 
 def _compose(preview_only: bool):
     form = _compose_form()
-    preview_text, index, total = None, 0, 0
+    preview_text, index, total, shown = None, 0, 0, {}
     check: services.RunCheck | None = None
     problems: list[services.RecipientProblem] = []
     if request.method == "GET":
@@ -171,14 +171,57 @@ def _compose(preview_only: bool):
             if action == "mailing":
                 return _prepare_mailing(version, contacts, fields, form.attachment_format.data)
             check = services.check_run(version, fields)
-            requested = request.form.get("index", "0")
-            index, preview_text = services.preview(version, contacts, fields, int(requested) if requested.isdigit() else 0)
+            index, not_found = _chosen_index(contacts)
+            index, document = services.preview_document(version, contacts, fields, index)
+            preview_text = services.engine.document_text(document)
             total = len(contacts)  # committed: a shipped template used for the first time is now registered
             if preview_only:
                 db.session.rollback()  # …except for a look only: the preview route changes nothing
+        if preview_text is not None:  # outside the transaction: LibreOffice may take a few seconds
+            shown = _page_view(document, contacts[index])
+            shown["not_found"] = not_found
     return render_template("letters/compose.html", form=form, preview_text=preview_text, index=index, total=total,
-                           check=check, problems=problems,
+                           check=check, problems=problems, shown=shown,
                            pdf_available=pdf.pdf_available(current_app.config.get("SOFFICE_PATH")), install_hint=pdf.INSTALL_HINT)
+
+
+def _number(name: str) -> int | None:
+    value = request.form.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+def _chosen_index(contacts: list[Contact]) -> tuple[int, str]:
+    """Which recipient to preview: a previous/next button, else the search box, else the one shown."""
+    button, current = _number("index"), _number("aktuell") or 0
+    if button is not None:
+        return button, ""
+    term = (request.form.get("suche") or "").strip()[:100]
+    if term and _number("seite") is None:  # a page button keeps the recipient; the search box may still hold text
+        found = services.find_recipient(contacts, term)
+        return (current, term) if found is None else (found, "")
+    return current, ""
+
+
+def _page_view(document: bytes, contact: Contact) -> dict:
+    """The preview as page images, or the reason why only the text is shown."""
+    organisation = contact.organisation.name if contact.organisation else ""
+    shown = {"recipient": contact.full_name + (f", {organisation}" if organisation else "")}
+    try:
+        paged = pages.prepare(document)
+    except pages.PreviewUnavailable as error:
+        return {**shown, "hint": str(error)}
+    page = max(1, min(_number("seite") or 1, paged.pages))
+    return {**shown, "key": paged.key, "pages": paged.pages, "page": page}
+
+
+@bp.route("/rundschreiben/vorschau/<key>/seite-<int:page>.png")
+@requires_role("lesen")  # renders and caches a picture, changes nothing
+def preview_page(key: str, page: int):
+    try:
+        data = pages.page_image(key, page)
+    except pages.PreviewUnavailable as error:
+        return Response(str(error), status=503, mimetype="text/plain")
+    return send_file(io.BytesIO(data), mimetype="image/png", download_name=f"vorschau-seite-{page}.png")
 
 
 def _prepare_mailing(version: LetterTemplateVersion, contacts: list[Contact], fields: dict[str, str], fmt: str):

@@ -4,6 +4,7 @@ wait and go on where it stopped, losing and duplicating nothing. A mixin of ``wo
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, text, update
@@ -39,7 +40,8 @@ class OutageHandling:
 
     def _outage(self, error: DBAPIError) -> health.Problem:
         """The problem, if ``error`` means the database is away or cannot write; anything else
-        (a constraint, a bug, a locked SQLite file) is raised again, as before."""
+        (a constraint, a bug, a locked SQLite file) is raised again, as before. Only for SQLite, whose
+        "database is locked" looks like an outage, does a probe decide."""
         self._abandon_begun()  # its claim may be lost with the database: its data must not follow
         self.transport.close()  # no idle SMTP connection while waiting; the next message reconnects
         self._ahead = None
@@ -47,6 +49,10 @@ class OutageHandling:
         problem = health.database_problem(error)
         if getattr(error, "connection_invalidated", False) or problem in (health.DISK_FULL, health.READ_ONLY):
             return problem or health.UNREACHABLE
+        if problem is not None and not isinstance(getattr(error, "orig", None), sqlite3.Error):
+            # A server that refused or dropped the connection ("the database system is starting up")
+            # may answer the probe below a moment later: that does not make the error a bug.
+            return problem
         try:
             db.session.execute(text("SELECT 1"))
         except DBAPIError:

@@ -25,7 +25,9 @@ def recipients() -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Nur prüfen und zusammenfassen, nichts speichern.")
 @click.option("--list", "list_name", default="", help="Alle gültigen Zeilen zusätzlich in diesen Verteiler aufnehmen (wird bei Bedarf angelegt).")
-def import_command(file: Path, dry_run: bool, list_name: str) -> None:
+@click.option("--dubletten-uebernehmen", "take_duplicates", is_flag=True,
+              help="Zeilen, die wahrscheinlich eine vorhandene Person doppelt anlegen, trotzdem anlegen (sonst übersprungen).")
+def import_command(file: Path, dry_run: bool, list_name: str, take_duplicates: bool) -> None:
     """Ansprechpersonen aus einer CSV- oder XLSX-Datei importieren (Abgleich über die E-Mail-Adresse).
 
     Exit-Status: 0 alle Zeilen gültig, 1 einige Zeilen ungültig (die gültigen sind importiert,
@@ -40,7 +42,7 @@ def import_command(file: Path, dry_run: bool, list_name: str) -> None:
         if dry_run:
             result = preview_import(data, file.name)
         else:
-            result = apply_import(data, file.name, list_name=list_name)
+            result = apply_import(data, file.name, list_name=list_name, confirmed_duplicates=take_duplicates)
             db.session.commit()
     except ImportFileError as error:
         db.session.rollback()

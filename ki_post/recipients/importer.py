@@ -11,6 +11,7 @@ kept as extra fields of the contact (merged; empty cells add nothing).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from email_validator import EmailNotValidError, validate_email
@@ -21,6 +22,7 @@ from ..errors import RowError
 from ..extensions import db
 from ..states import LabelledEnum
 from . import reading
+from .duplicates import Index as DuplicateIndex, Match, person_key
 from .models import ORGANISATION_KINDS, REGIERUNGSBEZIRKE, Contact, Organisation, Verteiler
 from .reading import MAX_ROWS, ImportFileError, Table, check_size  # noqa: F401  (the importer's public names)
 from .signals import contacts_changed
@@ -110,6 +112,7 @@ class RowResult:
     changes: list[tuple[str, str, str]] = field(default_factory=list)  # (label, old, new)
     values: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
+    duplicate: Match | None = None  # a new row that likely is an existing contact under another spelling
 
 
 @dataclass
@@ -124,6 +127,11 @@ class ImportResult:
     new_organisations: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # "Zeile N: …", nothing rejected
     list_name: str = ""
+    skipped: list[RowResult] = field(default_factory=list)  # likely duplicates not confirmed: not written
+
+    @property
+    def duplicates(self) -> list[RowResult]:
+        return [row for row in self.rows if row.duplicate is not None]
 
     def of(self, status: RowStatus | str) -> list[RowResult]:
         return [row for row in self.rows if row.status == status]
@@ -135,7 +143,10 @@ class ImportResult:
 
     def summary(self) -> str:
         c = self.counts
-        return ", ".join([*(f"{c[status]} {status.label}" for status in RowStatus), f"{c[INVALID]} ungültig"])
+        parts = [*(f"{c[status]} {status.label}" for status in RowStatus), f"{c[INVALID]} ungültig"]
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} wahrscheinliche Dubletten übersprungen")
+        return ", ".join(parts)
 
 
 # --- Reading (reading.py, xlsx.py) ------------------------------------------------------------------
@@ -331,8 +342,29 @@ def _analyse(table: Table, mapping: dict[str, str] | None) -> tuple[ImportResult
             row.status = RowStatus.GEAENDERT if changes else RowStatus.UNVERAENDERT
             row.changes = changes
         result.rows.append(row)
+    _flag_duplicates(result)
     result.invalid.sort(key=lambda error: error.row)
     return result, states, existing_contacts
+
+
+def _flag_duplicates(result: ImportResult) -> None:
+    """Mark new rows that likely are a stored contact under another address or spelling of the name."""
+    new_rows = result.of(RowStatus.NEU)
+    if not new_rows:
+        return
+    index = DuplicateIndex()
+    earlier: dict[tuple[str, str], RowResult] = {}  # the same person twice in one file, under two addresses
+    for row in new_rows:
+        first, last, org = (row.values.get(name, "") for name in ("first_name", "last_name", "organisation"))
+        row.duplicate = index.find(email=row.email, first_name=first, last_name=last, organisation=org)
+        key = person_key(first, last, org)
+        if row.duplicate is None and key in earlier:
+            row.duplicate = Match(None, earlier[key].name, org, "name", row=earlier[key].row)
+        if key is not None:
+            earlier.setdefault(key, row)
+        if row.duplicate is not None:
+            result.warnings.append(f"Zeile {row.row}: wahrscheinlich dieselbe Person wie {row.duplicate.describe()}"
+                                   + (" (gleiche Adresse in anderer Schreibweise)" if row.duplicate.reason == "email" else ""))
 
 
 # --- Entry points ----------------------------------------------------------------------------------
@@ -365,16 +397,24 @@ def preview_import(data: bytes, filename: str = "", mapping: dict[str, str] | No
 
 
 def apply_import(data: bytes, filename: str = "", mapping: dict[str, str] | None = None, *,
-                 list_name: str = "", limit: int = 0) -> ImportResult:
+                 list_name: str = "", limit: int = 0, confirmed_duplicates: Iterable[int] | bool = ()) -> ImportResult:
     """Upsert the valid rows by e-mail (invalid rows are never written); flushes, the caller commits.
 
     With ``list_name`` every valid row's contact becomes a static member of that Verteiler (created
-    when missing).
+    when missing). A new row that likely duplicates a stored contact is skipped (``result.skipped``)
+    unless its row number is in ``confirmed_duplicates`` (``True``: all of them): a second entry for
+    the same person is never created silently.
     """
     check_size(data, limit)
     table = read_table(data, filename)
     serialise_imports()  # after reading the file, before reading the database
     result, states, existing_contacts = _analyse(table, mapping)
+    if confirmed_duplicates is not True:
+        confirmed = set(confirmed_duplicates or ())
+        result.skipped = [row for row in result.duplicates if row.row not in confirmed]
+        skipped = {row.row for row in result.skipped}
+        result.rows = [row for row in result.rows if row.row not in skipped]
+        _drop_unused_organisations(result, states)
 
     organisations: dict[str, Organisation] = {}
     for key, state in states.items():
@@ -419,5 +459,13 @@ def apply_import(data: bytes, filename: str = "", mapping: dict[str, str] | None
     if changed_ids:
         contacts_changed.send(None, contact_ids=sorted(set(changed_ids)))
     result.applied = True
-    audit("kontakte.importiert", verteiler, **result.counts, organisations_new=len(result.new_organisations))
+    audit("kontakte.importiert", verteiler, **result.counts, organisations_new=len(result.new_organisations),
+          dubletten_uebersprungen=len(result.skipped))
     return result
+
+
+def _drop_unused_organisations(result: ImportResult, states: dict[str, _OrgState]) -> None:
+    """A Kommune that only skipped rows named is not created either."""
+    used = {row.values.get("organisation", "").casefold() for row in result.rows}
+    for key in [key for key, state in states.items() if state.existing is None and key not in used]:
+        result.new_organisations.remove(states.pop(key).name)

@@ -26,10 +26,12 @@ from .models import (
     Verteiler,
     verteiler_members,
 )
+from . import freshness
+from .freshness import undeliverable_count  # noqa: F401  (moved; the old name keeps working)
 from .signals import contact_erasing, contacts_changed
 
 # Keys a filter (list page, saved Verteiler filter, resolve_recipients) may hold.
-FILTER_KEYS = ("kind", "regierungsbezirk", "q", "organisation_id", "verteiler_id", "active")
+FILTER_KEYS = ("kind", "regierungsbezirk", "q", "organisation_id", "verteiler_id", "active", "frische")
 SORTS = {
     "organisation": "Kommune",
     "name": "Name",
@@ -88,6 +90,11 @@ def clean_filter(filters: Mapping[str, Any] | None) -> dict[str, Any]:
                     result[key] = int(value)
                 except (TypeError, ValueError):
                     raise ValidationError("Ungültige Auswahl.", field=key) from None
+        elif key == "frische":
+            if value not in (None, "") and value not in freshness.CHOICES:
+                raise ValidationError(f"Unbekannter Filter „{value}“.", field=key)
+            if value:
+                result[key] = value
         elif key == "active":
             if value in (None, "", "alle"):
                 continue
@@ -107,6 +114,8 @@ def _filter_conditions(filters: Mapping[str, Any]) -> list[Any]:
         conditions.append(Contact.active.is_(bool(filters["active"])))
     if filters.get("q"):
         conditions.append(_search_condition(filters["q"]))
+    if filters.get("frische"):
+        conditions.append(freshness.condition(filters["frische"]))
     return conditions
 
 
@@ -279,12 +288,6 @@ def mark_undeliverable(contact: Contact, address: str, reason: str, when: dateti
     if newly:
         audit("kontakt.unzustellbar", contact)
     return newly
-
-
-def undeliverable_count() -> int:
-    """Active contacts whose address bounced (for the start page)."""
-    return db.session.scalar(select(func.count(Contact.id)).where(
-        Contact.undeliverable_since.is_not(None), Contact.active.is_(True))) or 0
 
 
 def set_contact_active(contact: Contact, active: bool) -> None:

@@ -13,6 +13,9 @@ inside the same transaction, so the receivers' work commits or rolls back togeth
   accepts "Ich bin nicht mehr zuständig": the successor exists and holds the Verteiler memberships, the
   predecessor is still active. Receivers move what they own (open invitations to coming events) and
   return a dict of counts for the audit entry.
+- ``contacts_merged``: ``send(None, source=contact, target=contact)`` while two contacts for the same
+  person are merged, before ``source`` is deleted: re-point every row that names ``source`` by id to
+  ``target`` (the history moves with the person; past counts stay as they are). Return counts.
 """
 from __future__ import annotations
 
@@ -23,3 +26,4 @@ _signals = Namespace()
 contacts_changed = _signals.signal("contacts-changed")
 contact_erasing = _signals.signal("contact-erasing")
 contact_handed_over = _signals.signal("contact-handed-over")
+contacts_merged = _signals.signal("contacts-merged")

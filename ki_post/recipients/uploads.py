@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 
 from sqlalchemy import delete, select
@@ -33,8 +33,10 @@ def load_upload(token: str, user_id: int | None) -> ImportUpload:
     return upload
 
 
-def apply_upload(upload: ImportUpload, mapping: Mapping[str, str], list_name: str = "") -> ImportResult:
-    result = apply_import(upload.data, upload.filename, dict(mapping), list_name=list_name)
+def apply_upload(upload: ImportUpload, mapping: Mapping[str, str], list_name: str = "",
+                 confirmed_duplicates: Iterable[int] = ()) -> ImportResult:
+    result = apply_import(upload.data, upload.filename, dict(mapping), list_name=list_name,
+                          confirmed_duplicates=confirmed_duplicates)
     db.session.delete(upload)
     db.session.flush()
     return result

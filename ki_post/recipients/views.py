@@ -12,7 +12,7 @@ from ..errors import NotFound, ValidationError
 from ..extensions import db
 from ..auth.access import requires_role
 from ..transaction import get_or_404, transaction
-from . import picking, services, uploads
+from . import duplicates, freshness, picking, services, uploads
 from .addressing import address_lines, role_wording, salutation
 from .forms import ConfirmForm, ContactForm, ImportApplyForm, ImportUploadForm, OrganisationForm, VerteilerForm
 from .importer import CONCURRENT_CHANGE, EXTRA, FIELDS, IGNORE, ImportFileError, preview_import
@@ -32,6 +32,7 @@ def _list_filters(args) -> dict[str, Any]:
         "regierungsbezirk": args.get("regierungsbezirk", ""),
         "verteiler_id": args.get("verteiler_id", ""),
         "organisation_id": args.get("organisation_id", ""),
+        "frische": args.get("frische", ""),
     }
     if active in ("aktiv", "inaktiv"):
         filters["active"] = active == "aktiv"
@@ -65,7 +66,7 @@ def contacts():
         "recipients/contacts.html", page=page, filters=filters, sort=sort, descending=descending, sorts=services.SORTS,
         kinds=ORGANISATION_KINDS, bezirke=REGIERUNGSBEZIRKE, verteiler_list=services.all_verteiler(),
         active=request.args.get("active", "aktiv"), active_choices=ACTIVE_CHOICES, filter_error=filter_error,
-        export_form=ConfirmForm(),
+        export_form=ConfirmForm(), freshness_choices=freshness.CHOICES,
     )
 
 
@@ -108,13 +109,29 @@ def _contact_data(form: ContactForm) -> dict[str, Any]:
 @requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
 def contact_new():
     form = _contact_form(None)
+    duplicate = None
     if form.validate_on_submit():
+        duplicate = _likely_duplicate(form)
+        if duplicate is not None and request.form.get("dublette_ok") != "1":
+            form.form_errors.append(f"Wahrscheinlich gibt es diese Person schon: {duplicate.describe()}. "
+                                    "Bitte prüfen Sie den vorhandenen Eintrag oder bestätigen Sie, dass es eine andere Person ist.")
+            return render_template("recipients/contact_form.html", form=form, contact=None, duplicate=duplicate), 422
         with transaction(form) as done:
             contact = services.save_contact(None, _contact_data(form))
         if done.ok:
             flash("Die Ansprechperson ist angelegt.", "success")
             return redirect(url_for("recipients.contact", contact_id=contact.id))
-    return render_template("recipients/contact_form.html", form=form, contact=None), 422 if form.errors or form.form_errors else 200
+    return render_template("recipients/contact_form.html", form=form, contact=None, duplicate=duplicate), 422 if form.errors or form.form_errors else 200
+
+
+def _likely_duplicate(form: ContactForm):
+    organisation_id = form.organisation_id.data
+    try:
+        email = services.normalise_email(form.email.data or "")
+    except ValidationError:
+        return None  # the save reports the address itself
+    return duplicates.find_duplicate(email=email, first_name=form.first_name.data or "", last_name=form.last_name.data or "",
+                                     organisation_id=int(organisation_id) if organisation_id and organisation_id.isdigit() else None)
 
 
 @bp.get("/kontakte/<int:contact_id>")
@@ -378,7 +395,8 @@ def import_apply(token: str):
         return redirect(url_for("recipients.contacts"))
     try:
         with transaction() as done:
-            result = uploads.apply_upload(upload, _mapping_from(request.form), form.list_name.data or "")
+            confirmed = [int(value) for value in request.form.getlist("dublette") if value.isdigit()]
+            result = uploads.apply_upload(upload, _mapping_from(request.form), form.list_name.data or "", confirmed)
     except IntegrityError:
         # Imports wait for each other; a Kommune or person saved by a form at the same moment can still collide.
         flash(CONCURRENT_CHANGE, "error")
@@ -387,3 +405,6 @@ def import_apply(token: str):
         return redirect(url_for("recipients.import_preview", token=token))
     flash(f"Import abgeschlossen: {result.summary()}.", "success" if not result.invalid else "warning")
     return redirect(url_for("recipients.contacts"))
+
+
+from . import merge_views  # noqa: E402,F401  (its routes join this blueprint)

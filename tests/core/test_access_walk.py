@@ -44,6 +44,10 @@ PINNED = {
     ("selfservice.review", "GET"): "lesen",
     ("selfservice.accept", "POST"): "sachbearbeitung",
     ("selfservice.reject", "POST"): "sachbearbeitung",
+    ("recipients.contact_merge", "GET"): "sachbearbeitung",
+    ("recipients.contact_merge", "POST"): "sachbearbeitung",
+    ("letters.preview_page", "GET"): "lesen",  # a reader may look at the preview's page images
+    ("events.upload_replies", "POST"): "sachbearbeitung",
 }
 SAMPLE_VALUES = {"token": "x" * 43, "name": "nachricht.eml", "fmt": "csv", "filename": "ki-post.css"}
 MISSING_ID = 999_999
@@ -132,8 +136,22 @@ def walk_app(app, make_user, demo, tmp_path):
         "link": self_service_link,
         "token": db.session.scalar(select(Invitation.token).order_by(Invitation.id).limit(1)),  # a real answer page
         "name": files[0],  # a real .eml file
+        "key": _preview_key(),  # a letter in the preview cache: its page image is really drawn
     }
     return app
+
+
+def _preview_key() -> str:
+    from ki_post.letters import pages, services
+    from ki_post.recipients.models import Contact
+
+    if not pages.available():
+        return "x"  # without LibreOffice the route answers 404 for every key, which the walk accepts too
+    version = services.version_from_choice("shipped:rundschreiben")
+    contacts = list(db.session.scalars(select(Contact).order_by(Contact.id).limit(1)))
+    _, document = services.preview_document(version, contacts, services.default_fields(), 0)
+    db.session.rollback()
+    return pages.prepare(document).key
 
 
 def browser(app, role: str | None) -> Client:

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 
-from ki_post.blobs import Blob, load_blob, store_blob
+from ki_post.blobs import Blob, load_blob, sha256_of, store_blob
 from ki_post.extensions import db
 
 
@@ -58,3 +59,40 @@ def test_discard_unreferenced_keeps_what_anything_still_uses(app):
     db.session.commit()
     assert set(db.session.scalars(select(Blob.sha256))) == {keys[0], keys[1], version.blob_key}
     assert load_blob(keys[0]) == shared
+
+
+def test_store_blobs_keeps_order_and_stores_each_content_once(app):
+    from ki_post.blobs import store_blobs
+
+    old = b"PK schon gespeichert"
+    store_blob(old)
+    documents = [b"PK Brief A", old, b"PK Brief B", b"PK Brief A"]
+    keys = store_blobs(documents)
+    db.session.commit()
+    assert keys == [sha256_of(document) for document in documents]
+    assert db.session.scalar(select(func.count()).select_from(Blob)) == 3
+    assert [load_blob(key) for key in keys] == documents
+
+
+STORAGE = text("SELECT attstorage FROM pg_attribute WHERE attrelid = 'blobs'::regclass AND attname = 'data'")
+
+
+def test_postgresql_does_not_compress_blob_bytes_again(app, backend, tmp_path):
+    """DOCX/PDF are compressed already: TOAST stores them out of line as they are (model and migration)."""
+    if backend != "postgresql":
+        pytest.skip("Speicherart der Spalte gibt es nur in PostgreSQL")
+    from flask_migrate import upgrade
+
+    from ki_post import create_app
+    from tests import helpers
+
+    assert db.session.scalar(STORAGE) == "e"  # the schema the models create
+    db.session.remove()
+    migrated = create_app(helpers.build_config(tmp_path, backend), instance_path=str(tmp_path / "instance"))
+    with migrated.app_context():
+        helpers._reset_postgres_schema(migrated)
+        helpers._postgres_ready = False  # the next test recreates the test schema
+        upgrade()
+        assert db.session.scalar(STORAGE) == "e"  # the schema the migrations create
+        db.session.remove()
+        db.engine.dispose()

@@ -29,6 +29,7 @@ from ki_post.extensions import db
 from ki_post.models import metadata
 from ki_post.outbox.models import OutboxMessage
 from ki_post.outbox.services import create_mailing, enqueue, start_mailing
+from ki_post.outbox.worker import Worker
 from tests.helpers import build_config
 from tests.mounts import fill, small_disk
 from tests.outbox.conftest import smtp_config
@@ -224,3 +225,18 @@ def test_sqlite_disk_full_while_a_message_is_in_flight(tmp_path, smtp):
             db.session.remove()
             db.engine.dispose()
     assert not os.path.ismount(tmp_path / "klein")
+
+
+def test_a_server_starting_up_is_an_outage_even_if_it_answers_a_moment_later(app):
+    """A connection refused with "the database system is starting up" while PostgreSQL restarts: by the
+    time the worker probes, the server may answer again. The worker must wait and go on, not end."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    from ki_post import health
+
+    try:
+        psycopg.connect("postgresql://postgres@127.0.0.1:1/nirgendwo", connect_timeout=2)
+    except psycopg.OperationalError as refused:
+        error = OperationalError("SELECT 1", {}, refused)
+    assert Worker(app)._outage(error) is health.UNREACHABLE  # the probe itself would succeed here

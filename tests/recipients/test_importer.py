@@ -192,7 +192,8 @@ def test_script_and_template_strings_are_stored_literally(app):
 
 
 def test_contradicting_organisation_rows_first_wins_with_a_warning_and_stay_idempotent(app):
-    second = [*ROWS[0][:8], "Andere Straße 1", *ROWS[0][9:11], "zweite@kreis-mettmann.example", ""]
+    # Another person of the same Kommune (same name and Kommune would be a likely duplicate, skipped)
+    second = [*ROWS[0][:5], "Sonja", *ROWS[0][6:8], "Andere Straße 1", *ROWS[0][9:11], "zweite@kreis-mettmann.example", ""]
     data = csv_data(rows=[*ROWS, second])
     result = apply_import(data, "x.csv")
     db.session.commit()

@@ -1,7 +1,7 @@
 """"Angaben prüfen": personal links, proposals for the review queue, contacts.confirmed_at
 
 Revision ID: c6e1f3a8b2d5
-Revises: a4d7c2e91b38
+Revises: c7e2b9d4f6a1
 Create Date: 2026-12-11 03:00:00.000000
 
 New tables and one nullable column added in place (no batch rebuild: contacts has children).
@@ -13,7 +13,7 @@ import ki_post.db_types
 
 
 revision = 'c6e1f3a8b2d5'
-down_revision = 'a4d7c2e91b38'
+down_revision = 'c7e2b9d4f6a1'
 branch_labels = None
 depends_on = None
 
