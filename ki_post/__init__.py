@@ -182,6 +182,10 @@ def _connect_erasure() -> None:
 
     connect_receivers()  # events react to changed contacts and to mails back from a failure
 
+    from .letters import jobs as letter_jobs
+
+    letter_jobs.connect()  # the outbox worker loop runs letter jobs while nothing is due
+
 
 def _upgrade_schema(app: Flask) -> None:
     from flask_migrate import upgrade
