@@ -203,3 +203,16 @@ def test_the_compose_buttons_start_jobs_and_are_disabled_when_clicked(staff_clie
     script = staff_client.get("/static/ki-post.js").get_data(as_text=True)
     assert "data-job-button" in script and "button.disabled = true" in script
 
+
+
+def test_the_stored_file_is_withheld_once_an_addressee_is_erased(staff_client, demo, make_user):
+    from ki_post.letters.erasure import restrict_letters
+
+    job = job_of(submit(staff_client))
+    run_worker()
+    assert staff_client.get(f"/rundschreiben/auftraege/{job.id}/datei").status_code == 200
+    restrict_letters(all_contacts()[0])
+    db.session.commit()
+    # The file holds that person's letter: from now on only the administration gets single letters from the archive.
+    assert staff_client.get(f"/rundschreiben/auftraege/{job.id}/datei").status_code == 403
+    assert "gibt es deshalb nicht mehr zum Herunterladen" in staff_client.get(f"/rundschreiben/auftraege/{job.id}").get_data(as_text=True)
