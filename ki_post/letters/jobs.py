@@ -57,11 +57,14 @@ def _worker_id() -> str:
 
 
 # --- submitting -------------------------------------------------------------------------------------
-def input_hash(kind: str, version: LetterTemplateVersion, fields: Mapping[str, str], contact_ids: Sequence[int],
+def input_hash(kind: str, version: LetterTemplateVersion, fields: Mapping[str, str], contacts: Sequence[Contact],
                options: Mapping[str, Any]) -> str:
+    """Everything a letter is made of: template content, fields, sender, and per recipient what the
+    template can read about them (a corrected address is a new job, not yesterday's file)."""
     data = {"kind": str(kind), "version": version.id, "content": version.blob_key, "fields": dict(fields),
-            "contacts": list(contact_ids), "options": dict(options)}
-    return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+            "sender": services.sender_dict(services.sender_profile()), "options": dict(options),
+            "recipients": [(contact.id, services.contact_context(contact)) for contact in contacts]}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
 
 
 def submit(kind: JobKind, version: LetterTemplateVersion, contacts: Sequence[Contact], fields: Mapping[str, Any],
@@ -73,7 +76,7 @@ def submit(kind: JobKind, version: LetterTemplateVersion, contacts: Sequence[Con
     if wants_pdf and not pdf.pdf_available(current_app.config.get("SOFFICE_PATH")):
         raise pdf.LibreOfficeMissing(pdf.INSTALL_HINT)
     ids = [contact.id for contact in contacts]
-    key = input_hash(kind, version, fields, ids, options)
+    key = input_hash(kind, version, fields, contacts, options)
     existing = db.session.scalar(
         select(LetterJob).where(LetterJob.input_hash == key, LetterJob.state != JobState.FEHLGESCHLAGEN,
                                 LetterJob.created_at >= utcnow() - REUSE_FINISHED)
@@ -120,7 +123,7 @@ def claim_next() -> int | None:
     claimed = db.session.execute(
         update(LetterJob).where(LetterJob.id == job_id, LetterJob.state == JobState.WARTEND)
         .values(state=JobState.LAEUFT, claimed_by=_worker_id(), started_at=now, heartbeat_at=now,
-                phase="Briefe werden erstellt"),
+                phase="Die Briefe werden erstellt"),
         execution_options={"synchronize_session": False}).rowcount
     db.session.commit()
     return job_id if claimed == 1 else None
@@ -192,9 +195,18 @@ def _produce(job: LetterJob, version: LetterTemplateVersion, contacts: list[Cont
     def started(run: LetterRun) -> None:
         job.run_id = run.id
 
+    final = {"zip": "", "merged": "Das Druckdokument wird zusammengesetzt", "zip_pdf": "Die Briefe werden in PDF umgewandelt",
+             "merged_pdf": "Die Briefe werden in PDF umgewandelt"}[params["output"]]
+
+    def counted(done: int) -> None:
+        progress.set(done)
+        if done == job.total and final:
+            job.phase = final  # the slow part reports no progress of its own: say what it is doing
+            db.session.commit()
+
     with tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024) as spool:
         result = services.produce(version, contacts, params["fields"], params["output"], spool, user=job.created_by,
-                                  progress=progress.set, started=started)
+                                  progress=counted, started=started)
         job.phase = "Datei wird gespeichert"
         spool.seek(0)
         job.result_blob = store_blob(spool.read())
@@ -204,7 +216,10 @@ def _produce(job: LetterJob, version: LetterTemplateVersion, contacts: list[Cont
 
 def _mailing(job: LetterJob, version: LetterTemplateVersion, contacts: list[Contact]) -> None:
     progress = _Progress(job)
-    job.phase = "Briefe werden erstellt und an die Nachrichten gehängt"
+    job.phase = ("Die Briefe werden erstellt und in PDF umgewandelt" if job.params["format"] == "pdf"
+                 else "Die Briefe werden erstellt") + " und an die Nachrichten gehängt"
+    job.heartbeat_at = utcnow()
+    db.session.commit()
 
     def started(mailing: Mailing) -> None:
         job.mailing_id = mailing.id

@@ -216,3 +216,17 @@ def test_the_stored_file_is_withheld_once_an_addressee_is_erased(staff_client, d
     # The file holds that person's letter: from now on only the administration gets single letters from the archive.
     assert staff_client.get(f"/rundschreiben/auftraege/{job.id}/datei").status_code == 403
     assert "gibt es deshalb nicht mehr zum Herunterladen" in staff_client.get(f"/rundschreiben/auftraege/{job.id}").get_data(as_text=True)
+
+
+def test_a_changed_recipient_or_sender_makes_a_new_job(staff_client, demo):
+    first = job_of(submit(staff_client))
+    run_worker()
+    contact = all_contacts()[5]
+    contact.organisation.street = "Neue Straße 1"
+    db.session.commit()
+    second = job_of(submit(staff_client))
+    assert second.id != first.id  # yesterday's file has the old address
+    assert job_of(submit(staff_client)).id == second.id
+    services.update_sender_profile({"ruecksendeangabe": "Postfach 1, 40190 Düsseldorf"})
+    db.session.commit()
+    assert job_of(submit(staff_client)).id != second.id
