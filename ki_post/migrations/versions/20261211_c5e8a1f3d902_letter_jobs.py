@@ -1,7 +1,7 @@
 """letter_jobs: "Briefe erstellen" and "Als Aussendung vorbereiten" as background jobs
 
 Revision ID: c5e8a1f3d902
-Revises: a4d7c2e91b38
+Revises: c7e2b9d4f6a1
 Create Date: 2026-12-11 10:00:00.000000
 
 """
@@ -13,7 +13,7 @@ import ki_post.db_types
 
 # revision identifiers, used by Alembic.
 revision = 'c5e8a1f3d902'
-down_revision = 'a4d7c2e91b38'
+down_revision = 'c7e2b9d4f6a1'
 branch_labels = None
 depends_on = None
 
