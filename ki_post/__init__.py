@@ -194,6 +194,10 @@ def _connect_erasure() -> None:
 
     handover.connect()  # an accepted "nicht mehr zuständig" moves open invitations to the successor
 
+    from .letters import jobs as letter_jobs
+
+    letter_jobs.connect()  # the outbox worker loop runs letter jobs while nothing is due
+
 
 def _upgrade_schema(app: Flask) -> None:
     from flask_migrate import upgrade

@@ -95,6 +95,9 @@ OUTBOX_WORKER_STALE_SECONDS = 120.0
 MAIL_PAUSE_AFTER_FAILURES = 10
 # Run one sending thread inside the web process (embedded default; false when separate workers run).
 EMBEDDED_WORKER = True
+# Seconds without progress after which a letter job ("Briefe erstellen" in the background) counts as
+# abandoned and is marked failed; a PDF conversion reports no progress while LibreOffice works.
+LETTER_JOB_STALE_SECONDS = 900.0
 
 # --- Events ---------------------------------------------------------------------------------
 # Submitted answers per client address on the public answer page.

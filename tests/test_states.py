@@ -22,7 +22,8 @@ from tests import helpers
 BEFORE = "8e3f2a6c4b17"  # the schema with English codes and no CHECK constraints
 STATE_COLUMNS = {("users", "role"), ("outbox_mailings", "state"), ("outbox_mailings", "kind"), ("outbox_messages", "state"),
                  ("events", "state"), ("invitations", "state"), ("invitations", "channel"), ("calendar_replies", "status"),
-                 ("contact_proposals", "kind"), ("contact_proposals", "state")}
+                 ("contact_proposals", "kind"), ("contact_proposals", "state"),
+                 ("letter_jobs", "state"), ("letter_jobs", "kind")}
 
 
 def enums() -> list[type[LabelledEnum]]:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -114,10 +117,26 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
+_acting_for: ContextVar[tuple[int | None, str] | None] = ContextVar("acting_for", default=None)
+
+
+@contextmanager
+def acting_for(user_id: int | None, actor: str) -> Iterator[None]:
+    """Work done outside a request on someone's behalf (a background job) is audited as theirs."""
+    token = _acting_for.set((user_id, actor))
+    try:
+        yield
+    finally:
+        _acting_for.reset(token)
+
+
 def audit(action: str, obj: Any = None, *, actor: str = "", **details: Any) -> AuditEntry:
     """Append one entry. ``details`` must hold IDs and counts only, never content."""
     user_id = None
-    if has_request_context() and current_user and current_user.is_authenticated:
+    acting = _acting_for.get()
+    if acting is not None and not has_request_context():
+        user_id, actor = acting[0], actor or acting[1]
+    elif has_request_context() and current_user and current_user.is_authenticated:
         user_id = current_user.id
     elif not actor:
         actor = "cli" if not has_request_context() else "anonym"

@@ -42,7 +42,8 @@ def mail_circular(template_name: str, *, list_name: str | None = None, fmt: str 
 
 def mail_letters(version: LetterTemplateVersion, contacts: Sequence[Contact], fields: Mapping[str, Any], *,
                  fmt: str = "docx", start: bool = True, created_by_id: int | None = None, confirm_empty: bool = False,
-                 how_to_fix: str | None = None, progress: Callable[[int], None] | None = None) -> Mailing:
+                 how_to_fix: str | None = None, progress: Callable[[int], None] | None = None,
+                 started: Callable[[Mailing], None] | None = None) -> Mailing:
     """Render the circular per recipient and enqueue it with a cover mail (flushes, never commits).
 
     Shared by the CLI and the compose page; with ``start=False`` the mailing stays an Entwurf.
@@ -69,6 +70,8 @@ def mail_letters(version: LetterTemplateVersion, contacts: Sequence[Contact], fi
     if fmt == "pdf":
         documents = pdf.convert_to_pdf([d for d in documents if d is not None], soffice=soffice, missing_ok=True)
     mailing = create_mailing("rundschreiben", fields["betreff"], created_by_id=created_by_id)
+    if started:
+        started(mailing)  # a background job notes its mailing, to remove it should the job fail half-way
     for problem in problems:
         skip_recipient(mailing, to_email=problem.email, to_name=problem.name, contact_id=problem.contact_id,
                        reason=f"Brief nicht erstellt: {problem.reason}")

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db_types import UTCDateTime, utcnow
 from ..extensions import db
+from ..states import LabelledEnum, state_column
 
 
 class LetterTemplate(db.Model):
@@ -119,3 +120,63 @@ class ArchivedLetter(db.Model):
 
     run: Mapped[LetterRun] = relationship(back_populates="letters")
     template_version: Mapped[LetterTemplateVersion] = relationship()
+
+
+class JobState(LabelledEnum):
+    WARTEND = "wartend", "wartet"
+    LAEUFT = "laeuft", "läuft"
+    FERTIG = "fertig", "fertig"
+    FEHLGESCHLAGEN = "fehlgeschlagen", "abgebrochen"
+
+
+JobState.OPEN = frozenset({JobState.WARTEND, JobState.LAEUFT})  # type: ignore[attr-defined]
+
+
+class JobKind(LabelledEnum):
+    PRODUCE = "briefe", "Briefe erstellen"
+    MAILING = "aussendung", "Aussendung vorbereiten"
+
+
+class LetterJob(db.Model):
+    """Letters made outside the request: the database is the queue, the worker loop runs it
+    (``letters.jobs``). ``input_hash`` finds the same request again (a second click, a reload)."""
+
+    __tablename__ = "letter_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[JobKind] = mapped_column(state_column(JobKind))
+    # Template version, fields, contact ids in order, output or attachment format, confirmations.
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    input_hash: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[JobState] = mapped_column(state_column(JobState), default=JobState.WARTEND, index=True)
+    done: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int] = mapped_column(default=0)
+    phase: Mapped[str] = mapped_column(String(200), default="")
+    # The finished file (a ZIP, DOCX or PDF) in the blob store: every download serves these bytes.
+    result_blob: Mapped[str | None] = mapped_column(String(64), info={"blob_reference": True})
+    result_filename: Mapped[str] = mapped_column(String(255), default="")
+    result_mimetype: Mapped[str] = mapped_column(String(100), default="")
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("letter_runs.id", ondelete="SET NULL"))
+    mailing_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_mailings.id", ondelete="SET NULL"))
+    # Recipients left out: [{"name", "organisation", "email", "reason"}, …]
+    problems: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(254), default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    claimed_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    run: Mapped[LetterRun | None] = relationship()
+
+    @property
+    def percent(self) -> int:
+        if self.state == JobState.FERTIG:
+            return 100
+        return min(99, self.done * 100 // self.total) if self.total else 0
+
+    @property
+    def finished(self) -> bool:
+        return self.state not in JobState.OPEN  # type: ignore[attr-defined]

@@ -459,7 +459,8 @@ class Production:
 
 
 def produce(version: LetterTemplateVersion, contacts: Sequence[Contact], fields: Mapping[str, Any], output: str,
-            target: IO[bytes], *, user: str = "", progress: Callable[[int], None] | None = None) -> Production:
+            target: IO[bytes], *, user: str = "", progress: Callable[[int], None] | None = None,
+            started: Callable[[LetterRun], None] | None = None) -> Production:
     """Render, archive every letter, and write the requested output (ZIP / merged DOCX / PDF) to ``target``.
 
     One recipient's problem never stops the others: whose letter cannot be made is left out and
@@ -476,6 +477,8 @@ def produce(version: LetterTemplateVersion, contacts: Sequence[Contact], fields:
     run = LetterRun(template_version=version, fields=cleaned, output=output, created_by=user)
     db.session.add(run)
     db.session.flush()
+    if started:
+        started(run)  # a background job notes its run, to remove it should the job fail half-way
     named: list[tuple[str, bytes]] = []
     used: set[str] = set()
     problems: list[RecipientProblem] = []

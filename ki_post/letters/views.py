@@ -3,19 +3,20 @@ from __future__ import annotations
 import io
 import tempfile
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
-from ..errors import ValidationError
+from ..errors import NotFound, ValidationError
 from ..extensions import db
 from ..recipients import services as recipients
 from ..recipients.models import Contact
 from ..auth.access import requires_role
 from ..transaction import transaction
-from . import erasure, pages, pdf, services
-from .circulars import mail_letters, skipped_recipients
+from ..outbox.services import get_mailing
+from . import erasure, jobs, pages, pdf, services
+from .circulars import skipped_recipients
 from .forms import ComposeForm, SenderForm, UploadForm
-from .models import LetterTemplateVersion
+from .models import JobKind, JobState
 
 bp = Blueprint("letters", __name__)
 
@@ -164,12 +165,18 @@ def _compose(preview_only: bool):
                             "erstellen (Gründe unten). Die übrigen Briefe erstellen: „Briefe ohne die genannten "
                             "Empfängerinnen und Empfänger erstellen“ ankreuzen und erneut „Briefe erstellen“ wählen.",
                             field="ohne_problemfaelle")
-                spool = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)
-                result = services.produce(version, contacts, fields, form.output.data, spool, user=current_user.email)
-                spool.seek(0)
-                return send_file(spool, mimetype=result.mimetype, as_attachment=True, download_name=result.filename)
+                if form.output.data not in services.OUTPUTS:
+                    raise ValidationError("Unbekannte Ausgabeart.", field="output")
+                # The letters are made in the background; the job page shows the progress and the file.
+                job, _ = jobs.submit(JobKind.PRODUCE, version, contacts, fields, {"output": form.output.data},
+                                     user=current_user.email, user_id=current_user.id)
+                return redirect(url_for("letters.job_page", job_id=job.id))
             if action == "mailing":
-                return _prepare_mailing(version, contacts, fields, form.attachment_format.data)
+                if form.attachment_format.data not in ("docx", "pdf"):
+                    raise ValidationError("Format muss docx oder pdf sein.", field="attachment_format")
+                job, _ = jobs.submit(JobKind.MAILING, version, contacts, fields, {"format": form.attachment_format.data},
+                                     user=current_user.email, user_id=current_user.id)
+                return redirect(url_for("letters.job_page", job_id=job.id))
             check = services.check_run(version, fields)
             index, not_found = _chosen_index(contacts)
             index, document = services.preview_document(version, contacts, fields, index)
@@ -224,18 +231,39 @@ def preview_page(key: str, page: int):
     return send_file(io.BytesIO(data), mimetype="image/png", download_name=f"vorschau-seite-{page}.png")
 
 
-def _prepare_mailing(version: LetterTemplateVersion, contacts: list[Contact], fields: dict[str, str], fmt: str):
-    """A draft mailing (Entwurf): the user previews, sends a test and releases it on the mailing page."""
-    # Empty placeholders were checked (or confirmed) by the caller.
-    mailing = mail_letters(version, contacts, fields, fmt=fmt, start=False, created_by_id=current_user.id, confirm_empty=True)
-    skipped = skipped_recipients(mailing)
-    queued = len(mailing.messages) - len(skipped)
-    flash(f"Die Aussendung mit {queued} Nachrichten ist als Entwurf vorbereitet; noch ist nichts gesendet. "
-          "Bitte die Vorschau prüfen, eine Testnachricht an sich senden und dann „Senden“ wählen.", "success")
-    if skipped:
-        flash(f"{len(skipped)} Empfängerinnen und Empfänger wurden übersprungen; die Gründe stehen in der Liste "
-              "unten (Zustand „übersprungen“).", "warning")
-    return redirect(url_for("outbox.mailing", mailing_id=mailing.id))
+@bp.route("/rundschreiben/auftraege/<int:job_id>")
+@requires_role("sachbearbeitung")  # jobs are started by those who may produce letters
+def job_page(job_id: int):
+    job = jobs.get_job(job_id)
+    mailing, skipped = None, []
+    if job.mailing_id is not None and job.state == JobState.FERTIG:
+        mailing = get_mailing(job.mailing_id)
+        skipped = skipped_recipients(mailing)
+    return render_template("letters/job.html", job=job, status=jobs.status(job), mailing=mailing, skipped=skipped,
+                           may_download=_may_download(job))
+
+
+@bp.route("/rundschreiben/auftraege/<int:job_id>/stand")
+@requires_role("sachbearbeitung")
+def job_status(job_id: int):
+    return jsonify(jobs.status(jobs.get_job(job_id)))
+
+
+@bp.route("/rundschreiben/auftraege/<int:job_id>/datei")
+@requires_role("sachbearbeitung")
+def job_file(job_id: int):
+    """The file of a finished job, as stored when it was made: downloading again makes nothing new."""
+    job = jobs.get_job(job_id)
+    if job.state != JobState.FERTIG or not job.result_blob:
+        raise NotFound("Für diesen Auftrag gibt es (noch) keine Datei.")
+    if not _may_download(job):
+        abort(403)  # an addressee was erased since: single letters stay in the archive for the administration
+    return send_file(io.BytesIO(services.load_blob(job.result_blob)), mimetype=job.result_mimetype, as_attachment=True,
+                     download_name=job.result_filename)
+
+
+def _may_download(job) -> bool:
+    return job.run is None or erasure.restricted_count(job.run.letters) == 0
 
 
 @bp.route("/rundschreiben/archiv/")

@@ -50,6 +50,7 @@ from . import services
 from .models import Mailing, MailingState, MessageState, OutboxAttachment, OutboxMessage, OutboxWorker
 from .following import SettingsFollowing
 from .outage import OutageHandling, rollback as _rollback
+from .background import run_background_tasks
 from .recovery import Recovery
 from .signals import messages_returned
 from .transport import (  # noqa: F401  (re-exported: tests and callers import them from here)
@@ -451,6 +452,9 @@ class Worker(OutageHandling, Recovery, SettingsFollowing):
                     if prepared is None:
                         wait = self.next_due_in()
                         if wait is None:
+                            # Idle: background work of the packages above (letter jobs), then ask again.
+                            if run_background_tasks():
+                                continue
                             if once:
                                 break
                             self.transport.close()

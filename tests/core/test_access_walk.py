@@ -37,6 +37,10 @@ PINNED = {
     ("admin.check_imap", "POST"): "admin",
     ("auth.logout", "POST"): "lesen",
     ("outbox.message_eml", "GET"): "sachbearbeitung",
+    # Letter jobs (Briefe erstellen, Aussendung vorbereiten) are for those who may start them.
+    ("letters.job_page", "GET"): "sachbearbeitung",
+    ("letters.job_status", "GET"): "sachbearbeitung",
+    ("letters.job_file", "GET"): "sachbearbeitung",
     ("recipients.export", "POST"): "sachbearbeitung",
     ("recipients.contact_data_export", "POST"): "sachbearbeitung",
     ("recipients.import_upload", "POST"): "sachbearbeitung",

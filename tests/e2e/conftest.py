@@ -101,3 +101,38 @@ def assert_accessible(page) -> None:
     assert not violations, f"{page.url}: " + "; ".join(
         f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}" for v in violations
     )
+
+
+class LetterWorker:
+    """The outbox worker loop in a thread of the live app (what the embedded default runs): it runs
+    the letter jobs the compose page queues. ``start`` when the test wants the jobs to run."""
+
+    def __init__(self, app):
+        self.app = app
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        from ki_post.outbox.worker import Worker
+
+        def loop() -> None:
+            with self.app.app_context():
+                worker = Worker(self.app)
+                worker.stop_event = self.stop
+                worker.run(once=False, poll_seconds=0.2)
+
+        if self.thread is None:
+            self.thread = threading.Thread(target=loop, name="e2e-worker", daemon=True)
+            self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(60)
+
+
+@pytest.fixture
+def letter_worker(live_app) -> Iterator[LetterWorker]:
+    worker = LetterWorker(live_app)
+    yield worker
+    worker.close()

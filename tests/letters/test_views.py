@@ -91,6 +91,45 @@ def compose_data(client, **extra):
     return data
 
 
+def run_worker() -> None:
+    """The outbox worker loop, as `flask outbox work --once` runs it: idle, it runs the letter jobs."""
+    from flask import current_app
+
+    from ki_post.outbox.worker import Worker
+
+    Worker(current_app._get_current_object()).run(once=True)
+
+
+def job_of(response):
+    """The job a compose submit redirected to."""
+    from ki_post.letters.models import LetterJob
+
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    location = response.headers["Location"]
+    assert "/rundschreiben/auftraege/" in location
+    return db.session.get(LetterJob, int(location.rstrip("/").rsplit("/", 1)[1]))
+
+
+def produced(client, response):
+    """Submit → job page → worker → the job's file (the response of its download)."""
+    job = job_of(response)
+    run_worker()
+    page = client.get(f"/rundschreiben/auftraege/{job.id}").get_data(as_text=True)
+    assert "herunterladen" in page, page
+    return client.get(f"/rundschreiben/auftraege/{job.id}/datei")
+
+
+def prepared_mailing(client, response) -> tuple[str, str]:
+    """Submit → job page → worker → the URL of the prepared mailing and the finished job page."""
+    job = job_of(response)
+    run_worker()
+    db.session.expire_all()
+    assert job.state == "fertig", job.error
+    page = client.get(f"/rundschreiben/auftraege/{job.id}").get_data(as_text=True)
+    assert f'href="/postausgang/{job.mailing_id}"' in page
+    return f"/postausgang/{job.mailing_id}", page
+
+
 def test_compose_preview_record_by_record(staff_client, demo):
     data = compose_data(staff_client, action="preview", index="1")
     page = staff_client.submit("/rundschreiben/erstellen", data).get_data(as_text=True)
@@ -123,7 +162,7 @@ def test_compose_without_recipients_is_an_error(staff_client, demo):
 
 
 def test_compose_produces_zip_and_archive(staff_client, demo):
-    response = staff_client.submit("/rundschreiben/erstellen", compose_data(staff_client, action="produce"))
+    response = produced(staff_client, staff_client.submit("/rundschreiben/erstellen", compose_data(staff_client, action="produce")))
     assert response.status_code == 200 and response.mimetype == "application/zip"
     assert "attachment" in response.headers["Content-Disposition"]
     archive = zipfile.ZipFile(io.BytesIO(response.data))
@@ -156,10 +195,12 @@ def test_compose_prepares_a_draft_mailing_with_the_letter_attached(staff_client,
 
     data = compose_data(staff_client, action="mailing", attachment_format="docx")
     response = staff_client.submit("/rundschreiben/erstellen", data)
+    url, job_page = prepared_mailing(staff_client, response)
     mailing = db.session.scalar(select(Mailing))
-    assert response.status_code == 302 and response.headers["Location"].endswith(f"/postausgang/{mailing.id}")
-    page = staff_client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "als Entwurf vorbereitet; noch ist nichts gesendet" in page and "Testnachricht an mich senden" in page
+    assert url.endswith(f"/postausgang/{mailing.id}")
+    assert "als Entwurf vorbereitet; noch ist nichts gesendet" in job_page
+    page = staff_client.get(url).get_data(as_text=True)
+    assert "Testnachricht an mich senden" in page
     assert "Senden (53 Nachrichten)" in page
     # A draft: one waiting message per recipient, nothing sent, nothing written by a transport.
     assert mailing.state == "entwurf" and mailing.kind == "rundschreiben" and mailing.title == "Ausbau der KI <2017>"
