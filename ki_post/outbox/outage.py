@@ -4,7 +4,6 @@ wait and go on where it stopped, losing and duplicating nothing. A mixin of ``wo
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, text, update
@@ -28,6 +27,16 @@ def rollback() -> None:
         pass
 
 
+def _refused_by_server(orig: BaseException | None) -> bool:
+    """PostgreSQL refused, dropped or is starting up or shutting down (psycopg's connection errors)."""
+    import psycopg
+
+    if not isinstance(orig, psycopg.OperationalError):
+        return False
+    state = orig.sqlstate or ""
+    return not state or state.startswith(("08", "57P"))
+
+
 class OutageHandling:
     """Uses the worker's ``id``, ``transport``, ``_begun``, ``_ahead``, ``_record``, ``heartbeat`` and
     ``recover_orphans``; ``Worker.run`` calls ``_outage`` on a database error and ``_settle`` before
@@ -40,8 +49,8 @@ class OutageHandling:
 
     def _outage(self, error: DBAPIError) -> health.Problem:
         """The problem, if ``error`` means the database is away or cannot write; anything else
-        (a constraint, a bug, a locked SQLite file) is raised again, as before. Only for SQLite, whose
-        "database is locked" looks like an outage, does a probe decide."""
+        (a constraint, a bug, a locked SQLite file) is raised again, as before. Where the error itself
+        does not say (SQLite's "database is locked" looks like an outage), a probe decides."""
         self._abandon_begun()  # its claim may be lost with the database: its data must not follow
         self.transport.close()  # no idle SMTP connection while waiting; the next message reconnects
         self._ahead = None
@@ -49,7 +58,7 @@ class OutageHandling:
         problem = health.database_problem(error)
         if getattr(error, "connection_invalidated", False) or problem in (health.DISK_FULL, health.READ_ONLY):
             return problem or health.UNREACHABLE
-        if problem is not None and not isinstance(getattr(error, "orig", None), sqlite3.Error):
+        if problem is not None and _refused_by_server(getattr(error, "orig", None)):
             # A server that refused or dropped the connection ("the database system is starting up")
             # may answer the probe below a moment later: that does not make the error a bug.
             return problem
