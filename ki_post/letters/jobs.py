@@ -37,6 +37,7 @@ from ..errors import KiPostError, NotFound
 from ..extensions import db
 from ..outbox.background import register_background_task
 from ..outbox.models import Mailing, MailingState
+from ..outbox.recovery import pid_alive
 from ..outbox.steering import cancel_mailing
 from ..recipients.models import Contact
 from . import pdf, services
@@ -249,16 +250,6 @@ def _fail(job_id: int, message: str) -> None:
     db.session.commit()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def fail_abandoned() -> int:
     """Running jobs whose process is gone become ``fehlgeschlagen``; returns how many."""
     stale = utcnow() - timedelta(seconds=float(current_app.config["LETTER_JOB_STALE_SECONDS"]))
@@ -266,7 +257,7 @@ def fail_abandoned() -> int:
     count = 0
     for job in db.session.scalars(select(LetterJob).where(LetterJob.state == JobState.LAEUFT)).all():
         claimer_host, _, pid = job.claimed_by.rpartition(":")
-        dead = claimer_host == host and pid.isdigit() and not _pid_alive(int(pid))
+        dead = claimer_host == host and pid.isdigit() and not pid_alive(int(pid))
         if (dead and job.claimed_by != _worker_id()) or (job.heartbeat_at or job.created_at) < stale:
             _fail(job.id, CRASHED)
             count += 1

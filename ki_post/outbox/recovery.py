@@ -16,7 +16,8 @@ from .models import MessageState, OutboxMessage, OutboxWorker
 log = logging.getLogger(__name__)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host still runs (a worker's or a job's owner)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -93,6 +94,6 @@ class Recovery:
         row = db.session.get(OutboxWorker, worker_id)
         if row is None:
             return False
-        if row.hostname == self.hostname and not _pid_alive(row.pid):
+        if row.hostname == self.hostname and not pid_alive(row.pid):
             return False
         return (utcnow() - row.seen_at).total_seconds() < self.stale_seconds
