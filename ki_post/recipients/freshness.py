@@ -22,7 +22,8 @@ STALE_AFTER = timedelta(days=365)
 
 
 def last_confirmed() -> Any:
-    """When someone last vouched for the contact's data (SQL expression)."""
+    """When someone last vouched for the contact's data (SQL expression): any change, and the officer's
+    „Alles richtig" on her Angaben-prüfen page, which sets ``confirmed_at`` and so ``updated_at`` too."""
     return Contact.updated_at
 
 
