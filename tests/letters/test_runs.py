@@ -256,3 +256,20 @@ def test_whoever_is_broken_only_they_are_skipped(app, demo, no_function, bad_add
     for index in bad_address - no_function:
         assert "ist keine gültige E-Mail-Adresse" in by_contact[contacts[index].id].server_reply
     db.session.rollback()
+
+
+def test_an_erased_person_leaves_no_name_in_the_lists_of_those_left_out(app, demo):
+    """A run's list of recipients it could not write to names them; after an erasure it no longer does."""
+    from ki_post.recipients.services import anonymise_contact
+
+    version = template("Kennziffer", PER_PERSON)
+    erased, kept = without_function()
+    name, email = erased.full_name, erased.email
+    services.produce(version, all_contacts(), FIELDS, "zip", io.BytesIO(), user="test")
+    db.session.commit()
+    anonymise_contact(erased)
+    db.session.commit()
+    run = db.session.scalar(select(LetterRun))
+    stored = str(run.problems)
+    assert name not in stored and email not in stored
+    assert [p["name"] for p in run.problems] == ["(gelöscht)", kept.full_name]
