@@ -73,10 +73,6 @@ class CompiledTemplate:
     def templates(self) -> dict[str, Any]:
         return {name: part.template for name, part in self.parts.items()}
 
-    @property
-    def variables(self) -> set[str]:
-        return set(self.references.names)
-
     # -- rendering ---------------------------------------------------------------------------------
     def render(self, context: Mapping[str, Any]) -> bytes:
         """One personalised DOCX as bytes; a failure is a German ``ValidationError``."""

@@ -99,10 +99,6 @@ def get_job(job_id: int) -> LetterJob:
     return job
 
 
-def open_job_for(key: str) -> LetterJob | None:
-    return db.session.scalar(select(LetterJob).where(LetterJob.input_hash == key, LetterJob.state.in_(JobState.OPEN)))
-
-
 def status(job: LetterJob) -> dict[str, Any]:
     """What the job page polls."""
     return {"state": str(job.state), "state_label": job.state.label, "done": job.done, "total": job.total,

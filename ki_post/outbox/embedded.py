@@ -32,6 +32,9 @@ def start_embedded_worker(app: Flask) -> threading.Thread | None:
     running thread is returned. Does nothing under TESTING or with EMBEDDED_WORKER false."""
     if not app.config.get("EMBEDDED_WORKER") or app.testing:
         return None
+    running = _embedded.get(os.getpid())
+    if running is not None and running.is_alive():
+        return running  # every request asks: answer without the lock while the thread runs
     with _embedded_lock:
         running = _embedded.get(os.getpid())
         if running is not None and running.is_alive():

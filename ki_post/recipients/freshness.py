@@ -40,7 +40,3 @@ def counts(now: datetime | None = None) -> dict[str, int]:
     ).where(Contact.active.is_(True), Contact.anonymised_at.is_(None))).one()
     return dict(zip(CHOICES, (int(value) for value in row)))
 
-
-def undeliverable_count() -> int:
-    """Active contacts whose address bounced (for the start page)."""
-    return counts()[UNDELIVERABLE]

@@ -27,7 +27,6 @@ from .models import (
     verteiler_members,
 )
 from . import freshness
-from .freshness import undeliverable_count  # noqa: F401  (moved; the old name keeps working)
 from .signals import contact_erasing, contacts_changed
 
 # Keys a filter (list page, saved Verteiler filter, resolve_recipients) may hold.

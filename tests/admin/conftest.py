@@ -9,8 +9,8 @@ from flask import Flask
 from ki_post.auth.services import create_user
 from ki_post.extensions import db
 from tests.helpers import PASSWORD, Client, make_app
-from tests.imap_server import DovecotServer
-from tests.smtp_server import SmtpServer
+from tests.events.conftest import _dovecot, imap_server  # noqa: F401  (fixtures shared with the event tests)
+from tests.outbox.conftest import smtp  # noqa: F401  (fixture shared with the outbox tests)
 
 FREE = ("MAIL_SERVER",)  # every other mail and IMAP setting is absent from the test configuration anyway
 
@@ -33,20 +33,3 @@ def admin(settings_app) -> Client:
     client.login("admin@ministerium.example")
     return client
 
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def _dovecot(tmp_path_factory):
-    with DovecotServer(tmp_path_factory.mktemp("dovecot")) as server:
-        yield server
-
-
-@pytest.fixture
-def imap_server(_dovecot):
-    _dovecot.reset()
-    return _dovecot
