@@ -113,6 +113,11 @@ def convert_to_pdf(documents: list[bytes], *, soffice: str | None = None, timeou
         return pdfs
 
 
+# Every PDF is meant for the files (e-Akte): PDF/A-2b with a tag structure (LibreOffice's writer_pdf_Export
+# options; title, author and language come from the DOCX's core properties and default style).
+PDF_EXPORT = ('pdf:writer_pdf_Export:{"SelectPdfVersion":{"type":"long","value":"2"},'
+              '"UseTaggedPDF":{"type":"boolean","value":"true"}}')
+
 # LibreOffice reads only the first 256 words of its command line and ignores the rest without a
 # word: a batch of 500 letters came back with 245 PDFs. So no call names more files than this.
 FILES_PER_CALL = 200
@@ -124,7 +129,7 @@ def _convert_files(binary: str, profile: str, paths: list[Path], outdir: Path, t
     errors = b""
     for start in range(0, len(paths), FILES_PER_CALL):
         command = [binary, f"-env:UserInstallation={profile}", "--headless", "--norestore", "--nolockcheck",
-                   "--convert-to", "pdf", "--outdir", str(outdir), *map(str, paths[start:start + FILES_PER_CALL])]
+                   "--convert-to", PDF_EXPORT, "--outdir", str(outdir), *map(str, paths[start:start + FILES_PER_CALL])]
         try:
             result = subprocess.run(command, capture_output=True, timeout=timeout, cwd=outdir, check=False)
         except subprocess.TimeoutExpired:
