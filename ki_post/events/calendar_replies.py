@@ -4,12 +4,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..auth.services import audit
 from ..formatting import anzahl
 from ..errors import NotFound, ValidationError
 from ..extensions import db
+from ..recipients.erasure import address_forms
 from .answers import answer, deadline_passed
 from .delivery import delivery_of
 from .models import CalendarReply, Channel, Event, EventState, Invitation, InvitationState, ReplyStatus
@@ -36,8 +37,12 @@ def _apply_one(reply: ParsedReply, message_id: str, from_email: str) -> Calendar
     invitation = None
     if event is not None:
         record.event_id = event.id
+        # However the calendar spelled the address (xn-- or Unicode domain, upper case): the bounce
+        # matcher and the erasure look for copies the same way.
+        spellings = address_forms([reply.attendee_email]) or {reply.attendee_email}
         invitation = db.session.scalar(select(Invitation).where(Invitation.event_id == event.id,
-                                                                Invitation.email == reply.attendee_email))
+                                                                func.lower(Invitation.email).in_(spellings))
+                                       .order_by(Invitation.id).limit(1))
     if event is None or invitation is None:
         record.status = ReplyStatus.UNZUGEORDNET
         db.session.flush()

@@ -225,3 +225,44 @@ def test_mail_sources_eml_mbox_maildir(tmp_path):
         ids = sorted(parse_mail(m).message_id for m in iter_mail_source(source))
         assert ids == sorted(parse_mail(raw(n)).message_id for n in names)
     assert list(iter_mail_source(FIXTURES / "google.eml")) == [raw("google.eml")]
+
+
+def _reply_mail(uid: str, attendee: str, partstat: str) -> bytes:
+    import icalendar
+    from datetime import datetime, timezone
+    from email.message import EmailMessage
+    from email import policy
+
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//Test//DE")
+    calendar.add("version", "2.0")
+    calendar.add("method", "REPLY")
+    vevent = icalendar.Event()
+    vevent.add("uid", uid)
+    vevent.add("sequence", 0)
+    vevent.add("dtstamp", datetime.now(timezone.utc))
+    vevent.add("attendee", f"MAILTO:{attendee}", parameters={"PARTSTAT": partstat})
+    calendar.add_component(vevent)
+    message = EmailMessage()
+    message["From"] = "kalender@example.org"
+    message["To"] = "veranstaltungen@example.org"
+    message["Subject"] = "Antwort"
+    message["Message-ID"] = "<idn-reply@example.org>"
+    message.set_content("Antwort")
+    message.add_alternative(calendar.to_ical(), maintype="text", subtype="calendar", params={"method": "REPLY"})
+    return message.as_bytes(policy=policy.SMTP)
+
+
+def test_reply_matches_an_address_whatever_the_spelling_of_its_domain(published):
+    """Invited as anna.schaefer@münster.example; the calendar answers as ANNA.Schaefer@xn--mnster-3ya.example."""
+    event = published(0)
+    person = Contact(first_name="Anna", last_name="Schäfer", email="anna.schaefer@münster.example")
+    db.session.add(person)
+    db.session.flush()
+    services.add_invitations(event, [person])
+    db.session.commit()
+    [record] = services.apply_reply_mail(_reply_mail(event.uid, "ANNA.Schaefer@xn--mnster-3ya.example", "ACCEPTED"))
+    db.session.commit()
+    invited = invitation(event, "anna.schaefer@münster.example")
+    assert record.status == "uebernommen" and record.invitation_id == invited.id
+    assert invited.state == "zugesagt" and invited.channel == "kalender"
