@@ -62,7 +62,7 @@ def address_labels(list_name: str | None = None, stock_name: str | None = None) 
     missing = [contact.full_name or contact.email for contact in contacts if not has_postal_address(contact)]
     if not with_address:
         raise ValidationError("Keiner der Kontakte hat eine Postanschrift (Straße und Ort der Kommune)." if contacts
-                              else "Der Verteiler enthält keine aktiven Kontakte.", "list")
+                              else "Keine aktiven Kontakte gefunden (Verteiler leer?).", "list")
     profile = services.sender_profile()
     labels = [address_label(contact, stock, profile.ruecksendeangabe) for contact in with_address]
     what = "Anschriften für Fensterumschläge" if stock.kind == "fenster" else "Adressetiketten"

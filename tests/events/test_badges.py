@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import pytest
+import segno
 
 from ki_post.events.badges import WRITE_ON_LINE, badges_pdf
 from ki_post.events.models import InvitationState
 from ki_post.extensions import db
 from ki_post.letters.sheets import STOCKS
 from ki_post.recipients.models import Contact, Organisation
-from tests.letters.sheet_pdf import (by_label, fonts_embedded, in_rect, label_text, needs_pdf_tools, pdfa_facts, squeeze,
-                                     words)
+from tests.letters.sheet_pdf import (by_label, fonts_embedded, gray_page, image_rects, in_rect, label_text, needs_pdf_tools,
+                                     pdfa_facts, squeeze, words)
 
 pytestmark = [needs_pdf_tools, pytest.mark.slow]
 
@@ -110,6 +111,28 @@ def test_qr_code_is_a_parameter(app, event):
     for (_page, index), group in sheet["groups"].items():
         x0, _y0, x1, _y1 = stock.label_rect(index)
         assert max(word.x1 for word in group) <= x1 - stock.qr_w + 1  # text keeps clear of the QR column
+    # Each code sits in its badge's QR column, 20 mm square, and reads back module by module after
+    # LibreOffice (which recompresses images) and poppler's rendering.
+    rects = image_rects(data)
+    assert len(rects) == 6
+    width, height, pixels = gray_page(data, 0, 300)
+    for page, x0, y0, x1, y1 in rects[:1]:
+        assert abs((x1 - x0) - 20) < 0.3 and abs((y1 - y0) - 20) < 0.3
+        index = next(i for i in range(stock.per_page) if stock.label_rect(i)[0] < x0 and stock.label_rect(i)[1] < y0)
+        lx0, ly0, lx1, ly1 = stock.label_rect(index)
+        assert lx1 - stock.qr_w <= x0 and x1 <= lx1 and ly0 <= y0 and y1 <= ly1
+    invitation = sorted((i for i in event.invitations if i.state == InvitationState.ZUGESAGT),
+                        key=lambda i: (i.organisation_name.lower(), i.name.lower()))[0]
+    matrix = segno.make(f"https://ki-post.example/check-in/{invitation.id}", error="m", micro=False).matrix
+    page, x0, y0, x1, y1 = rects[0]
+    size = len(matrix)
+    wrong = 0
+    for row in range(size):
+        for col in range(size):
+            x = round((x0 + (col + 0.5) * (x1 - x0) / size) / 25.4 * 300)
+            y = round((y0 + (row + 0.5) * (y1 - y0) / size) / 25.4 * 300)
+            wrong += (pixels[y * width + x] < 128) != bool(matrix[row][col])
+    assert wrong == 0
 
 
 def test_download_for_reading_role_and_links_on_event_page(client, make_user, event):

@@ -96,3 +96,36 @@ def pdfa_facts(data: bytes) -> dict[str, object]:
                 "struct": "/StructTreeRoot" in document.Root, "title": str(document.docinfo.get("/Title", "")),
                 "author": str(document.docinfo.get("/Author", "")), "pages": len(document.pages),
                 "images": sum(len(page.get_images()) for page in document.pages)}
+
+
+def image_rects(data: bytes) -> list[tuple[int, float, float, float, float]]:
+    """(page, x0, y0, x1, y1) in mm from the top left of every image drawn (the ``cm`` in force at its ``Do``)."""
+    import pikepdf
+
+    found = []
+    with pikepdf.open(io.BytesIO(data)) as document:
+        for number, page in enumerate(document.pages):
+            height = float(page.mediabox[3])
+            xobjects = page.resources.get("/XObject", {})
+            images = {str(key) for key in xobjects.keys() if xobjects[key].get("/Subtype") == "/Image"}
+            stack, matrix = [], pikepdf.Matrix()
+            for operands, operator in pikepdf.parse_content_stream(page):
+                name = str(operator)
+                if name == "q":
+                    stack.append(matrix)
+                elif name == "Q":
+                    matrix = stack.pop()
+                elif name == "cm":
+                    matrix = pikepdf.Matrix(*[float(value) for value in operands]) @ matrix
+                elif name == "Do" and str(operands[0]) in images:
+                    a, _b, _c, d, e, f = matrix.shorthand
+                    found.append((number, e / MM, (height - f - d) / MM, (e + a) / MM, (height - f) / MM))
+    return found
+
+
+def gray_page(data: bytes, page: int, dpi: int) -> tuple[int, int, bytes]:
+    """The page rendered by poppler as 8-bit gray (width, height, pixels)."""
+    pgm = subprocess.run(["pdftoppm", "-gray", "-r", str(dpi), "-f", str(page + 1), "-l", str(page + 1), "-", ],
+                         input=data, capture_output=True, check=True).stdout
+    header = re.match(rb"P5\s+(\d+)\s+(\d+)\s+255\s", pgm)
+    return int(header.group(1)), int(header.group(2)), pgm[header.end():]
