@@ -212,3 +212,6 @@ def poll() -> None:
 
 
 commands: list[click.Command] = [events, rsvp, mailbox]
+
+
+from . import badge_cli  # noqa: E402,F401  (adds "events badges")

@@ -132,3 +132,6 @@ def confirm_mailing_command(list_name: str | None, draft: bool) -> None:
     queued = sum(1 for message in mailing.messages if message.state != "uebersprungen")
     click.echo(f"{queued} Nachrichten eingereiht ({'Entwurf' if draft else 'wird gesendet'}).", err=True)
     click.echo(mailing.id)
+
+
+from . import label_cli  # noqa: E402,F401  (adds "letters labels")

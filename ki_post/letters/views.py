@@ -294,3 +294,6 @@ def run_zip(run_id: int):
     services.engine.write_letters_zip(spool, ((letter.filename, services.load_blob(letter.sha256)) for letter in letters))
     spool.seek(0)
     return send_file(spool, mimetype="application/zip", as_attachment=True, download_name=f"Archiv_Vorgang_{run.id}.zip")
+
+
+from . import label_views  # noqa: E402,F401  (registers the label download on bp)

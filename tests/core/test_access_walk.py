@@ -52,6 +52,9 @@ PINNED = {
     ("recipients.contact_merge", "POST"): "sachbearbeitung",
     ("letters.preview_page", "GET"): "lesen",  # a reader may look at the preview's page images
     ("events.upload_replies", "POST"): "sachbearbeitung",
+    # Printing badges, table cards and address labels is reading: lesen may download them.
+    ("events.badges", "GET"): "lesen",
+    ("letters.address_labels_pdf", "GET"): "lesen",
 }
 SAMPLE_VALUES = {"token": "x" * 43, "name": "nachricht.eml", "fmt": "csv", "filename": "ki-post.css"}
 MISSING_ID = 999_999

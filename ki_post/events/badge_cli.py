@@ -1,0 +1,31 @@
+"""flask --app app events badges EVENT OUT.pdf [--stock NAME]: name badges or table cards as PDF."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..formatting import anzahl
+from ..transaction import cli_transaction
+from .badges import DEFAULT_STOCK, badge_stocks
+from .cli import events
+
+_STOCK_HELP = "Bogen: " + "; ".join(f"{stock.name} = {stock.title}" for stock in badge_stocks()) + "."
+
+
+@events.command("badges")
+@click.argument("event_id", type=int)
+@click.argument("path", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.option("--stock", "stock_name", type=click.Choice([stock.name for stock in badge_stocks()]), default=DEFAULT_STOCK,
+              show_default=True, help=_STOCK_HELP)
+def badges(event_id: int, path: Path, stock_name: str) -> None:
+    """Namensschilder (oder mit --stock tischkarte-a6 Tischkarten) für alle, die zugesagt haben, als PDF;
+    je Begleitperson ein Schild mit Schreiblinie und „Begleitung von …“. Braucht LibreOffice."""
+    from .badges import badges_pdf
+    from .services import get_event
+
+    with cli_transaction():
+        data, count = badges_pdf(get_event(event_id), stock_name)
+    path.write_bytes(data)
+    what = ("Tischkarte", "Tischkarten") if stock_name.startswith("tischkarte") else ("Namensschild", "Namensschilder")
+    click.echo(f"{anzahl(count, *what)} nach {path} geschrieben.")

@@ -1,0 +1,285 @@
+"""Label sheets as DOCX with exact geometry: name badges, table cards, address labels, window envelopes.
+
+A sheet is one table per page: fixed column widths, exact row heights, no cell margins, no borders;
+gaps between labels are empty columns and rows. The inner margin of a label is paragraph
+indentation, so the table itself starts exactly at the page margin. Text is fitted beforehand with
+the real font metrics (``textfit``) and set with explicit line breaks and exact line spacing, so
+LibreOffice has nothing left to break or grow. Each page is its own section (the paragraph that
+must follow a table carries the section break), so a full page never spills a blank one.
+
+The stocks are a declarative table (``STOCKS``): add a line for another sheet. All sizes in mm.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from copy import deepcopy
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+from docx import Document
+from docx.enum.section import WD_ORIENT
+from docx.oxml import parse_xml
+from docx.oxml.ns import nsdecls, qn
+from docx.shared import Mm
+
+from .fontmetrics import FONT_NAME
+from .textfit import LEADING, Block, FittedBlock, fit
+
+TWIPS_PER_MM = 1440 / 25.4
+
+
+@dataclass(frozen=True)
+class Stock:
+    name: str
+    title: str  # German, shown in help texts and the README
+    kind: str  # "namensschild", "tischkarte", "etikett", "fenster"
+    page_w: float
+    page_h: float
+    margin_left: float  # page edge to the first label's left edge
+    margin_top: float  # page edge to the first label's top edge
+    cols: int
+    rows: int
+    label_w: float
+    label_h: float
+    pitch_x: float  # left edge to the next label's left edge
+    pitch_y: float
+    pad: tuple[float, float, float, float] = (5, 5, 5, 5)  # inside the label: left, top, right, bottom
+    valign: str = "center"
+    qr_w: float = 0.0  # width of the QR column when a QR code is printed (0: none possible)
+    # Fixed zones (top offset, height inside the label): block k is fitted into zone k on its own.
+    zones: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def per_page(self) -> int:
+        return self.cols * self.rows
+
+    def label_rect(self, index: int) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) of the label at position ``index`` on its page, from the top left corner."""
+        row, col = divmod(index % self.per_page, self.cols)
+        x0, y0 = self.margin_left + col * self.pitch_x, self.margin_top + row * self.pitch_y
+        return x0, y0, x0 + self.label_w, y0 + self.label_h
+
+
+# Measure the sheets you buy: makers differ by a millimetre; a new stock is one more line here.
+STOCKS: dict[str, Stock] = {stock.name: stock for stock in (
+    # Name badges 90 × 54 mm (the size of common badge holder inserts), 2 × 4 with gaps for cutting.
+    Stock("namensschild-90x54", "Namensschilder 90 × 54 mm, 8 je A4-Bogen (2 × 4, mit Zwischenraum)", "namensschild",
+          210, 297, 10, 27, 2, 4, 90, 54, 100, 63, qr_w=24),
+    # The same size edge to edge, 2 × 5 (perforated business-card style sheets).
+    Stock("namensschild-90x54-10", "Namensschilder 90 × 54 mm, 10 je A4-Bogen (2 × 5, randlos aneinander)", "namensschild",
+          210, 297, 15, 13.5, 2, 5, 90, 54, 90, 54, qr_w=24),
+    # Tent cards: A4 landscape, two cards of 148.5 × 210 mm, folded at 105 mm: the printed upper half
+    # faces the room as an A6 face (148.5 × 105 mm), the blank lower half is the back.
+    Stock("tischkarte-a6", "Tischkarten zum Falten, Vorderseite A6 quer, 2 je A4-Bogen (quer, Falz bei 105 mm)", "tischkarte",
+          297, 210, 0, 0, 2, 1, 148.5, 105, 148.5, 105, pad=(10, 10, 10, 10), qr_w=32),
+    Stock("etikett-70x37", "Adressetiketten 70 × 37 mm, 24 je A4-Bogen (3 × 8)", "etikett",
+          210, 297, 0, 0.5, 3, 8, 70, 37, 70, 37, pad=(6, 3, 3, 3)),
+    Stock("etikett-70x36", "Adressetiketten 70 × 36 mm, 24 je A4-Bogen (3 × 8)", "etikett",
+          210, 297, 0, 4.5, 3, 8, 70, 36, 70, 36, pad=(6, 3, 3, 3)),
+    # One A4 sheet per recipient, the address in the DIN 5008 address field of Form B (x 20–105 mm,
+    # y 45–90 mm; text from 25 mm): folded twice it shows through the window of a DIN lang envelope.
+    Stock("fensterumschlag-din-lang", "Anschriftenblatt für Fensterumschlag DIN lang (Anschriftfeld nach DIN 5008, Form B)",
+          "fenster", 210, 297, 20, 45, 1, 1, 85, 45, 85, 45, pad=(5, 0, 0, 0), valign="top",
+          zones=((0, 5), (17.7, 27.3))),  # Rücksendeangabe 45–50 mm, Anschriftzone 62.7–90 mm (DIN 5008)
+)}
+
+
+def stocks_of(kind: str) -> list[Stock]:
+    return [stock for stock in STOCKS.values() if stock.kind == kind]
+
+
+@dataclass(frozen=True)
+class Label:
+    blocks: tuple[Block, ...]
+    qr: str | None = None  # text of a QR code printed at the right of the label
+
+
+def _tw(mm: float) -> int:
+    return round(mm * TWIPS_PER_MM)
+
+
+def _edges(starts_and_widths: list[tuple[float, float]], end: float) -> list[tuple[float, bool]]:
+    """Grid columns (or rows) as (size in twips rounded without drift, is_label)."""
+    cuts: list[tuple[float, bool]] = []
+    position = 0.0
+    for start, width in starts_and_widths:
+        if start > position + 1e-6:
+            cuts.append((start, False))
+        cuts.append((start + width, True))
+        position = start + width
+    if end > position + 1e-6:
+        cuts.append((end, False))
+    result, previous = [], 0
+    for cut, is_label in cuts:
+        twips = _tw(cut)
+        result.append((twips - previous, is_label))
+        previous = twips
+    return result
+
+
+def _run_xml(text: str, size_pt: float, bold: bool) -> str:
+    properties = f'<w:rPr>{"<w:b/><w:bCs/>" if bold else ""}<w:sz w:val="{round(size_pt * 2)}"/><w:szCs w:val="{round(size_pt * 2)}"/></w:rPr>'
+    return f'<w:r>{properties}<w:t xml:space="preserve">{escape(text)}</w:t></w:r>'
+
+
+def _paragraph_xml(block: FittedBlock, indent: tuple[float, float], align: str) -> str:
+    line = _tw(block.size_pt * LEADING * 25.4 / 72)
+    runs = "<w:r><w:br/></w:r>".join(_run_xml(text, block.size_pt, block.bold) for text in block.lines)
+    return (f'<w:p><w:pPr><w:widowControl w:val="0"/><w:suppressAutoHyphens/>'
+            f'<w:spacing w:before="{_tw(block.space_before_mm)}" w:after="0" w:line="{line}" w:lineRule="exact"/>'
+            f'<w:ind w:left="{_tw(indent[0])}" w:right="{_tw(indent[1])}"/><w:jc w:val="{align}"/></w:pPr>{runs}</w:p>')
+
+
+TINY_PARAGRAPH = ('<w:p><w:pPr><w:spacing w:before="0" w:after="0" w:line="20" w:lineRule="exact"/>'
+                  '<w:rPr><w:sz w:val="2"/></w:rPr></w:pPr></w:p>')
+
+
+def _cell_xml(width: int, content: str, valign: str = "top") -> str:
+    return (f'<w:tc><w:tcPr><w:tcW w:w="{width}" w:type="dxa"/><w:vAlign w:val="{valign}"/></w:tcPr>'
+            f'{content or TINY_PARAGRAPH}</w:tc>')
+
+
+def _fit_zones(stock: Stock, label: Label, width: float) -> list[FittedBlock]:
+    """Each block in its own zone; the space before a block puts it at the top of its zone."""
+    fitted, position = [], 0.0
+    for block, (offset, height) in zip(label.blocks, stock.zones):
+        for part in fit([block], width, height) if block.text.strip() else []:
+            fitted.append(FittedBlock(part.lines, part.size_pt, part.bold, offset - position))
+            position = offset + part.height_mm - part.space_before_mm
+    return fitted
+
+
+def _label_cells(stock: Stock, label: Label | None, widths: tuple[int, int]) -> tuple[str, str | None]:
+    """The text cell and (with a QR code) the QR cell of one label; the QR picture is added later."""
+    if label is None:
+        return _cell_xml(widths[0], ""), (_cell_xml(widths[1], "") if widths[1] else None)
+    left, top, right, bottom = stock.pad
+    qr_w = stock.qr_w if label.qr else 0.0
+    inner_w = stock.label_w - left - right - qr_w + (right / 2 if qr_w else 0)
+    right_indent = right / 2 if qr_w else right
+    fitted = _fit_zones(stock, label, inner_w) if stock.zones else fit(label.blocks, inner_w, stock.label_h - top - bottom)
+    if stock.valign == "top" and fitted and top:
+        first = fitted[0]
+        fitted[0] = FittedBlock(first.lines, first.size_pt, first.bold, first.space_before_mm + top)
+    align = "center" if stock.kind in ("namensschild", "tischkarte") else "left"
+    text = "".join(_paragraph_xml(block, (left, right_indent), align) for block in fitted)
+    if not widths[1]:
+        return _cell_xml(widths[0], text, stock.valign), None
+    if not label.qr:
+        return _cell_xml(widths[0], text, stock.valign), _cell_xml(widths[1], "")
+    return _cell_xml(widths[0], text, stock.valign), _cell_xml(widths[1], "<!--qr-->", "center")
+
+
+def _page_table(stock: Stock, labels: Sequence[Label | None], with_qr: bool) -> str:
+    spans = []
+    for col in range(stock.cols):
+        x = stock.margin_left + col * stock.pitch_x
+        if with_qr:
+            spans += [(x, stock.label_w - stock.qr_w), (x + stock.label_w - stock.qr_w, stock.qr_w)]
+        else:
+            spans.append((x, stock.label_w))
+    last_x = stock.margin_left + (stock.cols - 1) * stock.pitch_x + stock.label_w
+    columns = _edges([(start - stock.margin_left, width) for start, width in spans], last_x - stock.margin_left)
+    rows = _edges([(row * stock.pitch_y, stock.label_h) for row in range(stock.rows)],
+                  (stock.rows - 1) * stock.pitch_y + stock.label_h)
+    grid = "".join(f'<w:gridCol w:w="{width}"/>' for width, _ in columns)
+    no_border = "".join(f'<w:{side} w:val="nil"/>' for side in ("top", "left", "bottom", "right", "insideH", "insideV"))
+    zero = "".join(f'<w:{side} w:w="0" w:type="dxa"/>' for side in ("top", "left", "bottom", "right"))
+    body, index = [], 0
+    for height, is_label_row in rows:
+        cells, col = [], 0
+        while col < len(columns):
+            width, is_label = columns[col]
+            if is_label_row and is_label:
+                label = labels[index] if index < len(labels) else None
+                index += 1
+                qr_width = columns[col + 1][0] if with_qr else 0
+                text_cell, qr_cell = _label_cells(stock, label, (width, qr_width))
+                cells += [text_cell] + ([qr_cell] if qr_cell else [])
+                col += 2 if with_qr else 1
+            else:
+                cells.append(_cell_xml(width, ""))
+                col += 1
+        body.append(f'<w:tr><w:trPr><w:cantSplit/><w:trHeight w:val="{height}" w:hRule="exact"/></w:trPr>{"".join(cells)}</w:tr>')
+    total = sum(width for width, _ in columns)
+    return (f'<w:tbl {nsdecls("w")}><w:tblPr><w:tblW w:w="{total}" w:type="dxa"/><w:jc w:val="left"/>'
+            f'<w:tblInd w:w="0" w:type="dxa"/><w:tblBorders>{no_border}</w:tblBorders><w:tblLayout w:type="fixed"/>'
+            f'<w:tblCellMar>{zero}</w:tblCellMar><w:tblLook w:val="0000"/></w:tblPr>'
+            f'<w:tblGrid>{grid}</w:tblGrid>{"".join(body)}</w:tbl>')
+
+
+def _qr_png(text: str) -> bytes:
+    import segno
+
+    buffer = io.BytesIO()
+    segno.make(text, error="m", micro=False).save(buffer, kind="png", scale=8, border=0)
+    return buffer.getvalue()
+
+
+def _set_defaults(document) -> None:
+    """Liberation Sans and de-DE on the document defaults (the PDF's /Lang comes from here)."""
+    styles = document.styles.element
+    defaults = styles.find(qn("w:docDefaults"))
+    run_properties = defaults.find(qn("w:rPrDefault")).find(qn("w:rPr"))
+    for tag in ("w:rFonts", "w:lang"):
+        for old in run_properties.findall(qn(tag)):
+            run_properties.remove(old)
+    fonts = parse_xml(f'<w:rFonts {nsdecls("w")} w:ascii="{FONT_NAME}" w:hAnsi="{FONT_NAME}" w:cs="{FONT_NAME}" w:eastAsia="{FONT_NAME}"/>')
+    run_properties.insert(0, fonts)
+    run_properties.append(parse_xml(f'<w:lang {nsdecls("w")} w:val="de-DE" w:eastAsia="de-DE" w:bidi="ar-SA"/>'))
+    for style in document.styles:
+        element = style.element.find(qn("w:rPr"))
+        if element is not None:
+            for tag in ("w:rFonts", "w:lang"):
+                for old in element.findall(qn(tag)):
+                    element.remove(old)
+
+
+def sheet_docx(stock: Stock, labels: Sequence[Label], *, title: str, author: str) -> bytes:
+    """The labels on as many sheets of ``stock`` as needed (at least one), as DOCX."""
+    document = Document()
+    _set_defaults(document)
+    properties = document.core_properties
+    properties.title, properties.author, properties.language = title, author, "de-DE"
+    properties.comments = properties.subject = properties.keywords = ""
+    properties.last_modified_by = author
+    section = document.sections[0]
+    section.page_width, section.page_height = Mm(stock.page_w), Mm(stock.page_h)
+    section.orientation = WD_ORIENT.LANDSCAPE if stock.page_w > stock.page_h else WD_ORIENT.PORTRAIT
+    table_h = (stock.rows - 1) * stock.pitch_y + stock.label_h
+    section.top_margin, section.left_margin = Mm(stock.margin_top), Mm(stock.margin_left)
+    section.right_margin = Mm(max(0.0, stock.page_w - stock.margin_left - (stock.cols - 1) * stock.pitch_x - stock.label_w))
+    # Room below the table for the one small paragraph a DOCX needs after it (else a blank page follows).
+    section.bottom_margin = Mm(max(0.0, min(10.0, stock.page_h - stock.margin_top - table_h - 1.0)))
+    section.header_distance = section.footer_distance = Mm(0)
+    body = document.element.body
+    for paragraph in list(body.findall(qn("w:p"))):
+        body.remove(paragraph)
+    final_section = body.find(qn("w:sectPr"))
+    with_qr = stock.qr_w > 0 and any(label.qr for label in labels)
+    pages = [labels[start:start + stock.per_page] for start in range(0, len(labels), stock.per_page)] or [[]]
+    for number, page in enumerate(pages):
+        table = parse_xml(_page_table(stock, page, with_qr))
+        qr_paragraphs = [comment.getparent() for comment in table.iter() if comment.tag is not None
+                         and callable(comment.tag) and comment.text == "qr"]
+        codes = [label.qr for label in page if label.qr]
+        for cell, code in zip(qr_paragraphs, codes):
+            size = Mm(stock.qr_w - 4)
+            inline = document.part.new_pic_inline(io.BytesIO(_qr_png(code)), size, size)
+            paragraph = parse_xml(f'<w:p {nsdecls("w")}><w:pPr><w:spacing w:before="0" w:after="0"/><w:jc w:val="center"/>'
+                                  f'</w:pPr><w:r/></w:p>')
+            drawing = parse_xml(f'<w:drawing {nsdecls("w")}/>')
+            drawing.append(inline)
+            paragraph.find(qn("w:r")).append(drawing)
+            for comment in [node for node in cell if node.tag is not None and callable(node.tag)]:
+                cell.remove(comment)
+            cell.append(paragraph)
+        body.insert(len(body) - 1, table)
+        after = parse_xml(f'<w:p {nsdecls("w")}>{TINY_PARAGRAPH[5:-6]}</w:p>')
+        if number < len(pages) - 1:
+            after.find(qn("w:pPr")).append(deepcopy(final_section))
+        body.insert(len(body) - 1, after)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
