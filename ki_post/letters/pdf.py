@@ -114,9 +114,11 @@ def convert_to_pdf(documents: list[bytes], *, soffice: str | None = None, timeou
 
 
 # Every PDF is meant for the files (e-Akte): PDF/A-2b with a tag structure (LibreOffice's writer_pdf_Export
-# options; title, author and language come from the DOCX's core properties and default style).
+# options; title, author and language come from the DOCX's core properties and default style). Images
+# lossless: LibreOffice would store a QR code as JPEG, whose artefacts cost a scanner its read.
 PDF_EXPORT = ('pdf:writer_pdf_Export:{"SelectPdfVersion":{"type":"long","value":"2"},'
-              '"UseTaggedPDF":{"type":"boolean","value":"true"}}')
+              '"UseTaggedPDF":{"type":"boolean","value":"true"},'
+              '"UseLosslessCompression":{"type":"boolean","value":"true"}}')
 
 # LibreOffice reads only the first 256 words of its command line and ignores the rest without a
 # word: a batch of 500 letters came back with 245 PDFs. So no call names more files than this.
