@@ -138,7 +138,7 @@ def test_qr_code_is_a_parameter(app, event):
     assert wrong == 0
     # Stored losslessly: JPEG artefacts around the modules cost cheap scanners their read.
     filters = {str(image.get("/Filter")) for page in pikepdf.open(io.BytesIO(data)).pages
-               for image in page.images.values()}
+               for image in page.get_images().values()}
     assert filters and "/DCTDecode" not in filters
 
 
