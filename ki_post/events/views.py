@@ -425,3 +425,6 @@ def rsvp_answer(token: str):
                 flash(messages.get(result.state, "Ihre Antwort ist gespeichert."), "success")
             return redirect(url_for("events.rsvp", token=token))
     return _rsvp_page(invitation, form, 422)
+
+
+from . import automation_views  # noqa: E402,F401  (copy and automatic reminders: routes on this blueprint)

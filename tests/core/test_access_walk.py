@@ -52,6 +52,9 @@ PINNED = {
     ("recipients.contact_merge", "POST"): "sachbearbeitung",
     ("letters.preview_page", "GET"): "lesen",  # a reader may look at the preview's page images
     ("events.upload_replies", "POST"): "sachbearbeitung",
+    ("events.copy", "GET"): "sachbearbeitung",  # a form page: for those who may send it
+    ("events.copy", "POST"): "sachbearbeitung",
+    ("events.automatic_reminders", "POST"): "sachbearbeitung",
 }
 SAMPLE_VALUES = {"token": "x" * 43, "name": "nachricht.eml", "fmt": "csv", "filename": "ki-post.css"}
 MISSING_ID = 999_999
