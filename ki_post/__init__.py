@@ -198,6 +198,10 @@ def _connect_erasure() -> None:
 
     letter_jobs.connect()  # the outbox worker loop runs letter jobs while nothing is due
 
+    from .events import automation as event_automation
+
+    event_automation.connect()  # ... and sends due automatic reminders of events
+
 
 def _upgrade_schema(app: Flask) -> None:
     from flask_migrate import upgrade

@@ -211,6 +211,44 @@ def poll() -> None:
     _poll()
 
 
+@events.command("copy")
+@click.argument("event_id", type=int)
+@click.option("--start", required=True, help="Beginn der Kopie in deutscher Zeit, z. B. 2018-02-08T11:00.")
+@click.option("--end", required=True, help="Ende der Kopie in deutscher Zeit, z. B. 2018-02-08T13:00.")
+def copy(event_id: int, start: str, end: str) -> None:
+    """Eine Veranstaltung mit allen Einstellungen und Fragen, ohne Einladungen, als Entwurf kopieren
+    (die Antwortfrist verschiebt sich wie der Beginn); die letzte Zeile ist die Nummer der Kopie."""
+    from .copying import copy_event
+
+    source = _event(event_id)
+    with cli_transaction():
+        target = copy_event(source, start, end)
+    click.echo(f"Veranstaltung „{target.title}“ als Entwurf kopiert (UID {target.uid}).")
+    click.echo(str(target.id))
+
+
+@events.command("auto-remind")
+@click.argument("event_id", type=int)
+@click.option("--offene", type=int, default=None, help="Tage vor der Antwortfrist an alle ohne Antwort (0 = aus).")
+@click.option("--teilnehmende", type=int, default=None, help="Tage vor Beginn an alle mit Zusage (0 = aus).")
+def auto_remind(event_id: int, offene: int | None, teilnehmende: int | None) -> None:
+    """Automatische Erinnerungen einstellen (ohne Angabe bleibt die Einstellung) und ihren Stand zeigen."""
+    from ..formatting import datum_zeit
+    from .automation import plans, set_automatic_reminders
+
+    event = _event(event_id)
+    if offene is not None or teilnehmende is not None:
+        keep = {"offene": event.remind_open_days, "teilnehmende": event.remind_participants_days}
+        chosen = {name: (keep[name] if value is None else (value or None))
+                  for name, value in (("offene", offene), ("teilnehmende", teilnehmende))}
+        with cli_transaction():
+            set_automatic_reminders(event, chosen["offene"], chosen["teilnehmende"])
+    for plan in plans(event):
+        when = f", fällig {datum_zeit(plan.due_at)}" if plan.due_at else ""
+        sent = f", versendet an {plan.run.recipients}" if plan.run else ""
+        click.echo(f"{plan.kind}\t{plan.days or 'aus'}\t{plan.status}{when}{sent}")
+
+
 commands: list[click.Command] = [events, rsvp, mailbox]
 
 

@@ -105,6 +105,10 @@ class Event(db.Model):
     # Why the event was cancelled; told to the invited in the cancellation and on the answer page.
     cancel_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Automatic reminders (events/automation.py): days before the deadline (to those without an answer)
+    # and before the start (to those who accepted); None = off.
+    remind_open_days: Mapped[int | None] = mapped_column(Integer)
+    remind_participants_days: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -188,3 +192,29 @@ class CalendarReply(db.Model):
     @property
     def partstat_label(self) -> str:
         return PARTSTAT_LABELS.get(self.partstat, f"unbekannte Antwort ({self.partstat or 'leer'})")
+
+
+class ReminderKind(LabelledEnum):
+    """The two automatic reminders of an event."""
+
+    OFFENE = "offene", "an alle ohne Antwort"
+    TEILNEHMENDE = "teilnehmende", "an alle mit Zusage"
+
+
+class AutomaticReminder(db.Model):
+    """One automatic reminder that ran (events/automation.py); the unique key lets it run once only,
+    however many workers look for due reminders at the same moment."""
+
+    __tablename__ = "event_automatic_reminders"
+    __table_args__ = (UniqueConstraint("event_id", "kind", name="uq_event_automatic_reminders_event_kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[ReminderKind] = mapped_column(state_column(ReminderKind))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    mailing_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_mailings.id", ondelete="SET NULL"))
+    # Why nothing went out although people qualified (e.g. the mail template lacks the personal link).
+    problem: Mapped[str] = mapped_column(Text, default="")

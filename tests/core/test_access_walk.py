@@ -55,6 +55,9 @@ PINNED = {
     # Printing badges, table cards and address labels is reading: lesen may download them.
     ("events.badges", "GET"): "lesen",
     ("letters.address_labels_pdf", "GET"): "lesen",
+    ("events.copy", "GET"): "sachbearbeitung",  # a form page: for those who may send it
+    ("events.copy", "POST"): "sachbearbeitung",
+    ("events.automatic_reminders", "POST"): "sachbearbeitung",
 }
 SAMPLE_VALUES = {"token": "x" * 43, "name": "nachricht.eml", "fmt": "csv", "filename": "ki-post.css"}
 MISSING_ID = 999_999
