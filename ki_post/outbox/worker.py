@@ -466,13 +466,19 @@ class Worker(OutageHandling, Recovery, SettingsFollowing):
                                 summary.stopped_because = "Tageslimit erreicht"
                                 if once:
                                     break
-                                self.stop_event.wait(60)
+                                if not run_background_tasks():
+                                    self.stop_event.wait(60)
                                 continue
                             self.stop_event.wait(self._slot_wait())
                             continue
                         if once and wait > 2:
                             summary.stopped_because = "weitere Nachrichten sind später fällig"
                             break
+                        # A message waits for its retry: background work (automatic reminders, letter
+                        # jobs) must not wait for it. Not between two messages under a rate limit,
+                        # where a long letter job would hold up the mailing.
+                        if wait > poll_seconds and run_background_tasks():
+                            continue
                         self.stop_event.wait(min(wait, poll_seconds))
                         continue
                     result = (prepared.envelope, self._attempt(prepared))

@@ -388,3 +388,38 @@ def test_a_slow_server_raises_the_staleness_threshold(app):
     assert Worker(app).stale_seconds == 120
     app.config["MAIL_TIMEOUT"] = 60
     assert Worker(app).stale_seconds == 240
+
+
+def test_background_work_goes_on_while_a_message_waits_for_its_retry(smtp_app, smtp):
+    """A message due in ten minutes (a retry) must not hold up automatic reminders or letter jobs."""
+    import threading
+
+    from ki_post.outbox import background
+
+    mailing = make_mailing(1)
+    db.session.execute(update(OutboxMessage).where(OutboxMessage.mailing_id == mailing.id)
+                       .values(next_attempt_at=datetime.now(timezone.utc) + timedelta(minutes=10)))
+    db.session.commit()
+    worker = Worker(smtp_app)
+    ran = threading.Event()
+
+    def task() -> bool:
+        ran.set()
+        worker.stop_event.set()
+        return False
+
+    background.register_background_task(task)
+    try:
+        def run() -> None:
+            with smtp_app.app_context():
+                worker.run(poll_seconds=0.2)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        finished = ran.wait(5)
+        worker.stop_event.set()
+        thread.join(10)
+    finally:
+        background._tasks.remove(task)
+    assert finished, "the background task never ran while a message waited for its retry"
+    assert smtp.recipients() == []
