@@ -52,6 +52,10 @@ PINNED = {
     ("recipients.contact_merge", "POST"): "sachbearbeitung",
     ("letters.preview_page", "GET"): "lesen",  # a reader may look at the preview's page images
     ("events.upload_replies", "POST"): "sachbearbeitung",
+    # Akten-Export: personal data in bulk (addresses, who was sent what, answers), not for read-only accounts.
+    ("records.mailing_export", "GET"): "sachbearbeitung",
+    ("records.run_export", "GET"): "sachbearbeitung",
+    ("records.event_export", "GET"): "sachbearbeitung",
 }
 SAMPLE_VALUES = {"token": "x" * 43, "name": "nachricht.eml", "fmt": "csv", "filename": "ki-post.css"}
 MISSING_ID = 999_999

@@ -37,8 +37,11 @@ def test_renders_only_tagged_parts_and_copies_the_others_byte_for_byte():
     result = zipfile.ZipFile(io.BytesIO(letter))
     assert result.testzip() is None
     assert result.namelist() == source.namelist()
+    # The styles get the default language de-DE once at compile time (the PDF's /Lang comes from there).
+    assert set(compiled.fixed) == {"word/styles.xml"}
+    assert b'<w:lang w:val="de-DE"' in result.read("word/styles.xml") and b"en-US" in source.read("word/styles.xml")
     for info in source.infolist():
-        if info.filename in compiled.templates:
+        if info.filename in compiled.templates or info.filename in compiled.fixed:
             continue
         # Same compressed bytes: copied raw, never re-compressed.
         other = result.getinfo(info.filename)
@@ -221,3 +224,21 @@ def test_broken_template_upload_shows_the_error_instead_of_a_500(staff_client):
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and 'class="error-summary"' in page
     assert "Die Vorlage lässt sich nicht mit Beispieldaten füllen: Division durch null (Haupttext, Absatz 2)." in page
+
+
+def test_title_author_and_language_for_the_record():
+    """A user template (python-docx: no title, creator "python-docx", en-US) rendered with properties:
+    the core properties name the record, the default language is de-DE; the rest stays as it was."""
+    template = make_docx("Hallo {{ name }}")
+    compiled = engine.compile_template(template)
+    properties = engine.DocumentProperties("Rundschreiben: Förderung & Co – Stadt <Köln>", "Ministerium für X")
+    letter = compiled.render({"name": "Anna"}, properties)
+    core = Document(io.BytesIO(letter)).core_properties
+    assert (core.title, core.author, core.language) == ("Rundschreiben: Förderung & Co – Stadt <Köln>", "Ministerium für X", "de-DE")
+    assert core.keywords == Document(io.BytesIO(template)).core_properties.keywords
+    assert zipfile.ZipFile(io.BytesIO(letter)).testzip() is None
+    # Without properties the template's own core properties stay.
+    assert Document(io.BytesIO(compiled.render({"name": "Anna"}))).core_properties.author == "python-docx"
+    # A second letter gets its own title (the per-part cache must not hand out the first one).
+    other = compiled.render({"name": "Berta"}, engine.DocumentProperties("Rundschreiben: Förderung – Stadt Bonn", "Ministerium für X"))
+    assert Document(io.BytesIO(other)).core_properties.title == "Rundschreiben: Förderung – Stadt Bonn"
