@@ -66,6 +66,7 @@ def _letters(package: Package, letters: Iterable[tuple[str, str, datetime, bytes
     pdfs = dict(zip(docx, pdf.convert_to_pdf([letters[index][3] for index in docx]))) if docx else {}
     names: dict[int, str] = {}
     for index, (name, title, created, data) in enumerate(letters):
+        name = name.replace("/", "_").replace("\\", "_").lstrip(".") or "brief"  # never a folder of its own
         if data.startswith(b"%PDF"):
             names[index] = package.add(f"briefe/{name}", title, "Brief wie versandt (PDF/A)", PDF, created, data).name
             continue

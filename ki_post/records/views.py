@@ -11,7 +11,7 @@ from flask import Blueprint, flash, redirect, request, send_file, url_for
 from flask_login import current_user
 
 from ..auth.access import requires_role
-from ..errors import ValidationError
+from ..errors import KiPostError, NotFound
 from . import services
 from .package import Package
 
@@ -30,7 +30,9 @@ def _send(package: Package, name: str):
 def mailing_export(mailing_id: int):
     try:
         package = services.mailing_package(mailing_id, unfinished=request.args.get("zwischenstand") == "1")
-    except ValidationError as error:
+    except NotFound:
+        raise
+    except KiPostError as error:  # unfinished, LibreOffice missing or failing: said on the page
         flash(str(error), "error")
         return redirect(url_for("outbox.mailing", mailing_id=mailing_id))
     return _send(package, f"Akten-Export_Aussendung_{mailing_id}.zip")
@@ -41,7 +43,9 @@ def mailing_export(mailing_id: int):
 def run_export(run_id: int):
     try:
         package = services.run_package(run_id, include_restricted=current_user.has_role("admin"))
-    except ValidationError as error:
+    except NotFound:
+        raise
+    except KiPostError as error:  # unfinished, LibreOffice missing or failing: said on the page
         flash(str(error), "error")
         return redirect(url_for("letters.run_detail", run_id=run_id))
     return _send(package, f"Akten-Export_Vorgang_{run_id}.zip")
@@ -52,7 +56,9 @@ def run_export(run_id: int):
 def event_export(event_id: int):
     try:
         package = services.event_package(event_id)
-    except ValidationError as error:
+    except NotFound:
+        raise
+    except KiPostError as error:  # unfinished, LibreOffice missing or failing: said on the page
         flash(str(error), "error")
         return redirect(url_for("events.detail", event_id=event_id))
     return _send(package, f"Akten-Export_Veranstaltung_{event_id}.zip")

@@ -55,3 +55,16 @@ def test_unfinished_mailing_is_refused_with_a_german_message(staff_client):
     response = staff_client.get(f"/akten/aussendung/{mailing.id}.zip")
     assert response.status_code == 302 and response.headers["Location"].endswith(f"/postausgang/{mailing.id}")
     assert "noch nicht abgeschlossen" in staff_client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_vorgang_page_offers_the_export(staff_client):
+    import io
+
+    from ki_post.letters.services import ensure_shipped_templates, produce, template_by_name
+
+    contacts = three_contacts()
+    ensure_shipped_templates()
+    production = produce(template_by_name("rundschreiben").latest, contacts, {"betreff": "Akte"}, "zip", io.BytesIO())
+    db.session.commit()
+    page = staff_client.get(f"/rundschreiben/archiv/{production.run.id}").get_data(as_text=True)
+    assert f'href="/akten/vorgang/{production.run.id}.zip"' in page
