@@ -242,3 +242,28 @@ def test_title_author_and_language_for_the_record():
     # A second letter gets its own title (the per-part cache must not hand out the first one).
     other = compiled.render({"name": "Berta"}, engine.DocumentProperties("Rundschreiben: Förderung – Stadt Bonn", "Ministerium für X"))
     assert Document(io.BytesIO(other)).core_properties.title == "Rundschreiben: Förderung – Stadt Bonn"
+
+
+@pytest.mark.parametrize("styles, expected", [
+    # Word's and python-docx's defaults: the language is replaced, the other scripts' languages stay.
+    (b'<w:styles x="1"><w:docDefaults><w:rPrDefault><w:rPr><w:sz w:val="22"/><w:lang w:val="en-US" w:eastAsia="en-US" '
+     b'w:bidi="ar-SA"/></w:rPr></w:rPrDefault></w:docDefaults></w:styles>',
+     b'<w:lang w:val="de-DE" w:eastAsia="en-US" w:bidi="ar-SA"/>'),
+    (b'<w:styles><w:docDefaults><w:rPrDefault><w:rPr><w:lang w:eastAsia="zh-CN"/></w:rPr></w:rPrDefault></w:docDefaults></w:styles>',
+     b'<w:lang w:val="de-DE" w:eastAsia="zh-CN"/>'),
+    (b'<w:styles><w:docDefaults><w:rPrDefault><w:rPr><w:sz w:val="22"/></w:rPr></w:rPrDefault></w:docDefaults></w:styles>',
+     b'<w:sz w:val="22"/><w:lang w:val="de-DE"/></w:rPr>'),
+    (b'<w:styles><w:docDefaults><w:pPrDefault/></w:docDefaults><w:style/></w:styles>',
+     b'<w:docDefaults><w:rPrDefault><w:rPr><w:lang w:val="de-DE"/></w:rPr></w:rPrDefault><w:pPrDefault/>'),
+    (b'<w:styles><w:style/></w:styles>', b'main"><w:docDefaults><w:rPrDefault><w:rPr><w:lang w:val="de-DE"/>'),
+])
+def test_default_language_in_every_shape_of_styles(styles, expected):
+    from lxml import etree
+
+    from ki_post.letters.docprops import default_language
+
+    namespaced = styles.replace(b"<w:styles", b'<w:styles xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"', 1)
+    patched = default_language(namespaced)
+    assert expected in patched
+    assert patched.count(b"<w:lang") == 1
+    etree.fromstring(patched)  # still well-formed

@@ -169,3 +169,27 @@ def load_title(docx: bytes) -> str:
     from docx import Document
 
     return Document(io.BytesIO(docx)).core_properties.title
+
+
+def test_template_version_found_from_the_job_or_the_audit_entry(app):
+    from sqlalchemy import delete
+
+    from ki_post.auth.models import AuditEntry
+    from ki_post.letters.models import JobKind, JobState, LetterJob
+    from ki_post.records.package import Package
+    from ki_post.records.services import _mailing_version, _template
+
+    three_contacts()
+    mailing = mail_circular("rundschreiben", list_name="Drei Städte", fmt="docx", subject=SUBJECT, start=False)
+    db.session.commit()
+    version = _mailing_version(mailing)
+    assert version is not None and version.template.name == "rundschreiben"  # the CLI's road: from the audit entry
+    db.session.execute(delete(AuditEntry).where(AuditEntry.action == "aussendung.rundschreiben"))
+    assert _mailing_version(mailing) is None
+    package = Package("x", "x", mailing.created_at)
+    _template(package, None)
+    assert package.entries == [] and "nicht vermerkt" in package.notes[0]
+    db.session.add(LetterJob(kind=JobKind.MAILING, params={"version_id": version.id}, input_hash="0" * 64,
+                             state=JobState.FERTIG, mailing_id=mailing.id))
+    db.session.flush()
+    assert _mailing_version(mailing) == version  # the web's road: from the job that prepared the mailing
