@@ -73,10 +73,16 @@ def contexts(n: int):
         }
 
 
+def properties(ctx: dict) -> engine.DocumentProperties:
+    return engine.DocumentProperties(f"Rundschreiben: {ctx['betreff']} – {ctx['organisation']['name']}", SENDER["ministerium"])
+
+
 def run_kipost(n: int, target: Path) -> float:
     start = time.perf_counter()
     compiled = engine.compile_template(TEMPLATE.read_bytes())
-    engine.write_letters_zip(target, ((f"brief-{i:05d}.docx", compiled.render(ctx)) for i, ctx in enumerate(contexts(n))))
+    # As the app renders: each letter's title and author set (its PDF/A names them).
+    engine.write_letters_zip(target, ((f"brief-{i:05d}.docx", compiled.render(ctx, properties(ctx)))
+                                      for i, ctx in enumerate(contexts(n))))
     return time.perf_counter() - start
 
 
@@ -199,7 +205,7 @@ def pdf_figures(n: int, processes: int) -> tuple[float, float, float, int]:
     from ki_post.letters import pdf
 
     compiled = engine.compile_template(TEMPLATE.read_bytes())
-    documents = [compiled.render(ctx) for ctx in contexts(n)]
+    documents = [compiled.render(ctx, properties(ctx)) for ctx in contexts(n)]
     start = time.perf_counter()
     cold = pdf.convert_to_pdf(documents, processes=0)
     cold_seconds = time.perf_counter() - start

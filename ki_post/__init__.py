@@ -159,11 +159,12 @@ def _register_domains(app: Flask) -> None:
     from .letters import cli as letters_cli, views as letters_views
     from .outbox import cli as outbox_cli, views as outbox_views
     from .recipients import cli as recipients_cli, selfservice_views, views as recipients_views
+    from .records import cli as records_cli, views as records_views
 
     for views in (auth_views, admin_views, recipients_views, selfservice_views, letters_views, events_views,
-                  outbox_views):
+                  outbox_views, records_views):
         app.register_blueprint(views.bp)
-    for cli in (auth_cli, recipients_cli, letters_cli, events_cli, outbox_cli):
+    for cli in (auth_cli, recipients_cli, letters_cli, events_cli, outbox_cli, records_cli):
         for command in cli.commands:
             app.cli.add_command(command)
     _connect_erasure()

@@ -1,99 +1,61 @@
-"""Printable sign-in sheet (Unterschriftenliste): DOCX by python-docx, PDF via LibreOffice. Pure apart from soffice."""
+"""Printable sign-in sheet (Unterschriftenliste) and participant list: DOCX by python-docx, PDF/A via
+the one LibreOffice road (letters/pdf.py). The look is in ``printing``."""
 from __future__ import annotations
 
-import io
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
+from docx.shared import Cm
 
-from docx import Document
-from docx.enum.section import WD_ORIENT
-from docx.oxml import OxmlElement
-from docx.oxml.ns import qn
-from docx.shared import Cm, Pt
-from flask import current_app
+from . import printing
+from .models import Event
 
-from ..formatting import datum_zeit, zeit
-from ..errors import ValidationError
-from .models import Event, InvitationState
+SIGN_IN_HEADER = ("Nr.", "Name", "Organisation", "Unterschrift")
+# Landscape A4 minus margins: 25.7 cm. Nr. narrow, the signature gets the most room.
+SIGN_IN_WIDTHS = (Cm(1.2), Cm(7.0), Cm(7.5), Cm(10.0))
+LIST_HEADER = ("Nr.", "Name", "Organisation", "E-Mail", "Begleitpersonen")
+LIST_WIDTHS = (Cm(1.0), Cm(4.2), Cm(4.4), Cm(4.6), Cm(2.8))  # portrait A4 minus margins: 17 cm
+WALK_IN_LINES = 5
 
 
-def _repeat_header(row) -> None:
-    properties = row._tr.get_or_add_trPr()
-    marker = OxmlElement("w:tblHeader")
-    marker.set(qn("w:val"), "true")
-    properties.append(marker)
+def sign_in_rows(event: Event) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    for invitation in printing.accepted(event):
+        name = invitation.name or invitation.email
+        rows.append((str(len(rows) + 1), name, invitation.organisation_name, ""))
+        for k in range(invitation.companions):
+            rows.append((str(len(rows) + 1), f"Begleitperson {k + 1} von {name}", invitation.organisation_name, ""))
+    for _ in range(WALK_IN_LINES):  # blank lines for walk-ins
+        rows.append((str(len(rows) + 1), "", "", ""))
+    return rows
 
 
 def sign_in_docx(event: Event) -> bytes:
-    document = Document()
-    section = document.sections[0]
-    section.orientation = WD_ORIENT.LANDSCAPE
-    section.page_width, section.page_height = Cm(29.7), Cm(21.0)
-    for side in ("left_margin", "right_margin", "top_margin", "bottom_margin"):
-        setattr(section, side, Cm(2))
-    document.core_properties.title = f"Unterschriftenliste: {event.title}"
-    document.core_properties.language = "de-DE"
-    document.add_heading(f"Unterschriftenliste: {event.title}", level=1)
-    document.add_paragraph(f"{datum_zeit(event.start_at)} bis {zeit(event.end_at)} Uhr" + (f", {event.location}" if event.location else ""))
-    accepted = sorted((i for i in event.invitations if i.state == InvitationState.ZUGESAGT),
-                      key=lambda i: (i.organisation_name.lower(), i.name.lower()))
-    table = document.add_table(rows=1, cols=4)
-    table.style = "Table Grid"
-    header = table.rows[0]
-    _repeat_header(header)
-    for cell, text in zip(header.cells, ("Nr.", "Name", "Organisation", "Unterschrift")):
-        cell.text = text
-        cell.paragraphs[0].runs[0].bold = True
-    number = 0
-    for invitation in accepted:
-        number += 1
-        cells = table.add_row().cells
-        cells[0].text, cells[1].text, cells[2].text = str(number), invitation.name or invitation.email, invitation.organisation_name
-        for k in range(invitation.companions):
-            number += 1
-            cells = table.add_row().cells
-            cells[0].text, cells[1].text = str(number), f"Begleitperson {k + 1} von {invitation.name or invitation.email}"
-            cells[2].text = invitation.organisation_name
-    for _ in range(5):  # blank lines for walk-ins
-        number += 1
-        table.add_row().cells[0].text = str(number)
-    for row in table.rows:
-        row.height = Cm(1.1)
-        for cell, width in zip(row.cells, (Cm(1.5), Cm(8), Cm(8), Cm(8))):
-            cell.width = width
-            for paragraph in cell.paragraphs:
-                for run in paragraph.runs:
-                    run.font.size = Pt(11)
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
-
-
-def soffice_binary() -> str | None:
-    configured = current_app.config.get("SOFFICE_PATH") or ""
-    return configured or shutil.which("soffice") or shutil.which("libreoffice")
-
-
-def docx_to_pdf(data: bytes) -> bytes:
-    binary = soffice_binary()
-    if not binary:
-        raise ValidationError("PDF ist nicht verfügbar: LibreOffice ist nicht installiert. Bitte nutzen Sie die Word-Datei.")
-    with tempfile.TemporaryDirectory() as folder:
-        source = Path(folder) / "liste.docx"
-        source.write_bytes(data)
-        profile = Path(folder) / "profile"
-        result = subprocess.run(
-            [binary, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "pdf", "--outdir", folder, str(source)],
-            capture_output=True, timeout=120,
-        )
-        target = Path(folder) / "liste.pdf"
-        if result.returncode != 0 or not target.exists():
-            raise ValidationError("Die PDF-Umwandlung mit LibreOffice ist fehlgeschlagen.")
-        return target.read_bytes()
+    title = f"Unterschriftenliste: {event.title}"
+    document = printing.new_document(title, landscape=True)
+    printing.heading(document, title, event)
+    printing.table(document, SIGN_IN_HEADER, sign_in_rows(event), SIGN_IN_WIDTHS, row_height=Cm(1.1))
+    return printing.save(document)
 
 
 def sign_in_sheet(event: Event, *, pdf: bool = False) -> bytes:
     data = sign_in_docx(event)
-    return docx_to_pdf(data) if pdf else data
+    return printing.to_pdf(data) if pdf else data
+
+
+def participant_list_docx(event: Event) -> bytes:
+    """Who accepted, with organisation, address and companions; a closing line with the totals."""
+    title = f"Teilnehmerliste: {event.title}"
+    document = printing.new_document(title, landscape=False)
+    printing.heading(document, title, event)
+    accepted = printing.accepted(event)
+    rows = [(str(number), i.name or i.email, i.organisation_name, i.email, str(i.companions or ""))
+            for number, i in enumerate(accepted, start=1)]
+    printing.table(document, LIST_HEADER, rows, LIST_WIDTHS)
+    companions = sum(i.companions for i in accepted)
+    persons = len(accepted) + companions
+    document.add_paragraph(f"{len(accepted)} Zusagen, {companions} Begleitpersonen, {persons} Personen insgesamt."
+                           ).paragraph_format.space_before = Cm(0.3)
+    return printing.save(document)
+
+
+def participant_list(event: Event, *, pdf: bool = True) -> bytes:
+    data = participant_list_docx(event)
+    return printing.to_pdf(data) if pdf else data

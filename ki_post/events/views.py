@@ -307,6 +307,21 @@ def export(event_id: int, fmt: str):
                     headers={"Content-Disposition": f'attachment; filename="{name}-{event.id}.{fmt}"'})
 
 
+@bp.route("/veranstaltungen/<int:event_id>/teilnehmerliste.pdf")
+def participant_list_pdf(event_id: int):
+    """Who accepted, as PDF/A for the files (the same look as the sign-in sheet)."""
+    from .signin import participant_list
+
+    event = services.get_event(event_id)
+    try:
+        data = participant_list(event)
+    except ValidationError as error:
+        flash(str(error), "error")
+        return redirect(url_for("events.detail", event_id=event_id))
+    return Response(data, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="teilnehmerliste-{event.id}.pdf"'})
+
+
 @bp.route("/veranstaltungen/kalenderantworten", methods=["GET"])
 def replies():
     return _replies_page()

@@ -109,7 +109,8 @@ def mail_letters(version: LetterTemplateVersion, contacts: Sequence[Contact], fi
                               + "; ".join(list(dict.fromkeys(skipped))[:3]))
     if start:
         start_mailing(mailing)
-    audit("aussendung.rundschreiben", mailing, anzahl=queued, uebersprungen=len(skipped))
+    # The template version is noted so that the Akten-Export (records) finds it for a mailing from the CLI too.
+    audit("aussendung.rundschreiben", mailing, anzahl=queued, uebersprungen=len(skipped), vorlage=version.id)
     return mailing
 
 

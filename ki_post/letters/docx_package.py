@@ -167,11 +167,18 @@ class Packed:
     raw: bytes
     crc: int
     size: int
+    method: int = zipfile.ZIP_DEFLATED
 
 
 def pack(data: bytes) -> Packed:
     compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
     return Packed(compressor.compress(data) + compressor.flush(), zlib.crc32(data), len(data))
+
+
+def pack_stored(data: bytes) -> Packed:
+    """Stored, not compressed: for a small part that changes per letter (the core properties, ~1 KB),
+    where setting up a compressor costs more than the few hundred bytes it would save."""
+    return Packed(data, zlib.crc32(data), len(data), zipfile.ZIP_STORED)
 
 
 def assemble_zip(members: list[Member], replaced: Mapping[str, bytes], added: Iterable[tuple[str, bytes]] = (),
@@ -194,7 +201,7 @@ def assemble_zip(members: list[Member], replaced: Mapping[str, bytes], added: It
             dostime = _dostime(info)
         else:
             raw = new.raw
-            method, crc, csize, usize, dostime = zipfile.ZIP_DEFLATED, new.crc, len(raw), new.size, _DOS_DATE_TIME
+            method, crc, csize, usize, dostime = new.method, new.crc, len(raw), new.size, _DOS_DATE_TIME
         header = _local_header(name, method, crc, csize, usize, flags, dostime)
         chunks.append(header)
         chunks.append(raw)

@@ -21,10 +21,10 @@ from jinja2 import ChainableUndefined, TemplateSyntaxError, nodes
 from lxml import etree
 
 from ..errors import ValidationError
-from . import diagnostics, sandbox, schema, wordml
+from . import diagnostics, docprops, sandbox, schema, wordml
 from .docx_package import (  # noqa: F401 - the engine's public API, re-exported
     DOCX_MIMETYPE, MAX_MEMBERS, MAX_PART_BYTES, MAX_UNPACKED_BYTES, RENDERABLE, Member, Packed, assemble_zip, check_directory,
-    document_text, header_footer_labels, merge_letters, open_docx, pack, part_label, raw_members, read_member,
+    document_text, header_footer_labels, merge_letters, open_docx, pack, part_label, raw_members, read_member, pack_stored,
     unique_name, write_letters_zip,
 )
 
@@ -57,6 +57,18 @@ class _Part:
         return self.name == "word/document.xml"
 
 
+_CORE = "docProps/core.xml"
+_STYLES = "word/styles.xml"
+
+
+@dataclass(frozen=True)
+class DocumentProperties:
+    """What the PDF/A of a letter names: its title and author (the sending authority)."""
+
+    title: str
+    author: str
+
+
 @dataclass
 class CompiledTemplate:
     """A template ready to render: ordered members, of which some have a compiled Jinja template."""
@@ -65,6 +77,10 @@ class CompiledTemplate:
     parts: dict[str, _Part]
     env: sandbox.LetterEnvironment
     references: schema.References = field(default_factory=schema.References)
+    # Parts changed once at compile time (styles.xml with the default language de-DE), and the core
+    # properties as stored when they hold no tag (they get title and author per letter).
+    fixed: dict[str, Packed] = field(default_factory=dict)
+    core_xml: bytes | None = None
     # Per part, the last raw render and its finished member: headers, footers and properties often
     # render the same for every recipient, so their post-processing and deflate run once.
     _last: dict[str, tuple[str, Packed]] = field(default_factory=dict, repr=False)
@@ -74,18 +90,27 @@ class CompiledTemplate:
         return {name: part.template for name, part in self.parts.items()}
 
     # -- rendering ---------------------------------------------------------------------------------
-    def render(self, context: Mapping[str, Any]) -> bytes:
-        """One personalised DOCX as bytes; a failure is a German ``ValidationError``."""
-        packed: dict[str, Packed] = {}
+    def render(self, context: Mapping[str, Any], properties: DocumentProperties | None = None) -> bytes:
+        """One personalised DOCX as bytes; a failure is a German ``ValidationError``.
+
+        With ``properties`` the letter's core properties get that title and author, so that its PDF/A
+        names them."""
+        packed: dict[str, Packed] = dict(self.fixed)
         with sandbox.budget():
             raws = {name: self._render_raw(part, context) for name, part in self.parts.items()}
+        if properties is not None and (_CORE in raws or self.core_xml is not None):
+            raws[_CORE] = raws.get(_CORE, self.core_xml.decode("utf-8") if self.core_xml is not None else "")
         for name, raw in raws.items():
+            key = raw if name != _CORE or properties is None else f"{raw}\0{properties.title}\0{properties.author}"
             last = self._last.get(name)
-            if last is not None and last[0] == raw:
+            if last is not None and last[0] == key:
                 packed[name] = last[1]
                 continue
-            item = pack(_postprocess(raw).encode("utf-8"))
-            self._last[name] = (raw, item)
+            xml = _postprocess(raw).encode("utf-8") if name in self.parts else raw.encode("utf-8")
+            if name == _CORE and properties is not None:
+                xml = docprops.core_properties(xml, title=properties.title, author=properties.author)
+            item = pack_stored(xml) if name == _CORE and properties is not None else pack(xml)
+            self._last[name] = (key, item)
             packed[name] = item
         return assemble_zip(self.members, {}, packed=packed)
 
@@ -170,7 +195,15 @@ def compile_template(data: bytes, env: sandbox.LetterEnvironment | None = None) 
         part, part_references = _compile_part(env, name, part_label(name, labels), raw)
         parts[name] = part
         references.merge(part_references)
-    return CompiledTemplate(members=members, parts=parts, env=env, references=references)
+    fixed: dict[str, Packed] = {}
+    names = {member.info.filename for member in members}
+    if _STYLES in names:
+        styles = read_member(archive, _STYLES)
+        patched = docprops.default_language(styles)
+        if patched != styles:
+            fixed[_STYLES] = pack(patched)
+    core_xml = read_member(archive, _CORE) if _CORE in names and _CORE not in parts else None
+    return CompiledTemplate(members=members, parts=parts, env=env, references=references, fixed=fixed, core_xml=core_xml)
 
 
 def check_rendered(parts: Mapping[str, bytes], compiled: CompiledTemplate | None = None) -> None:

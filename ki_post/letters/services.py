@@ -377,15 +377,23 @@ def render_letters_for(contacts: Iterable[Contact], version: LetterTemplateVersi
     template = compiled(version)
     cleaned = clean_fields(fields)
     sender = sender if sender is not None else sender_dict(sender_profile())
+    author = sender.get("ministerium") or current_app.config.get("APP_NAME", "")
     for contact in contacts:
         try:
-            document = template.render(letter_context(contact, cleaned, sender))
+            document = template.render(letter_context(contact, cleaned, sender), letter_properties(contact, cleaned, author))
         except ValidationError as error:
             if problems is None:
                 raise
             problems.append(RecipientProblem.of(contact, str(error)))
             continue
         yield contact, document
+
+
+def letter_properties(contact: Contact, fields: Mapping[str, Any], author: str) -> engine.DocumentProperties:
+    """Title and author of a letter's document (its PDF/A names them): "Rundschreiben: <Betreff> – <Empfänger>"."""
+    addressee = (contact.organisation.name if contact.organisation else "") or contact.full_name or contact.email or ""
+    title = "Rundschreiben: " + (str(fields.get("betreff") or "").strip() or "ohne Betreff")
+    return engine.DocumentProperties(title + (f" – {addressee}" if addressee else ""), author)
 
 
 def recipient_problems(version: LetterTemplateVersion, contacts: Sequence[Contact], fields: Mapping[str, Any]) -> list[RecipientProblem]:

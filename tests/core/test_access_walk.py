@@ -58,6 +58,10 @@ PINNED = {
     ("events.copy", "GET"): "sachbearbeitung",  # a form page: for those who may send it
     ("events.copy", "POST"): "sachbearbeitung",
     ("events.automatic_reminders", "POST"): "sachbearbeitung",
+    # Akten-Export: personal data in bulk (addresses, who was sent what, answers), not for read-only accounts.
+    ("records.mailing_export", "GET"): "sachbearbeitung",
+    ("records.run_export", "GET"): "sachbearbeitung",
+    ("records.event_export", "GET"): "sachbearbeitung",
 }
 SAMPLE_VALUES = {"token": "x" * 43, "name": "nachricht.eml", "fmt": "csv", "filename": "ki-post.css"}
 MISSING_ID = 999_999

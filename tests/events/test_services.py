@@ -325,9 +325,10 @@ def test_sign_in_sheet_pdf_with_libreoffice(published):
     import tempfile
     from pathlib import Path
 
-    from ki_post.events.signin import sign_in_sheet, soffice_binary
+    from ki_post.events.signin import sign_in_sheet
+    from ki_post.letters.pdf import pdf_available
 
-    if not soffice_binary():
+    if not pdf_available():
         pytest.skip("LibreOffice (soffice) fehlt")
     if not shutil.which("pdftotext"):
         pytest.skip("pdftotext fehlt (poppler-utils)")

@@ -37,8 +37,11 @@ def test_renders_only_tagged_parts_and_copies_the_others_byte_for_byte():
     result = zipfile.ZipFile(io.BytesIO(letter))
     assert result.testzip() is None
     assert result.namelist() == source.namelist()
+    # The styles get the default language de-DE once at compile time (the PDF's /Lang comes from there).
+    assert set(compiled.fixed) == {"word/styles.xml"}
+    assert b'<w:lang w:val="de-DE"' in result.read("word/styles.xml") and b"en-US" in source.read("word/styles.xml")
     for info in source.infolist():
-        if info.filename in compiled.templates:
+        if info.filename in compiled.templates or info.filename in compiled.fixed:
             continue
         # Same compressed bytes: copied raw, never re-compressed.
         other = result.getinfo(info.filename)
@@ -221,3 +224,46 @@ def test_broken_template_upload_shows_the_error_instead_of_a_500(staff_client):
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and 'class="error-summary"' in page
     assert "Die Vorlage lässt sich nicht mit Beispieldaten füllen: Division durch null (Haupttext, Absatz 2)." in page
+
+
+def test_title_author_and_language_for_the_record():
+    """A user template (python-docx: no title, creator "python-docx", en-US) rendered with properties:
+    the core properties name the record, the default language is de-DE; the rest stays as it was."""
+    template = make_docx("Hallo {{ name }}")
+    compiled = engine.compile_template(template)
+    properties = engine.DocumentProperties("Rundschreiben: Förderung & Co – Stadt <Köln>", "Ministerium für X")
+    letter = compiled.render({"name": "Anna"}, properties)
+    core = Document(io.BytesIO(letter)).core_properties
+    assert (core.title, core.author, core.language) == ("Rundschreiben: Förderung & Co – Stadt <Köln>", "Ministerium für X", "de-DE")
+    assert core.keywords == Document(io.BytesIO(template)).core_properties.keywords
+    assert zipfile.ZipFile(io.BytesIO(letter)).testzip() is None
+    # Without properties the template's own core properties stay.
+    assert Document(io.BytesIO(compiled.render({"name": "Anna"}))).core_properties.author == "python-docx"
+    # A second letter gets its own title (the per-part cache must not hand out the first one).
+    other = compiled.render({"name": "Berta"}, engine.DocumentProperties("Rundschreiben: Förderung – Stadt Bonn", "Ministerium für X"))
+    assert Document(io.BytesIO(other)).core_properties.title == "Rundschreiben: Förderung – Stadt Bonn"
+
+
+@pytest.mark.parametrize("styles, expected", [
+    # Word's and python-docx's defaults: the language is replaced, the other scripts' languages stay.
+    (b'<w:styles x="1"><w:docDefaults><w:rPrDefault><w:rPr><w:sz w:val="22"/><w:lang w:val="en-US" w:eastAsia="en-US" '
+     b'w:bidi="ar-SA"/></w:rPr></w:rPrDefault></w:docDefaults></w:styles>',
+     b'<w:lang w:val="de-DE" w:eastAsia="en-US" w:bidi="ar-SA"/>'),
+    (b'<w:styles><w:docDefaults><w:rPrDefault><w:rPr><w:lang w:eastAsia="zh-CN"/></w:rPr></w:rPrDefault></w:docDefaults></w:styles>',
+     b'<w:lang w:val="de-DE" w:eastAsia="zh-CN"/>'),
+    (b'<w:styles><w:docDefaults><w:rPrDefault><w:rPr><w:sz w:val="22"/></w:rPr></w:rPrDefault></w:docDefaults></w:styles>',
+     b'<w:sz w:val="22"/><w:lang w:val="de-DE"/></w:rPr>'),
+    (b'<w:styles><w:docDefaults><w:pPrDefault/></w:docDefaults><w:style/></w:styles>',
+     b'<w:docDefaults><w:rPrDefault><w:rPr><w:lang w:val="de-DE"/></w:rPr></w:rPrDefault><w:pPrDefault/>'),
+    (b'<w:styles><w:style/></w:styles>', b'main"><w:docDefaults><w:rPrDefault><w:rPr><w:lang w:val="de-DE"/>'),
+])
+def test_default_language_in_every_shape_of_styles(styles, expected):
+    from lxml import etree
+
+    from ki_post.letters.docprops import default_language
+
+    namespaced = styles.replace(b"<w:styles", b'<w:styles xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"', 1)
+    patched = default_language(namespaced)
+    assert expected in patched
+    assert patched.count(b"<w:lang") == 1
+    etree.fromstring(patched)  # still well-formed

@@ -1,0 +1,64 @@
+"""Akten-Export downloads: a GET that changes nothing, for those who act on circulars and events.
+
+The ZIP holds personal data in bulk (addresses, who was sent what, answers), so read-only accounts
+(lesen) do not get it; sachbearbeitung and admin do. Archived letters to erased persons are in it only
+for the administration (as on the archive pages)."""
+from __future__ import annotations
+
+import tempfile
+
+from flask import Blueprint, flash, redirect, request, send_file, url_for
+from flask_login import current_user
+
+from ..auth.access import requires_role
+from ..errors import KiPostError, NotFound
+from . import services
+from .package import Package
+
+bp = Blueprint("records", __name__)
+
+
+def _send(package: Package, name: str):
+    spool = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)
+    package.write(spool)
+    spool.seek(0)
+    return send_file(spool, mimetype="application/zip", as_attachment=True, download_name=name)
+
+
+@bp.get("/akten/aussendung/<int:mailing_id>.zip")
+@requires_role("sachbearbeitung")
+def mailing_export(mailing_id: int):
+    try:
+        package = services.mailing_package(mailing_id, unfinished=request.args.get("zwischenstand") == "1")
+    except NotFound:
+        raise
+    except KiPostError as error:  # unfinished, LibreOffice missing or failing: said on the page
+        flash(str(error), "error")
+        return redirect(url_for("outbox.mailing", mailing_id=mailing_id))
+    return _send(package, f"Akten-Export_Aussendung_{mailing_id}.zip")
+
+
+@bp.get("/akten/vorgang/<int:run_id>.zip")
+@requires_role("sachbearbeitung")
+def run_export(run_id: int):
+    try:
+        package = services.run_package(run_id, include_restricted=current_user.has_role("admin"))
+    except NotFound:
+        raise
+    except KiPostError as error:  # unfinished, LibreOffice missing or failing: said on the page
+        flash(str(error), "error")
+        return redirect(url_for("letters.run_detail", run_id=run_id))
+    return _send(package, f"Akten-Export_Vorgang_{run_id}.zip")
+
+
+@bp.get("/akten/veranstaltung/<int:event_id>.zip")
+@requires_role("sachbearbeitung")
+def event_export(event_id: int):
+    try:
+        package = services.event_package(event_id)
+    except NotFound:
+        raise
+    except KiPostError as error:  # unfinished, LibreOffice missing or failing: said on the page
+        flash(str(error), "error")
+        return redirect(url_for("events.detail", event_id=event_id))
+    return _send(package, f"Akten-Export_Veranstaltung_{event_id}.zip")
