@@ -1,8 +1,8 @@
 """What a PDF for the files must show, checked part by part: PDF/A-2b identification in XMP, a tag
 structure, language de-DE, title and author in DocInfo and XMP, every font embedded (poppler's pdffonts).
 
-When the PDF/A validator ``page`` (PyPI: page-validation, a Rust validator that passes the veraPDF
-corpus; not a dependency yet) is importable, the whole PDF/A-2b profile is validated as well."""
+The whole PDF/A-2b profile is validated as well, by the validator ``page`` (PyPI: page-validation, a
+Rust validator that passes the veraPDF corpus)."""
 from __future__ import annotations
 
 import io
@@ -49,9 +49,7 @@ def assert_pdfa(data: bytes, *, title: str, author: str) -> None:
 
 
 def validate(data: bytes) -> None:
-    try:
-        import page  # type: ignore[import-not-found]
-    except ImportError:
-        return
+    import page  # type: ignore[import-not-found]
+
     report = page.validate_pdf_bytes(data, profile="2b")
     assert report.is_compliant, [(failure.rule_id, failure.message) for failure in report.failures]

@@ -88,7 +88,12 @@ def fonts_embedded(data: bytes) -> list[tuple[str, str]]:
 
 
 def pdfa_facts(data: bytes) -> dict[str, object]:
+    """What pikepdf reads of the PDF/A markers; the PDF/A-2b profile itself is validated on the way."""
     import pikepdf
+
+    from tests.pdfa import validate
+
+    validate(data)
 
     with pikepdf.open(io.BytesIO(data)) as document:
         metadata = document.open_metadata()
