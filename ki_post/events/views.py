@@ -425,3 +425,7 @@ def rsvp_answer(token: str):
                 flash(messages.get(result.state, "Ihre Antwort ist gespeichert."), "success")
             return redirect(url_for("events.rsvp", token=token))
     return _rsvp_page(invitation, form, 422)
+
+
+# Einlass and Nachbereitung live in their own module on this blueprint.
+from . import checkin_views  # noqa: E402,F401
