@@ -42,6 +42,7 @@ SENTENCES: dict[str, str] = {
     "einlass.anwesend": "{wer} hat beim Einlass von {objekt} eine Person als anwesend erfasst{begleitpersonen?, mit {begleitpersonen} Begleitperson(en)}.",
     "einlass.zurueckgenommen": "{wer} hat beim Einlass von {objekt} ein Abhaken zurückgenommen.",
     "einlass.vor-ort": "{wer} hat beim Einlass von {objekt} eine Person vor Ort angemeldet.",
+    "einlass.vor-ort-entfernt": "{wer} hat beim Einlass von {objekt} eine vor Ort angemeldete Person aus der Liste entfernt.",
     "antwort.offen": "{wer} hat die Antwort von {person} zur Veranstaltung {veranstaltung} auf „offen“ gesetzt{weg}.",
     "antwort.zugesagt": "{person} hat zur Veranstaltung {veranstaltung} zugesagt{begleitpersonen? mit {begleitpersonen:Begleitperson|Begleitpersonen}}{weg}.",
     "antwort.abgesagt": "{person} hat zur Veranstaltung {veranstaltung} abgesagt{weg}.",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, select
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..auth.services import audit
@@ -254,6 +254,18 @@ def add_walk_in(event: Event, name: str, organisation: str = "", email: str = ""
     return row
 
 
+def remove_walk_in(attendance: Attendance) -> None:
+    """Delete a walk-in entered by mistake (only once not ticked: undo first). Name and address go with it."""
+    if not attendance.walk_in:
+        raise ValidationError("Nur vor Ort angemeldete Personen lassen sich entfernen.")
+    if attendance.present:
+        raise ValidationError("Bitte nehmen Sie das Abhaken zuerst zurück.")
+    event = db.session.get(Event, attendance.event_id)
+    audit("einlass.vor-ort-entfernt", event, vor_ort_id=attendance.id)
+    db.session.delete(attendance)
+    db.session.flush()
+
+
 def find_invitation(event: Event, email: str) -> Invitation:
     wanted = (email or "").strip().lower()
     for invitation in event.invitations:
@@ -311,6 +323,45 @@ def qr_attachment(invitation: Invitation):
     if invitation.state != InvitationState.ZUGESAGT:
         return None
     return Attachment(filename=QR_FILENAME, mimetype="image/png", data=qr_png(checkin_link(invitation)))
+
+
+def fit_code(invitation: Invitation, waiting: list) -> None:
+    """Confirmations still waiting for this person are rewritten to the new answer, but a rewrite keeps the
+    attachments: add the check-in code to those that now confirm a Zusage, take it from those that no longer
+    do. Each message only while no worker has claimed it (the guarded UPDATE holds its row until commit)."""
+    from sqlalchemy import update
+
+    from ..blobs import discard_unreferenced, store_blob
+    from ..outbox.models import MessageState, OutboxAttachment, OutboxMessage
+
+    wants = invitation.state == InvitationState.ZUGESAGT
+    for message_id in [row.id for row in waiting]:
+        codes = list(db.session.scalars(select(OutboxAttachment).where(
+            OutboxAttachment.message_id == message_id, OutboxAttachment.filename == QR_FILENAME)))
+        if bool(codes) == wants:
+            continue
+        claimed = db.session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.state.in_(MessageState.UNSENT))
+            .values(revision=OutboxMessage.revision), execution_options={"synchronize_session": False})
+        if claimed.rowcount != 1:
+            continue  # on its way already: what it says is what it carries
+        if wants:
+            data = qr_png(checkin_link(invitation))
+            position = db.session.scalar(select(func.coalesce(func.max(OutboxAttachment.position) + 1, 0))
+                                         .where(OutboxAttachment.message_id == message_id))
+            db.session.add(OutboxAttachment(message_id=message_id, position=position, filename=QR_FILENAME,
+                                            mimetype="image/png", blob_sha256=store_blob(data), size=len(data)))
+        else:
+            for code in codes:
+                db.session.delete(code)
+            db.session.flush()
+            gone = discard_unreferenced({code.blob_sha256 for code in codes})
+            # The outbox remembers per session which blobs it stored; a code made again must be stored anew.
+            db.session.info.get("outbox_blob_keys", set()).difference_update(gone)
+        db.session.flush()
+        message = db.session.get(OutboxMessage, message_id)
+        if message is not None:
+            db.session.expire(message)
 
 
 def by_token(token: str) -> Attendance:

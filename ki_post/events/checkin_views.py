@@ -169,6 +169,20 @@ def checkin_walk_in_undo(event_id: int, attendance_id: int):
     return _back(event_id, f"vorort-{attendance_id}")
 
 
+@bp.route("/veranstaltungen/<int:event_id>/einlass/vor-ort/<int:attendance_id>/entfernen", methods=["POST"])
+def checkin_walk_in_remove(event_id: int, attendance_id: int):
+    event = services.get_event(event_id)
+    row = checkin.get_walk_in(event, attendance_id)
+    if not MarkForm().validate_on_submit():
+        abort(400)
+    name = row.name
+    with transaction() as done:
+        checkin.remove_walk_in(row)
+    if done.ok:
+        flash(f"{name} wurde aus der Liste entfernt.", "success")
+    return _back(event_id)
+
+
 # --- Nachbereitung ------------------------------------------------------------------------------------------
 
 @bp.route("/veranstaltungen/<int:event_id>/nachbereitung", methods=["GET"])

@@ -60,6 +60,7 @@ PINNED = {
     ("events.checkin_walk_in", "POST"): "sachbearbeitung",
     ("events.checkin_walk_in_mark", "POST"): "sachbearbeitung",
     ("events.checkin_walk_in_undo", "POST"): "sachbearbeitung",
+    ("events.checkin_walk_in_remove", "POST"): "sachbearbeitung",
     ("events.followup_form", "GET"): "sachbearbeitung",
     ("events.followup", "POST"): "sachbearbeitung",
 }

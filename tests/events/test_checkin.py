@@ -202,6 +202,15 @@ def test_check_in_page_ticks_off_undoes_and_adds_walk_ins(published, staff_clien
     page = staff_client.get(url).get_data(as_text=True)
     assert "Max Gast" in page and "vor Ort angemeldet" in page
     assert staff_client.submit(f"{url}/vor-ort", {"name": "", "companions_present": "0"}, form_url=url).status_code == 422
+    walk_in = db.session.scalar(select(Attendance).where(Attendance.invitation_id.is_(None)))
+    assert staff_client.submit(f"{url}/vor-ort/{walk_in.id}/entfernen", form_url=url).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Attendance, walk_in.id) is not None  # still ticked: undo first
+    staff_client.submit(f"{url}/vor-ort/{walk_in.id}/zuruecknehmen", form_url=url)
+    staff_client.submit(f"{url}/vor-ort/{walk_in.id}/entfernen", form_url=url)
+    db.session.expire_all()
+    assert db.session.get(Attendance, walk_in.id) is None
+    staff_client.submit(f"{url}/vor-ort", {"name": "Max Gast", "companions_present": "0"}, form_url=url)
     detail = staff_client.get(f"/veranstaltungen/{event.id}").get_data(as_text=True)
     assert 'id="zahl-anwesend">1' in detail
 
@@ -352,3 +361,36 @@ def test_follow_up_form_prepares_a_draft(published, staff_client):
     message = db.session.scalar(select(OutboxMessage).order_by(OutboxMessage.id.desc()))
     assert message.to_email == missing.email and message.subject == "Schade"
     assert staff_client.submit(url, {"audience": "teilnehmende", "subject": "", "text": "x"}).status_code == 422
+
+
+def test_a_waiting_confirmation_gets_or_loses_the_code_when_the_answer_flips(published):
+    """Attachments stay when a waiting message is rewritten: a Zusage turned Absage before its confirmation
+    went out must not keep the code, and an Absage turned Zusage must not promise a code it lacks. Still
+    one confirmation, rewritten."""
+    event = published(1)
+    invitation = event.invitations[0]
+
+    def waiting():
+        db.session.expire_all()
+        return [m for m in db.session.scalars(select(OutboxMessage).join(Mailing).where(
+            Mailing.kind == "bestaetigung", OutboxMessage.state == MessageState.WARTEND))]
+
+    services.answer(invitation, "abgesagt", channel="sachbearbeitung")
+    db.session.commit()
+    [first] = waiting()
+    assert not first.attachments
+    _accept(invitation)
+    [second] = waiting()
+    assert second.id == first.id and [a.filename for a in second.attachments] == ["Einlass-QR-Code.png"]
+    assert "QR-Code für den Einlass" in second.text
+    png = load_blob(second.attachments[0].blob_sha256)
+    token = attendance.attendance_for(invitation).token
+    expected = segno.make("http://127.0.0.1:5000/einlass/" + token, error="m", micro=False)
+    assert _modules(png, len(expected.matrix)) == [[bool(v) for v in line] for line in expected.matrix]
+    _accept(invitation, companions=1)  # still a Zusage: one code, not two
+    [third] = waiting()
+    assert third.id == first.id and len(third.attachments) == 1 and "1 Begleitperson" in third.text
+    services.answer(invitation, "abgesagt", channel="sachbearbeitung")
+    db.session.commit()
+    [fourth] = waiting()
+    assert fourth.id == first.id and not fourth.attachments and "QR-Code" not in fourth.text
