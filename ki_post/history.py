@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from .blobs import load_blob
-from .events import erasure as events_erasure
+from .events import attendance, erasure as events_erasure
 from .events.models import CalendarReply, Invitation
 from .extensions import db
 from .letters import erasure as letters_erasure
@@ -86,7 +86,8 @@ def _invitations_json(contact: Contact) -> list[dict[str, Any]]:
          "e_mail": invitation.email, "organisation": invitation.organisation_name, "antwort": invitation.state_label,
          "begleitpersonen": invitation.companions, "bemerkung": invitation.remark, "ernaehrung": invitation.dietary,
          "weitere_angaben": invitation.answers or {}, "weg": invitation.channel_label,
-         "eingeladen": _iso(invitation.invited_at), "beantwortet": _iso(invitation.answered_at)}
+         "eingeladen": _iso(invitation.invited_at), "beantwortet": _iso(invitation.answered_at),
+         **attendance.history_of(invitation)}
         for invitation in invitations
     ]
 
@@ -109,4 +110,6 @@ def register_history_providers() -> None:
     recipient_services.register_history_provider("nachrichten", _messages_json)
     recipient_services.register_history_provider("einladungen", _invitations_json)
     recipient_services.register_history_provider("kalenderantworten", _calendar_replies_json)
+    recipient_services.register_history_provider(
+        "vor_ort_angemeldet", lambda contact: attendance.walk_ins_with(events_erasure.person_addresses(contact)))
     recipient_services.register_history_provider("importdateien_in_vorschau", recipients_erasure.pending_upload_rows)

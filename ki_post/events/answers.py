@@ -12,6 +12,7 @@ from ..auth.services import audit
 from ..db_types import utcnow
 from ..errors import NotFound, ValidationError
 from ..extensions import db
+from .attendance import fit_code
 from .delivery import delivery_of, lock_event
 from .mails import queue_running, reachable
 from .models import Channel, Event, EventState, Invitation, InvitationState
@@ -124,7 +125,9 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
           geaendert=changed)
     moved = _move_up(event) if previous == InvitationState.ZUGESAGT else []
     supersede(event, [invitation, *moved])  # what waits for them (reminder, confirmation) says the new answer
-    if changed and notify and reachable(invitation) and not delivery_of(invitation).unsent_of("bestaetigung"):
+    waiting = delivery_of(invitation).unsent_of("bestaetigung")
+    fit_code(invitation, waiting)  # the check-in code goes with a Zusage, also in a confirmation rewritten above
+    if changed and notify and reachable(invitation) and not waiting:
         queue_running("bestaetigung", event, invitation)
     _notify_moved(event, moved)
     db.session.flush()

@@ -150,6 +150,34 @@ def export(event_id: int, path: str) -> None:
     click.echo(f"{anzahl(len(event.invitations), 'Eintrag', 'Einträge')} nach {path} geschrieben.")
 
 
+@events.command("checkin")
+@click.argument("event_id", type=int)
+@click.argument("email")
+@click.option("--undo", is_flag=True, help="Das Abhaken zurücknehmen.")
+@click.option("--begleitpersonen", type=int, default=None,
+              help="Anwesende Begleitpersonen (ohne Angabe: so viele wie angemeldet).")
+def checkin(event_id: int, email: str, undo: bool, begleitpersonen: int | None) -> None:
+    """Eine eingeladene Person beim Einlass als anwesend abhaken (oder mit --undo zurücknehmen)."""
+    from . import attendance
+
+    event = _event(event_id)
+    with cli_transaction():
+        invitation = attendance.find_invitation(event, email)
+        if undo:
+            row = attendance.attendance_for(invitation)
+            if row is None or not row.present:
+                raise KiPostError(f"{invitation.name or invitation.email} ist nicht als anwesend erfasst.")
+            attendance.undo(row)
+        else:
+            row = attendance.check_in(invitation, begleitpersonen)
+    name = invitation.name or invitation.email
+    if undo:
+        click.echo(f"Zurückgenommen: {name} ist nicht mehr als anwesend erfasst.")
+    else:
+        companions = f", mit {anzahl(row.companions_present, 'Begleitperson', 'Begleitpersonen')}" if row.companions_present else ""
+        click.echo(f"{name} ist anwesend{companions}.")
+
+
 def _ingest(path: str) -> None:
     with cli_transaction():
         result = services.ingest_path(path)

@@ -2,7 +2,8 @@
 
 Invitations keep their row, state, companions, answer channel and date, so the counts of past events
 stay right; name, address, remark, dietary note (possibly health data) and answers go, and the personal
-link stops working (a fresh random token nobody knows). Calendar replies keep what they did (answer,
+link stops working (a fresh random token nobody knows), as does the check-in code; whether the person came
+stays. Walk-ins entered at the door with one of the person's addresses lose name and address. Calendar replies keep what they did (answer,
 SEQUENCE, status) and lose address, name, comment and the reply mail's Message-ID; their
 de-duplication key, which holds the address, is replaced by its hash.
 
@@ -29,6 +30,11 @@ ERASED_KEY_PREFIX = "geloescht:"
 def _forms(contact: Contact) -> set[str]:
     known = db.session.scalars(select(Invitation.email).where(Invitation.contact_id == contact.id))
     return address_forms([contact.email, *known])
+
+
+def person_addresses(contact: Contact) -> set[str]:
+    """The person's address forms (contact and the copies in invitations), lower case."""
+    return _forms(contact)
 
 
 def person_invitations(contact: Contact) -> ColumnElement[bool]:
@@ -71,8 +77,26 @@ def erase_invitations(contact: Contact) -> dict[str, int]:
         invitation.dietary = ""
         invitation.answers = {}
         invitation.token = secrets.token_urlsafe(32)
+    walk_ins = erase_attendance(contact, [invitation.id for invitation in invitations])
     db.session.flush()
-    return {"einladungen": len(invitations), "kalenderantworten": len(replies)}
+    return {"einladungen": len(invitations), "kalenderantworten": len(replies), "vor_ort": walk_ins}
+
+
+def erase_attendance(contact: Contact, invitation_ids: list[int]) -> int:
+    """The check-in codes of the person's invitations stop working (whether they came stays); walk-ins entered
+    with one of their addresses lose name and address. Returns the number of walk-ins scrubbed."""
+    from .attendance import Attendance
+
+    if invitation_ids:
+        for row in db.session.scalars(select(Attendance).where(Attendance.invitation_id.in_(invitation_ids))):
+            row.token = None
+    forms = sorted(_forms(contact))
+    walk_ins = list(db.session.scalars(select(Attendance).where(
+        Attendance.invitation_id.is_(None), func.lower(Attendance.email).in_(forms)))) if forms else []
+    for row in walk_ins:
+        row.name = ANONYMISED_NAME
+        row.email = f"anonymisiert-vor-ort-{row.id}@{ANONYMISED_DOMAIN}"
+    return len(walk_ins)
 
 
 def _on_contact_erasing(sender: Any, *, contact: Contact, **_: Any) -> dict[str, int]:

@@ -279,10 +279,18 @@ def queue_running(kind: str, event: Event, invitation: Invitation) -> OutboxMess
     fresh = mailing is None
     if fresh:
         mailing = outbox.create_mailing(kind, _title(kind, event), event_id=event.id)
-    message = queue(mailing, kind, event, invitation)
+    message = queue(mailing, kind, event, invitation, attachments=_checkin_code(kind, invitation))
     if fresh:
         outbox.start_mailing(mailing, allow_empty=True)
     return message
+
+
+def _checkin_code(kind: str, invitation: Invitation) -> tuple:
+    """A confirmation of a Zusage (and the mail of moving up) carries the personal check-in QR code."""
+    from .attendance import qr_attachment
+
+    found = qr_attachment(invitation) if kind in ("bestaetigung", "nachruecker") else None
+    return (found,) if found is not None else ()
 
 
 def release(mailing: Mailing | None) -> None:

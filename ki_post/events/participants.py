@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from ..errors import ValidationError
 from ..extensions import db
+from .attendance import ATTENDANCE_HEADER, attendance_cells, by_invitation, walk_in_rows
 from .delivery import deliveries
 from .models import Event, Invitation, InvitationState
 
@@ -59,16 +60,18 @@ def answer_counts(event_ids: list[int]) -> dict[int, Counter]:
 
 
 PARTICIPANT_HEADER = ["Name", "Organisation", "E-Mail", "Antwort", "Begleitpersonen", "Bemerkung", "Ernährung", "Antwortweg", "Beantwortet am"]
+PARTICIPANT_HEADER += ATTENDANCE_HEADER
 
 
 def participant_rows(event: Event) -> list[list[Any]]:
     from ..formatting import datum_kurz
 
     rows = []
+    marks = by_invitation(event)
     for i in sorted(event.invitations, key=lambda i: (i.organisation_name.lower(), i.name.lower())):
         rows.append([i.name, i.organisation_name, i.email, i.state_label, i.companions, i.remark, i.dietary,
-                     i.channel_label, datum_kurz(i.answered_at)])
-    return rows
+                     i.channel_label, datum_kurz(i.answered_at)] + attendance_cells(event, i, marks.get(i.id)))
+    return rows + walk_in_rows(event, len(PARTICIPANT_HEADER) - len(ATTENDANCE_HEADER))
 
 
 def export_participants(event: Event, fmt: str) -> bytes:

@@ -444,3 +444,5 @@ def rsvp_answer(token: str):
 
 from . import badge_views  # noqa: E402,F401  (registers the badge downloads on bp)
 from . import automation_views  # noqa: E402,F401  (copy and automatic reminders: routes on this blueprint)
+# Einlass and Nachbereitung live in their own module on this blueprint.
+from . import checkin_views  # noqa: E402,F401

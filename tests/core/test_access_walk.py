@@ -62,6 +62,17 @@ PINNED = {
     ("records.mailing_export", "GET"): "sachbearbeitung",
     ("records.run_export", "GET"): "sachbearbeitung",
     ("records.event_export", "GET"): "sachbearbeitung",
+    # Einlass: everybody logged in may look (also through a QR code); ticking off is for sachbearbeitung.
+    ("events.checkin", "GET"): "lesen",
+    ("events.checkin_code", "GET"): "lesen",
+    ("events.checkin_invitation", "POST"): "sachbearbeitung",
+    ("events.checkin_invitation_undo", "POST"): "sachbearbeitung",
+    ("events.checkin_walk_in", "POST"): "sachbearbeitung",
+    ("events.checkin_walk_in_mark", "POST"): "sachbearbeitung",
+    ("events.checkin_walk_in_undo", "POST"): "sachbearbeitung",
+    ("events.checkin_walk_in_remove", "POST"): "sachbearbeitung",
+    ("events.followup_form", "GET"): "sachbearbeitung",
+    ("events.followup", "POST"): "sachbearbeitung",
 }
 SAMPLE_VALUES = {"token": "x" * 43, "name": "nachricht.eml", "fmt": "csv", "filename": "ki-post.css"}
 MISSING_ID = 999_999
