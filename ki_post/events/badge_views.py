@@ -1,12 +1,24 @@
-"""GET downloads of name badges and table cards (PDF) from the event page; reading role suffices."""
+"""Downloads of name badges and table cards (PDF) from the event page.
+
+Plain badges are a GET download (reading role). Badges with the personal check-in QR code are a POST:
+a person who has no check-in code yet gets one, which is a change (and needs sachbearbeitung).
+"""
 from __future__ import annotations
 
 from flask import Response, flash, redirect, request, url_for
+from flask_wtf import FlaskForm
 
 from ..errors import KiPostError
+from ..transaction import transaction
 from . import services
+from .attendance import checkin_link
 from .badges import badges_pdf
 from .views import bp
+
+
+def _pdf_response(data: bytes, name: str, event_id: int) -> Response:
+    return Response(data, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}-{event_id}.pdf"'})
 
 
 @bp.get("/veranstaltungen/<int:event_id>/namensschilder.pdf")
@@ -19,5 +31,20 @@ def badges(event_id: int):
         flash(str(error), "error")
         return redirect(url_for("events.detail", event_id=event_id))
     name = "tischkarten" if (stock or "").startswith("tischkarte") else "namensschilder"
-    return Response(data, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{name}-{event.id}.pdf"'})
+    return _pdf_response(data, name, event.id)
+
+
+@bp.post("/veranstaltungen/<int:event_id>/namensschilder-qr.pdf")
+def badges_with_qr(event_id: int):
+    """Badges whose QR code opens the person's check-in (the same code as in the confirmation mail)."""
+    event = services.get_event(event_id)
+    form = FlaskForm()
+    if not form.validate_on_submit():
+        flash("Das Formular ist abgelaufen. Bitte die Seite neu laden und noch einmal versuchen.", "error")
+        return redirect(url_for("events.detail", event_id=event_id))
+    data = None
+    with transaction() as done:
+        data, _count = badges_pdf(event, request.form.get("bogen") or None, qr_content=checkin_link)
+    if not done.ok or data is None:
+        return redirect(url_for("events.detail", event_id=event_id))
+    return _pdf_response(data, "namensschilder-qr", event.id)

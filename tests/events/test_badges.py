@@ -161,3 +161,19 @@ def test_no_acceptance_no_badges(client, make_user, published):
     response = client.get(f"/veranstaltungen/{event.id}/namensschilder.pdf")
     assert response.status_code == 302
     assert "noch keine Zusagen" in client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_badges_with_the_check_in_code_are_a_post_for_staff(event, staff_client, client, make_user):
+    """The QR code on a badge is the person's check-in code (made if missing: so a POST, not for lesen)."""
+    from ki_post.events.attendance import Attendance
+
+    url = f"/veranstaltungen/{event.id}/namensschilder-qr.pdf"
+    assert staff_client.get(url).status_code == 405  # GET never makes codes
+    response = staff_client.submit(url, {}, form_url=f"/veranstaltungen/{event.id}")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    tokens = {row.invitation_id: row.token for row in db.session.query(Attendance).filter_by(event_id=event.id)}
+    accepted = [i for i in event.invitations if i.state == InvitationState.ZUGESAGT]
+    assert {i.id for i in accepted} <= set(tokens) and all(tokens[i.id] for i in accepted)
+    assert pdfa_facts(response.data)["images"] == len(accepted)
+    client.login(make_user("lesen").email)
+    assert client.submit(url, {}, form_url=f"/veranstaltungen/{event.id}/einlass").status_code == 403
