@@ -147,7 +147,8 @@ def export(event_id: int, path: str) -> None:
     except KiPostError as error:
         raise click.ClickException(str(error)) from None
     Path(path).write_bytes(data)
-    click.echo(f"{anzahl(len(event.invitations), 'Eintrag', 'Einträge')} nach {path} geschrieben.")
+    # Invitations and walk-ins: the rows of the file.
+    click.echo(f"{anzahl(len(services.participant_rows(event)), 'Eintrag', 'Einträge')} nach {path} geschrieben.")
 
 
 @events.command("checkin")

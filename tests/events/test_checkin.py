@@ -272,10 +272,12 @@ def test_export_cli_writes_attendance(published, runner, tmp_path):
     event = published(1)
     _accept(event.invitations[0])
     attendance.check_in(event.invitations[0])
+    attendance.add_walk_in(event, "Max Gast", "Kreis Wesel")
     db.session.commit()
     target = tmp_path / "liste.xlsx"
     result = runner.invoke(args=["events", "export", str(event.id), str(target)])
     assert result.exit_code == 0, result.output
+    assert result.output.startswith("2 Einträge")  # the invited person and the walk-in
     from openpyxl import load_workbook
 
     sheet = load_workbook(target).active
