@@ -4,8 +4,9 @@
   after the erasure sends them nothing; failed messages too, so "retry" cannot send them either.
 - Every message to them keeps its row, so the counts of past mailings stay right, but loses what was
   personal: address, name, subject (it becomes the mailing's title), text, HTML, calendar part, and the
-  address in the server's reply. Cover mails are transport copies, not the record of an official act:
-  the letter itself is kept in the letters archive (letters/erasure.py).
+  address in the server's reply. A mailed letter goes with its message (mailed circulars are not
+  archived; their record is the template version and the anonymised log of the Akten-Export); letters
+  made as files stay in the letters archive (letters/erasure.py).
 - Their attachment rows go; the bytes go with them unless something kept still uses them (the same
   circular attached to everyone, or the archived letter).
 - Delivery reports and automatic replies recorded about their messages are deleted.
