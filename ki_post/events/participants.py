@@ -11,6 +11,7 @@ from ..errors import ValidationError
 from ..extensions import db
 from .delivery import deliveries
 from .models import Event, Invitation, InvitationState
+from .questions import answer_cells, questions_of
 
 
 @dataclass
@@ -61,13 +62,19 @@ def answer_counts(event_ids: list[int]) -> dict[int, Counter]:
 PARTICIPANT_HEADER = ["Name", "Organisation", "E-Mail", "Antwort", "Begleitpersonen", "Bemerkung", "Ernährung", "Antwortweg", "Beantwortet am"]
 
 
+def participant_header(event: Event) -> list[str]:
+    """The export's columns: the fixed ones, then one per question of the event."""
+    return [*PARTICIPANT_HEADER, *(q.label for q in questions_of(event.id))]
+
+
 def participant_rows(event: Event) -> list[list[Any]]:
     from ..formatting import datum_kurz
 
     rows = []
+    questions = questions_of(event.id)
     for i in sorted(event.invitations, key=lambda i: (i.organisation_name.lower(), i.name.lower())):
         rows.append([i.name, i.organisation_name, i.email, i.state_label, i.companions, i.remark, i.dietary,
-                     i.channel_label, datum_kurz(i.answered_at)])
+                     i.channel_label, datum_kurz(i.answered_at), *answer_cells(questions, i)])
     return rows
 
 
@@ -75,8 +82,9 @@ def export_participants(event: Event, fmt: str) -> bytes:
     from .. import exports
 
     rows = participant_rows(event)
+    header = participant_header(event)
     if fmt == "csv":
-        return exports.csv_bytes(PARTICIPANT_HEADER, rows)
+        return exports.csv_bytes(header, rows)
     if fmt == "xlsx":
-        return exports.xlsx_bytes(PARTICIPANT_HEADER, rows, sheet_title="Teilnehmende")
+        return exports.xlsx_bytes(header, rows, sheet_title="Teilnehmende")
     raise ValidationError("Bitte wählen Sie CSV oder XLSX.")
