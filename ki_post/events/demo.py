@@ -57,7 +57,7 @@ def _demo_questions(event: Event) -> None:
     """Two questions of the event's own: a tour with limited places and the need for step-free access."""
     db.session.flush()
     questions.add_question(event, questions.QuestionData(
-        "Möchten Sie im Anschluss an einer Führung durch das Haus teilnehmen?", "einfachauswahl",
+        "Möchten Sie im Anschluss an einer Führung durch das Haus teilnehmen?", "einfachauswahl", required=True,
         help_text="Je Führung gibt es 25 Plätze.",
         options=[questions.OptionData("Führung um 13:15 Uhr", 25), questions.OptionData("Führung um 14:00 Uhr", 25),
                  questions.OptionData("Keine Führung")]))
