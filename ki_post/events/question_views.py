@@ -64,9 +64,7 @@ def held_options(invitation: Invitation) -> set[int]:
     """Options whose seat this person holds already (never shown as full to them)."""
     if invitation.state != InvitationState.ZUGESAGT:
         return set()
-    return {int(v) for values in questions.raw_from_answers(questions.questions_of(invitation.event_id),
-                                                            invitation.answers).values()
-            for v in values if v.isdigit()}
+    return questions.chosen_options(questions.questions_of(invitation.event_id), invitation.answers)
 
 
 @bp.app_template_global("readable_answers")

@@ -330,6 +330,11 @@ def _chosen(question: Question, value: Any) -> list[int]:
     return []
 
 
+def chosen_options(questions: Sequence[Question], answers: Mapping[str, Any] | None) -> set[int]:
+    """The option ids a set of answers chose (single and multiple choice)."""
+    return {o for q in questions for o in _chosen(q, (answers or {}).get(str(q.id)))}
+
+
 def _limited_questions(event_id: int) -> list[Question]:
     return [q for q in questions_of(event_id) if q.kind == QuestionKind.EINFACH and any(o.capacity is not None for o in q.options)]
 
