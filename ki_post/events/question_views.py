@@ -86,6 +86,16 @@ def question_errors(done: Outcome, form: FlaskForm) -> dict[str, str]:
     return done.error.errors
 
 
+def unchecked_errors(event: Event, answer: str | None) -> dict[str, str]:
+    """When the form itself failed (no answer chosen …), the questions' errors too, so that all show at once."""
+    try:
+        questions.validate_responses(questions.questions_of(event.id), responses(event),
+                                     accepting=answer == InvitationState.ZUGESAGT)
+    except questions.QuestionError as error:
+        return error.errors
+    return {}
+
+
 @bp.app_template_global("question_summary")
 def summary_entries(event: Event, errors: dict[str, str]) -> list[tuple[str, str, str]]:
     """(anchor, question, message) for the error summary above a form."""

@@ -429,7 +429,8 @@ def rsvp_answer(token: str):
                 flash(messages.get(result.state, "Ihre Antwort ist gespeichert."), "success")
             return redirect(url_for("events.rsvp", token=token))
         return _rsvp_page(invitation, form, 422, question_errors=question_views.question_errors(done, form))
-    return _rsvp_page(invitation, form, 422)
+    return _rsvp_page(invitation, form, 422,
+                      question_errors=question_views.unchecked_errors(invitation.event, form.answer.data))
 
 
 from . import question_views  # noqa: E402  (its routes live on this blueprint)

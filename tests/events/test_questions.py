@@ -125,6 +125,11 @@ def test_answer_page_stores_answers_and_refuses_wrong_ones_at_the_field(client, 
     db.session.expire_all()
     assert db.session.get(Invitation, invitation.id).state == "offen"
 
+    # No answer chosen and a wrong yes/no: both errors at once.
+    both = client.submit(rsvp_url(invitation), {step_free.field: "vielleicht"}).get_data(as_text=True)
+    assert "Bitte wählen Sie Zusage oder Absage." in both
+    assert f'<p class="error-text" id="{step_free.field}-fehler">Bitte wählen Sie Ja oder Nein.</p>' in both
+
     a = option(workshop, 0).id
     ok = client.submit(rsvp_url(invitation), {"answer": "zugesagt", workshop.field: str(a), step_free.field: "ja",
                                               text.field: "Wann gibt es Kaffee?",
