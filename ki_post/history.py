@@ -13,6 +13,7 @@ from sqlalchemy import select
 from .blobs import load_blob
 from .events import attendance, erasure as events_erasure
 from .events.models import CalendarReply, Invitation
+from .events.questions import readable_answers
 from .extensions import db
 from .letters import erasure as letters_erasure
 from .letters.engine import DOCX_MIMETYPE, document_text
@@ -85,7 +86,7 @@ def _invitations_json(contact: Contact) -> list[dict[str, Any]]:
         {"veranstaltung": invitation.event.title, "beginn": _iso(invitation.event.start_at), "name": invitation.name,
          "e_mail": invitation.email, "organisation": invitation.organisation_name, "antwort": invitation.state_label,
          "begleitpersonen": invitation.companions, "bemerkung": invitation.remark, "ernaehrung": invitation.dietary,
-         "weitere_angaben": invitation.answers or {}, "weg": invitation.channel_label,
+         "weitere_angaben": readable_answers(invitation), "weg": invitation.channel_label,
          "eingeladen": _iso(invitation.invited_at), "beantwortet": _iso(invitation.answered_at),
          **attendance.history_of(invitation)}
         for invitation in invitations

@@ -2,6 +2,7 @@
 moving up. One deadline rule holds for every channel; staff may override it explicitly."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -16,6 +17,7 @@ from .attendance import fit_code
 from .delivery import delivery_of, lock_event
 from .mails import queue_running, reachable
 from .models import Channel, Event, EventState, Invitation, InvitationState
+from .questions import check_option_seats, fits_options, questions_of, validate_responses
 from .superseding import supersede
 
 ANSWER_STATES = InvitationState.ANSWERS
@@ -56,12 +58,15 @@ class AnswerResult:
 
 def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: str = "", dietary: str = "",
            channel: Channel | str = Channel.LINK, sequence: int | None = None, notify: bool = True,
-           override_deadline: bool = False) -> AnswerResult:
+           override_deadline: bool = False, responses: Mapping[int, list[str]] | None = None,
+           keep_unanswered: bool = False) -> AnswerResult:
     """Sets an answer. Acceptances beyond the capacity go to the waiting list; freed seats move people up.
 
     A confirmation goes out only when the answer (or the number of companions) changed; one still
     waiting in the outbox is written anew instead of adding a second. ``override_deadline``: a staff
     member records an answer after the deadline on purpose (never for the personal link).
+    ``responses``: the form values for the event's own questions (None: their answers stay as they are);
+    ``keep_unanswered``: a question left empty keeps the earlier answer (see ``questions.validate_responses``).
     """
     state = InvitationState.FORMER_CODES.get(state, state)  # a form loaded before the codes became German
     if state not in InvitationState.ANSWERS:
@@ -98,6 +103,10 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
     lock_event(event.id)
     db.session.refresh(invitation)  # the state as of the lock, not as of the page load
     previous, previous_companions = invitation.state, invitation.companions
+    previous_answers = dict(invitation.answers or {})
+    new_answers = previous_answers if responses is None else validate_responses(
+        questions_of(event.id), responses, accepting=state == InvitationState.ZUGESAGT, previous=previous_answers,
+        keep_unanswered=keep_unanswered)
     new_state = InvitationState(state)
     if state == InvitationState.ZUGESAGT and event.capacity is not None:
         free = event.capacity - seats_taken(event.id, exclude_id=invitation.id)
@@ -107,6 +116,9 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
                     f"Für weitere Begleitpersonen ist kein Platz mehr frei (frei: {max(free - 1, 0)}).", "companions"
                 )
             new_state = InvitationState.WARTELISTE
+    if new_state == InvitationState.ZUGESAGT:  # only a Zusage holds an option's seat
+        check_option_seats(invitation, new_answers, 1 + companions, previous_state=previous,
+                           previous_answers=previous_answers, previous_seats=invitation.seats)
     now = utcnow()
     if new_state == InvitationState.WARTELISTE and previous != InvitationState.WARTELISTE:
         invitation.waiting_since = now
@@ -117,6 +129,8 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
     invitation.companions = companions
     invitation.remark = remark
     invitation.dietary = dietary
+    if new_answers != previous_answers:
+        invitation.answers = new_answers
     invitation.channel = Channel(channel)
     invitation.answered_at = now
     invitation.sequence_answered = event.sequence if sequence is None else sequence
@@ -141,13 +155,16 @@ def _notify_moved(event: Event, moved: list[Invitation]) -> None:
 
 
 def _move_up(event: Event) -> list[Invitation]:
-    """First come, first served: stops at the first waiting person who does not fit."""
+    """First come, first served: stops at the first waiting person who does not fit; one whose chosen
+    option (workshop) is full is passed over and keeps waiting."""
     waiting_query = select(Invitation).where(Invitation.event_id == event.id, Invitation.state == InvitationState.WARTELISTE)
     waiting = list(db.session.scalars(waiting_query.order_by(Invitation.waiting_since, Invitation.id)))
     moved = []
     for person in waiting:
         if event.capacity is not None and seats_taken(event.id) + person.seats > event.capacity:
             break
+        if not fits_options(person):
+            continue  # their workshop is full: they keep waiting, the next one may fit
         person.state = InvitationState.ZUGESAGT
         person.waiting_since = None
         db.session.flush()

@@ -1,8 +1,7 @@
 """Copying an event for its next date: "Kopieren" on the event page, ``flask events copy``.
 
 The copy takes every setting of the source (title, description, place, room, organizer, capacity,
-companions, the ask_* flags, the automatic reminders) and the per-event questions (through the
-``signals.event_copied`` hook), with new dates: the deadline moves by as much as the start. It takes
+companions, the ask_* flags, the automatic reminders) and the per-event questions, with new dates: the deadline moves by as much as the start. It takes
 nothing of what happened: no invitations or answers, state Entwurf, a new UID, SEQUENCE 0.
 """
 from __future__ import annotations
@@ -16,7 +15,7 @@ from ..errors import ValidationError
 from ..extensions import db
 from .models import Event
 from .operations import create_event, event_data, parse_local
-from .signals import event_copied
+from .questions import copy_questions
 
 # Settings that ``EventData`` does not carry; copied as they are.
 COPIED_FIELDS = ("organizer_email", "organizer_name", "remind_open_days", "remind_participants_days")
@@ -35,9 +34,7 @@ def copy_event(source: Event, start: str | datetime, end: str | datetime) -> Eve
     for name in COPIED_FIELDS:
         setattr(target, name, getattr(source, name))
     db.session.flush()
-    # HOOK for the per-event questions: their module connects ``copy_questions(source, target)`` to this
-    # signal (see signals.py); everything else a package keeps per event can join the same way.
-    event_copied.send(None, source=source, target=target)
+    copy_questions(source, target)
     db.session.flush()
     audit("veranstaltung.kopiert", target, quelle_id=source.id)
     return target

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from ..formatting import BERLIN
 from ..extensions import db
-from . import invitations, services
+from . import invitations, questions, services
 from .models import Event, EventState
 
 TITLE = "Feierstunde: Fünf Jahre Teilhabe- und Integrationsgesetz"
@@ -42,6 +42,7 @@ def load_demo() -> dict[str, int]:
         ))
         event.state = EventState.VEROEFFENTLICHT
         created["events"] = 1
+        _demo_questions(event)
     try:
         verteiler_id = services.verteiler_id_by_name(LIST_NAME)
     except Exception:  # demo Verteiler not loaded: the event alone is still useful
@@ -50,3 +51,14 @@ def load_demo() -> dict[str, int]:
     created["invitations"] = len(services.add_invitations(event, contacts))
     db.session.flush()
     return created
+
+
+def _demo_questions(event: Event) -> None:
+    """Two questions of the event's own: a tour with limited places and the need for step-free access."""
+    db.session.flush()
+    questions.add_question(event, questions.QuestionData(
+        "Möchten Sie im Anschluss an einer Führung durch das Haus teilnehmen?", "einfachauswahl", required=True,
+        help_text="Je Führung gibt es 25 Plätze.",
+        options=[questions.OptionData("Führung um 13:15 Uhr", 25), questions.OptionData("Führung um 14:00 Uhr", 25),
+                 questions.OptionData("Keine Führung")]))
+    questions.add_question(event, questions.QuestionData("Benötigen Sie einen barrierefreien Zugang?", "janein"))

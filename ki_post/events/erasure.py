@@ -1,7 +1,8 @@
 """The events' part of erasing a person (``recipients.signals.contact_erasing``).
 
 Invitations keep their row, state, companions, answer channel and date, so the counts of past events
-stay right; name, address, remark, dietary note (possibly health data) and answers go, and the personal
+stay right; name, address, remark, dietary note (possibly health data) and the free-text answers to the
+event's own questions go (yes/no and choices stay, so that a workshop's seats stay right), and the personal
 link stops working (a fresh random token nobody knows), as does the check-in code; whether the person came
 stays. Walk-ins entered at the door with one of the person's addresses lose name and address. Calendar replies keep what they did (answer,
 SEQUENCE, status) and lose address, name, comment and the reply mail's Message-ID; their
@@ -23,6 +24,7 @@ from ..recipients.erasure import ANONYMISED_ADDRESS, ANONYMISED_DOMAIN, ANONYMIS
 from ..recipients.models import Contact
 from ..recipients.signals import contact_erasing
 from .models import CalendarReply, Invitation
+from .questions import clear_text_answers
 
 ERASED_KEY_PREFIX = "geloescht:"
 
@@ -75,7 +77,7 @@ def erase_invitations(contact: Contact) -> dict[str, int]:
         invitation.email = f"anonymisiert-{invitation.id}@{ANONYMISED_DOMAIN}"
         invitation.remark = ""
         invitation.dietary = ""
-        invitation.answers = {}
+        clear_text_answers(invitation)
         invitation.token = secrets.token_urlsafe(32)
     walk_ins = erase_attendance(contact, [invitation.id for invitation in invitations])
     db.session.flush()

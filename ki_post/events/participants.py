@@ -12,6 +12,7 @@ from ..extensions import db
 from .attendance import ATTENDANCE_HEADER, attendance_cells, by_invitation, walk_in_rows
 from .delivery import deliveries
 from .models import Event, Invitation, InvitationState
+from .questions import answer_cells, questions_of
 
 
 @dataclass
@@ -63,23 +64,34 @@ PARTICIPANT_HEADER = ["Name", "Organisation", "E-Mail", "Antwort", "Begleitperso
 PARTICIPANT_HEADER += ATTENDANCE_HEADER
 
 
+def participant_header(event: Event) -> list[str]:
+    """The export's columns: the fixed ones, then one per question of the event."""
+    return [*PARTICIPANT_HEADER, *(q.label for q in questions_of(event.id))]
+
+
 def participant_rows(event: Event) -> list[list[Any]]:
     from ..formatting import datum_kurz
 
     rows = []
     marks = by_invitation(event)
+    questions = questions_of(event.id)
     for i in sorted(event.invitations, key=lambda i: (i.organisation_name.lower(), i.name.lower())):
         rows.append([i.name, i.organisation_name, i.email, i.state_label, i.companions, i.remark, i.dietary,
-                     i.channel_label, datum_kurz(i.answered_at)] + attendance_cells(event, i, marks.get(i.id)))
-    return rows + walk_in_rows(event, len(PARTICIPANT_HEADER) - len(ATTENDANCE_HEADER))
+                     i.channel_label, datum_kurz(i.answered_at), *attendance_cells(event, i, marks.get(i.id)),
+                     *answer_cells(questions, i)])
+    # Walk-ins answered no questions: their question cells stay empty.
+    walk_ins = [row + [""] * len(questions)
+                for row in walk_in_rows(event, len(PARTICIPANT_HEADER) - len(ATTENDANCE_HEADER))]
+    return rows + walk_ins
 
 
 def export_participants(event: Event, fmt: str) -> bytes:
     from .. import exports
 
     rows = participant_rows(event)
+    header = participant_header(event)
     if fmt == "csv":
-        return exports.csv_bytes(PARTICIPANT_HEADER, rows)
+        return exports.csv_bytes(header, rows)
     if fmt == "xlsx":
-        return exports.xlsx_bytes(PARTICIPANT_HEADER, rows, sheet_title="Teilnehmende")
+        return exports.xlsx_bytes(header, rows, sheet_title="Teilnehmende")
     raise ValidationError("Bitte wählen Sie CSV oder XLSX.")

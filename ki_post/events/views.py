@@ -123,7 +123,7 @@ def _answer_choices(event: Event) -> list[tuple[int | str, str]]:
                               for i in sorted(event.invitations, key=lambda i: i.name.lower())]
 
 
-def _detail_page(event: Event, answer_form: StaffAnswerForm | None = None):
+def _detail_page(event: Event, answer_form: StaffAnswerForm | None = None, **extra):
     q = request.args.get("q", "").strip()[:100]
     state = request.args.get("status", "")
     state = InvitationState.parse(InvitationState.FORMER_CODES.get(state, state)) or ""  # old bookmarks keep working
@@ -135,7 +135,7 @@ def _detail_page(event: Event, answer_form: StaffAnswerForm | None = None):
     return render_template(
         "events/detail.html", event=event, overview=services.overview(event, q=q, state=state), q=q, state=state,
         states=InvitationState.labels(), invite_form=invite_form, answer_form=answer_form, confirm_form=ConfirmForm(),
-        mailings=services.event_mailings(event), deadline_passed=services.deadline_passed(event),
+        mailings=services.event_mailings(event), deadline_passed=services.deadline_passed(event), **extra,
     )
 
 
@@ -273,7 +273,10 @@ def record_answer(event_id: int):
     with transaction() as done:
         result = services.answer(invitation, form.answer.data, companions=form.companions.data or 0,
                                  remark=form.remark.data or "", dietary=form.dietary.data or "", channel=form.channel.data,
-                                 override_deadline=bool(form.override_deadline.data))
+                                 override_deadline=bool(form.override_deadline.data),
+                                 responses=question_views.responses(event), keep_unanswered=True)
+    if errors := question_views.question_errors(done, form):
+        return _detail_page(event, form, question_errors=errors), 422
     if done.ok:
         unchanged = "" if result.changed else " (unverändert; keine neue Bestätigung)"
         flash(f"Antwort von {invitation.name or invitation.email} erfasst: {result.state.label}{unchanged}.",
@@ -410,11 +413,11 @@ def rsvp(token: str):
     return _rsvp_page(invitation, form)
 
 
-def _rsvp_page(invitation: Invitation, form: RsvpForm, status: int = 200):
+def _rsvp_page(invitation: Invitation, form: RsvpForm, status: int = 200, **extra):
     event = invitation.event
     closed = event.state != EventState.VEROEFFENTLICHT or services.deadline_passed(event)
     response = render_template("events/rsvp.html", invitation=invitation, event=event, form=form, closed=closed,
-                               sender=services.sender_lines())
+                               sender=services.sender_lines(), **extra)
     return response, status, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 
 
@@ -427,7 +430,8 @@ def rsvp_answer(token: str):
     if form.validate_on_submit():
         with transaction(form, field_map=_FIELD_MAP) as done:
             result = services.answer(invitation, form.answer.data, companions=form.companions.data or 0,
-                                     remark=form.remark.data or "", dietary=form.dietary.data or "", channel=Channel.LINK)
+                                     remark=form.remark.data or "", dietary=form.dietary.data or "", channel=Channel.LINK,
+                                     responses=question_views.responses(invitation.event))
         if done.ok:
             messages = {
                 InvitationState.ZUGESAGT: "Vielen Dank! Ihre Zusage ist gespeichert. Sie erhalten eine Bestätigung per E-Mail.",
@@ -439,10 +443,13 @@ def rsvp_answer(token: str):
             else:
                 flash(messages.get(result.state, "Ihre Antwort ist gespeichert."), "success")
             return redirect(url_for("events.rsvp", token=token))
-    return _rsvp_page(invitation, form, 422)
+        return _rsvp_page(invitation, form, 422, question_errors=question_views.question_errors(done, form))
+    return _rsvp_page(invitation, form, 422,
+                      question_errors=question_views.unchecked_errors(invitation.event, form.answer.data))
 
 
 from . import badge_views  # noqa: E402,F401  (registers the badge downloads on bp)
 from . import automation_views  # noqa: E402,F401  (copy and automatic reminders: routes on this blueprint)
 # Einlass and Nachbereitung live in their own module on this blueprint.
 from . import checkin_views  # noqa: E402,F401
+from . import question_views  # noqa: E402,F401  (its routes live on this blueprint)

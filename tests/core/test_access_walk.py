@@ -73,6 +73,13 @@ PINNED = {
     ("events.checkin_walk_in_remove", "POST"): "sachbearbeitung",
     ("events.followup_form", "GET"): "sachbearbeitung",
     ("events.followup", "POST"): "sachbearbeitung",
+    # An event's own questions: defining them is for those who may change the event.
+    ("events.questions_page", "GET"): "sachbearbeitung",
+    ("events.question_new", "POST"): "sachbearbeitung",
+    ("events.question_edit", "GET"): "sachbearbeitung",
+    ("events.question_save", "POST"): "sachbearbeitung",
+    ("events.question_delete", "POST"): "sachbearbeitung",
+    ("events.question_move", "POST"): "sachbearbeitung",
 }
 SAMPLE_VALUES = {"token": "x" * 43, "name": "nachricht.eml", "fmt": "csv", "filename": "ki-post.css"}
 MISSING_ID = 999_999

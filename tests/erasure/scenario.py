@@ -21,7 +21,7 @@ from flask import Flask, g
 from sqlalchemy import select
 
 from ki_post.auth.services import create_user
-from ki_post.events import services as events
+from ki_post.events import questions, services as events
 from ki_post.events.models import Event, Invitation
 from ki_post.extensions import db
 from ki_post.letters.models import ArchivedLetter
@@ -46,9 +46,10 @@ REMARK = "Xqbemerkung ich komme etwas später"
 DIETARY = "Xqdiaet laktosefrei, keine Nüsse"
 COMMENT = "Xqkommentar aus dem Kalender: vorläufig zugesagt"
 PENDING_NOTE = "Xqvorschau neue Sprechzeit"
+QUESTION_ANSWER = "Xqfreitext Wie geht es mit der Förderung weiter?"  # a free-text answer to the event's own question
 # Every personal value of the person (address in the form the Verteiler stores it).
 MARKERS = ["Xqtitel", "Xqamt", "Quirinella", "Zwirbelmeyer-Xq", "Xqfunktion", PERSON_EMAIL, "7319-4682", "Xqnotiz",
-           "Xqvertretung", "Xqbemerkung", "Xqdiaet", "Xqkommentar", PENDING_NOTE]
+           "Xqvertretung", "Xqbemerkung", "Xqdiaet", "Xqkommentar", PENDING_NOTE, "Xqfreitext"]
 LIST_NAME = "Festakt-Verteiler"
 
 
@@ -186,6 +187,8 @@ def build(app: Flask, smtp: SmtpServer, tmp_path: Path) -> Scenario:
         title="Festakt Integrationszentren", start=datetime.now(timezone.utc) + timedelta(days=30),
         end=datetime.now(timezone.utc) + timedelta(days=30, hours=2), place_name="Ministerium",
         place_address="Fürstenwall 25, 40219 Düsseldorf", ask_dietary=True, companions_allowed=1))
+    question = questions.add_question(event, questions.QuestionData("Ihre Frage an das Podium", "text"))
+    question_field = question.field
     db.session.commit()
     result = runner.invoke(args=["events", "invite", str(event.id), "--list", LIST_NAME])
     assert result.exit_code == 0, result.output
@@ -204,7 +207,8 @@ def build(app: Flask, smtp: SmtpServer, tmp_path: Path) -> Scenario:
     invitation = db.session.scalar(select(Invitation).where(Invitation.email == PERSON_EMAIL))
     officer = _client(app)
     answered = officer.submit(f"/antwort/{invitation.token}", {"answer": "zugesagt", "companions": "1",
-                                                               "remark": REMARK, "dietary": DIETARY})
+                                                               "remark": REMARK, "dietary": DIETARY,
+                                                               question_field: QUESTION_ANSWER})
     assert answered.status_code == 302, answered.get_data(as_text=True)[:800]
     run_worker(app)
 

@@ -1,0 +1,48 @@
+"""Browser: the event's own questions on the personal answer page (a full tour shown as full, a required
+choice refused at the field) and the staff's question pages, each checked with axe."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ki_post.events import questions
+from ki_post.events.models import Invitation
+from ki_post.extensions import db
+from tests.e2e.conftest import assert_accessible, login
+
+
+def test_answer_page_with_questions_and_the_staff_pages(page, live_app):
+    with live_app.app_context():  # the demo event asks for a tour (required) and for step-free access
+        invitation = db.session.scalars(select(Invitation).where(Invitation.event_id == 1).order_by(Invitation.id)).first()
+        token, invitation_id = invitation.token, invitation.id
+        tour = questions.questions_of(1)[0]
+        tour.options[1].capacity = 0  # the 14:00 tour is full
+        tour_id = tour.id
+        db.session.commit()
+
+    page.goto(f"/antwort/{token}")
+    assert page.get_by_label("Führung um 14:00 Uhr – ausgebucht").is_disabled()
+    assert_accessible(page)
+    page.get_by_label("Ich nehme teil (Zusage)").check()
+    page.get_by_role("button", name="Antwort senden").click()
+    page.locator(".error-summary").wait_for()
+    assert "Pflichtangabe bei einer Zusage" in page.locator(f"#frage-{tour_id}-fehler").inner_text()
+    assert_accessible(page)
+    page.get_by_label("Führung um 13:15 Uhr (noch 25 Plätze frei)").check()
+    page.get_by_label("Ja", exact=True).check()
+    page.get_by_role("button", name="Antwort senden").click()
+    page.get_by_text("Ihre Zusage ist gespeichert").wait_for()
+    assert page.get_by_label("Führung um 13:15 Uhr").is_checked()
+    assert_accessible(page)
+    with live_app.app_context():
+        assert db.session.get(Invitation, invitation_id).state == "zugesagt"
+
+    login(page, "sachbearbeitung")
+    page.goto("/veranstaltungen/1")
+    assert "Führung durch das Haus teilnehmen?: Führung um 13:15 Uhr" in page.locator("main").inner_text()
+    assert_accessible(page)
+    page.get_by_role("link", name="Fragen an die Eingeladenen (2)").click()
+    page.get_by_role("heading", name="Fragen an die Eingeladenen").wait_for()
+    assert_accessible(page)
+    page.get_by_role("link", name="Bearbeiten: Möchten Sie im Anschluss").click()
+    page.get_by_role("heading", name="Frage bearbeiten").wait_for()
+    assert_accessible(page)
