@@ -25,7 +25,7 @@ from ..blobs import load_blob
 from ..db_types import utcnow
 from ..errors import ValidationError
 from ..events.models import Event
-from ..events.participants import participant_rows
+from ..events.participants import participant_header, participant_rows
 from ..events.signin import participant_list
 from ..extensions import db
 from ..letters import pdf
@@ -182,7 +182,6 @@ def run_package(run_id: int, *, include_restricted: bool) -> Package:
 # --- an event ----------------------------------------------------------------------------------------------
 def event_package(event_id: int) -> Package:
     from .. import exports
-    from ..events.participants import PARTICIPANT_HEADER
 
     event = get_or_404(Event, event_id, "Veranstaltung")
     package = Package(f"Veranstaltung „{event.title}“ ({event.id})", f"veranstaltung-{event.id}", utcnow())
@@ -191,7 +190,7 @@ def event_package(event_id: int) -> Package:
                 participant_list(event), count=accepted)
     rows = participant_rows(event)
     package.add("einladungen_und_antworten.csv", f"Einladungen und Antworten: {event.title}", "Einladungen und Antworten (CSV)",
-                CSV, package.created, exports.csv_bytes(PARTICIPANT_HEADER, rows), count=len(rows))
+                CSV, package.created, exports.csv_bytes(participant_header(event), rows), count=len(rows))
     messages = db.session.scalars(select(OutboxMessage).join(Mailing, Mailing.id == OutboxMessage.mailing_id)
                                   .where(Mailing.event_id == event.id, Mailing.state != MailingState.ENTWURF)
                                   .order_by(OutboxMessage.mailing_id, OutboxMessage.id)).all()

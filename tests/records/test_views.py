@@ -16,10 +16,15 @@ from tests.records.test_export import assert_manifest_exact
 
 @pytest.mark.skipif(not pdf.pdf_available(), reason="LibreOffice (soffice) fehlt")
 def test_event_export_download(staff_client, published):
+    from ki_post.events.attendance import check_in
+    from ki_post.events.questions import QuestionData, add_question
+
     event = published(3)
     a, b, c = event.invitations
-    events.answer(a, "zugesagt", companions=1)
+    question = add_question(event, QuestionData("Anreise mit", "text"))
+    events.answer(a, "zugesagt", companions=1, responses={question.id: ["Bahn"]})
     events.answer(b, "abgesagt")
+    check_in(a)
     db.session.commit()
     page = staff_client.get(f"/veranstaltungen/{event.id}").get_data(as_text=True)
     assert f'href="/akten/veranstaltung/{event.id}.zip"' in page
@@ -30,6 +35,8 @@ def test_event_export_download(staff_client, published):
     assert_manifest_exact(export)
     answers = export.csv("einladungen_und_antworten.csv")
     assert {row["Name"]: row["Antwort"] for row in answers} == {a.name: "Zusage", b.name: "Absage", c.name: "offen"}
+    # The own questions and the attendance belong to the record too.
+    assert {row["Name"]: (row["Anreise mit"], row["Anwesenheit"]) for row in answers}[a.name] == ("Bahn", "anwesend")
     (listing,) = [row for row in export.manifest if row["Datei"] == "teilnehmerliste.pdf"]
     assert listing["Anzahl"] == "1" and export.files["teilnehmerliste.pdf"].startswith(b"%PDF")
 
