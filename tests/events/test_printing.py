@@ -74,6 +74,30 @@ def test_participant_list_names_who_accepted(answered):
     assert "2 Zusagen, 2 Begleitpersonen, 4 Personen insgesamt." in document.paragraphs[-1].text
 
 
+def test_after_the_event_the_participant_list_records_who_came(answered):
+    """Before the end the list is the plan; after it, the record: attendance per person, walk-ins below."""
+    from datetime import timedelta
+
+    from ki_post.db_types import utcnow
+    from ki_post.events import attendance
+
+    a, b, _c = answered.invitations
+    attendance.check_in(a, companions_present=1)
+    attendance.add_walk_in(answered, "Max Gast", "Kreis Wesel")
+    db.session.commit()
+    before = Document(BytesIO(participant_list_docx(answered)))
+    assert "Anwesenheit" not in [cell.text for cell in before.tables[0].rows[0].cells]
+    answered.start_at, answered.end_at = utcnow() - timedelta(hours=3), utcnow() - timedelta(hours=1)
+    db.session.commit()
+    document = Document(BytesIO(participant_list_docx(answered)))
+    rows = [[cell.text for cell in row.cells] for row in document.tables[0].rows]
+    assert rows[0][-1] == "Anwesenheit"
+    assert {row[1]: row[-1] for row in rows[1:]} == {a.name: "anwesend", b.name: "nicht erschienen",
+                                                     "Max Gast": "vor Ort angemeldet"}
+    assert ("Anwesend: 2 (davon 1 vor Ort angemeldet) und 1 Begleitperson; nicht erschienen: 1."
+            in document.paragraphs[-1].text)
+
+
 @pytest.mark.skipif(not pdf_available(), reason="LibreOffice (soffice) fehlt")
 def test_event_lists_are_pdfa_with_page_numbers(answered):
     sheet = sign_in_sheet(answered, pdf=True)
