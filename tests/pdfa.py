@@ -25,7 +25,7 @@ def fonts(data: bytes) -> list[dict[str, str]]:
         path.write_bytes(data)
         output = subprocess.run([binary, str(path)], capture_output=True, text=True, check=True).stdout
     lines = output.splitlines()
-    header, rule, rows = lines[0], lines[1], lines[2:]
+    header, rows = lines[0], lines[2:]  # lines[1] is the ruler
     emb = header.index("emb")
     return [{"name": row.split()[0], "emb": row[emb:emb + 3].strip()} for row in rows if row.strip()]
 

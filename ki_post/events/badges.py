@@ -19,7 +19,7 @@ from ..errors import ValidationError
 from ..extensions import db
 from ..letters import pdf
 from ..letters.services import sender_profile
-from ..letters.sheets import STOCKS, Label, Stock, sheet_docx, stocks_of
+from ..letters.sheets import Label, Stock, sheet_docx, stock_among, stocks_of
 from ..letters.textfit import Block
 from ..recipients.addressing import name_line
 from ..recipients.models import Contact
@@ -37,11 +37,7 @@ def badge_stocks() -> list[Stock]:
 
 
 def stock_for_badges(name: str | None) -> Stock:
-    stock = STOCKS.get(name or DEFAULT_STOCK)
-    if stock is None or stock not in badge_stocks():
-        names = ", ".join(s.name for s in badge_stocks())
-        raise ValidationError(f"Unbekannter Bogen „{name}“. Möglich: {names}.", "stock")
-    return stock
+    return stock_among(name or DEFAULT_STOCK, badge_stocks(), "Bogen")
 
 
 def person(invitation: Invitation) -> tuple[str, str, str]:

@@ -15,7 +15,7 @@ from ..recipients.addressing import address_lines, postal_lines
 from ..recipients.models import Contact
 from ..recipients.services import resolve_recipients, verteiler_by_name
 from . import pdf, services
-from .sheets import STOCKS, Label, Stock, sheet_docx, stocks_of
+from .sheets import Label, Stock, sheet_docx, stock_among, stocks_of
 from .textfit import Block
 
 DEFAULT_STOCK = "etikett-70x37"
@@ -27,11 +27,7 @@ def label_stocks() -> list[Stock]:
 
 
 def stock_for_addresses(name: str | None) -> Stock:
-    stock = STOCKS.get(name or DEFAULT_STOCK)
-    if stock is None or stock not in label_stocks():
-        names = ", ".join(s.name for s in label_stocks())
-        raise ValidationError(f"Unbekannter Etikettenbogen „{name}“. Möglich: {names}.", "stock")
-    return stock
+    return stock_among(name or DEFAULT_STOCK, label_stocks(), "Etikettenbogen")
 
 
 @dataclass

@@ -23,6 +23,7 @@ from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls, qn
 from docx.shared import Mm
 
+from ..errors import ValidationError
 from .fontmetrics import FONT_NAME
 from .textfit import LEADING, Block, FittedBlock, fit
 
@@ -87,6 +88,14 @@ STOCKS: dict[str, Stock] = {stock.name: stock for stock in (
 
 def stocks_of(kind: str) -> list[Stock]:
     return [stock for stock in STOCKS.values() if stock.kind == kind]
+
+
+def stock_among(name: str, allowed: list[Stock], what: str) -> Stock:
+    """The stock called ``name`` if it is one of ``allowed``; else a German error naming the choices."""
+    stock = STOCKS.get(name)
+    if stock is None or stock not in allowed:
+        raise ValidationError(f"Unbekannter {what} „{name}“. Möglich: {', '.join(s.name for s in allowed)}.", "stock")
+    return stock
 
 
 @dataclass(frozen=True)

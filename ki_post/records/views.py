@@ -6,6 +6,7 @@ for the administration (as on the archive pages)."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 
 from flask import Blueprint, flash, redirect, request, send_file, url_for
 from flask_login import current_user
@@ -18,7 +19,16 @@ from .package import Package
 bp = Blueprint("records", __name__)
 
 
-def _send(package: Package, name: str):
+def _download(make: Callable[[], Package], name: str, back: str):
+    """The ZIP as a download; a domain error (unfinished, LibreOffice missing or failing) is said on the
+    page the link was on. An unknown number stays a 404."""
+    try:
+        package = make()
+    except NotFound:
+        raise
+    except KiPostError as error:
+        flash(str(error), "error")
+        return redirect(back)
     spool = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)
     package.write(spool)
     spool.seek(0)
@@ -28,37 +38,21 @@ def _send(package: Package, name: str):
 @bp.get("/akten/aussendung/<int:mailing_id>.zip")
 @requires_role("sachbearbeitung")
 def mailing_export(mailing_id: int):
-    try:
-        package = services.mailing_package(mailing_id, unfinished=request.args.get("zwischenstand") == "1")
-    except NotFound:
-        raise
-    except KiPostError as error:  # unfinished, LibreOffice missing or failing: said on the page
-        flash(str(error), "error")
-        return redirect(url_for("outbox.mailing", mailing_id=mailing_id))
-    return _send(package, f"Akten-Export_Aussendung_{mailing_id}.zip")
+    unfinished = request.args.get("zwischenstand") == "1"
+    return _download(lambda: services.mailing_package(mailing_id, unfinished=unfinished),
+                     f"Akten-Export_Aussendung_{mailing_id}.zip", url_for("outbox.mailing", mailing_id=mailing_id))
 
 
 @bp.get("/akten/vorgang/<int:run_id>.zip")
 @requires_role("sachbearbeitung")
 def run_export(run_id: int):
-    try:
-        package = services.run_package(run_id, include_restricted=current_user.has_role("admin"))
-    except NotFound:
-        raise
-    except KiPostError as error:  # unfinished, LibreOffice missing or failing: said on the page
-        flash(str(error), "error")
-        return redirect(url_for("letters.run_detail", run_id=run_id))
-    return _send(package, f"Akten-Export_Vorgang_{run_id}.zip")
+    restricted = current_user.has_role("admin")
+    return _download(lambda: services.run_package(run_id, include_restricted=restricted),
+                     f"Akten-Export_Vorgang_{run_id}.zip", url_for("letters.run_detail", run_id=run_id))
 
 
 @bp.get("/akten/veranstaltung/<int:event_id>.zip")
 @requires_role("sachbearbeitung")
 def event_export(event_id: int):
-    try:
-        package = services.event_package(event_id)
-    except NotFound:
-        raise
-    except KiPostError as error:  # unfinished, LibreOffice missing or failing: said on the page
-        flash(str(error), "error")
-        return redirect(url_for("events.detail", event_id=event_id))
-    return _send(package, f"Akten-Export_Veranstaltung_{event_id}.zip")
+    return _download(lambda: services.event_package(event_id),
+                     f"Akten-Export_Veranstaltung_{event_id}.zip", url_for("events.detail", event_id=event_id))

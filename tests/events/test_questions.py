@@ -120,7 +120,7 @@ def test_answer_page_stores_answers_and_refuses_wrong_ones_at_the_field(client, 
     assert (f'<p class="error-text" id="{workshop.field}-fehler">Bitte beantworten Sie diese Frage (Pflichtangabe bei '
             "einer Zusage).</p>") in html
     assert f'<a href="#{workshop.field}">Welchen Workshop am Nachmittag besuchen Sie?: Bitte beantworten' in html
-    assert "Wann gibt es Kaffee?</textarea>" in html and f'value="ja" checked' in html and "Bis gleich</textarea>" in html
+    assert "Wann gibt es Kaffee?</textarea>" in html and 'value="ja" checked' in html and "Bis gleich</textarea>" in html
     assert "Bitte prüfen Sie Ihre Angaben zu den Fragen." not in html  # the summary links to the field instead
     db.session.expire_all()
     assert db.session.get(Invitation, invitation.id).state == "offen"
