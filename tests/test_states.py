@@ -23,7 +23,8 @@ BEFORE = "8e3f2a6c4b17"  # the schema with English codes and no CHECK constraint
 STATE_COLUMNS = {("users", "role"), ("outbox_mailings", "state"), ("outbox_mailings", "kind"), ("outbox_messages", "state"),
                  ("events", "state"), ("invitations", "state"), ("invitations", "channel"), ("calendar_replies", "status"),
                  ("contact_proposals", "kind"), ("contact_proposals", "state"),
-                 ("letter_jobs", "state"), ("letter_jobs", "kind")}
+                 ("letter_jobs", "state"), ("letter_jobs", "kind"), ("event_questions", "kind"),
+                 ("event_automatic_reminders", "kind")}
 
 
 def enums() -> list[type[LabelledEnum]]:
