@@ -149,6 +149,12 @@ def table(document, header: Sequence[str], rows: Sequence[Sequence[str]], widths
     return result
 
 
+def note_line(cell, text: str) -> None:
+    """A smaller second line in a table cell (e.g. the answers under a name)."""
+    run = cell.add_paragraph().add_run(text)
+    run.font.size = Pt(8.5)
+
+
 def save(document) -> bytes:
     buffer = io.BytesIO()
     document.save(buffer)

@@ -67,7 +67,7 @@ def test_participant_list_names_who_accepted(answered):
     a, b, c = answered.invitations
     document = Document(BytesIO(participant_list_docx(answered)))
     rows = [[cell.text for cell in row.cells] for row in document.tables[0].rows]
-    assert rows[0] == ["Nr.", "Name", "Organisation", "E-Mail", "Begleitpersonen"]
+    assert rows[0] == ["Nr.", "Name", "Organisation", "E-Mail", "Begleitung"]
     names = {row[1]: row for row in rows[1:]}
     assert set(names) == {a.name, b.name}
     assert names[a.name][2:] == [a.organisation_name, a.email, "2"]
@@ -116,3 +116,19 @@ def test_participant_list_download(staff_client, answered):
         return
     assert response.status_code == 200 and response.data.startswith(b"%PDF")
     assert response.headers["Content-Disposition"] == f'attachment; filename="teilnehmerliste-{answered.id}.pdf"'
+
+
+def test_participant_list_shows_the_answers_to_the_events_questions_under_the_name(published):
+    from ki_post.events.questions import OptionData, QuestionData, add_question
+
+    event = published(2)
+    workshop = add_question(event, QuestionData("Workshop", "einfachauswahl",
+                                                options=[OptionData("Sprachmittlung"), OptionData("Ehrenamt")]))
+    a, b = event.invitations
+    services.answer(a, "zugesagt", responses={workshop.id: [str(workshop.options[1].id)]})
+    services.answer(b, "zugesagt")
+    db.session.commit()
+    document = Document(BytesIO(participant_list_docx(event)))
+    cells = {row.cells[3].text: row.cells[1] for row in document.tables[0].rows[1:]}
+    assert [p.text for p in cells[a.email].paragraphs] == [a.name, "Workshop: Ehrenamt"]
+    assert [p.text for p in cells[b.email].paragraphs] == [b.name]
