@@ -10,9 +10,9 @@ from datetime import date, datetime
 
 from flask import abort, flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
-from wtforms import IntegerField
+from wtforms import IntegerField, StringField
 from wtforms.fields import DateField, TimeField
-from wtforms.validators import InputRequired, NumberRange, Optional
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from ..auth.access import requires_role
 from ..formatting import BERLIN
@@ -24,6 +24,7 @@ _DAYS = NumberRange(1, automation.MAX_DAYS, f"1 bis {automation.MAX_DAYS} Tage (
 
 
 class CopyForm(FlaskForm):
+    title = StringField("Titel der Kopie", validators=[InputRequired("Bitte geben Sie einen Titel an."), Length(max=200)])
     start_date = DateField("Datum (Beginn)", validators=[InputRequired("Bitte ein Datum angeben (TT.MM.JJJJ).")])
     start_time = TimeField("Uhrzeit (Beginn)", validators=[InputRequired("Bitte eine Uhrzeit angeben (HH:MM).")])
     end_date = DateField("Datum (Ende)", validators=[InputRequired("Bitte ein Datum angeben (TT.MM.JJJJ).")])
@@ -53,7 +54,7 @@ def copy(event_id: int):
         with transaction(form, field_map={"start": "start_date", "end": "end_date"}) as done:
             target = copying.copy_event(
                 source, datetime.combine(form.start_date.data, form.start_time.data, tzinfo=BERLIN),
-                datetime.combine(form.end_date.data, form.end_time.data, tzinfo=BERLIN))
+                datetime.combine(form.end_date.data, form.end_time.data, tzinfo=BERLIN), title=form.title.data)
         if done.ok:
             flash(f"Die Veranstaltung „{target.title}“ wurde als Entwurf kopiert: Bitte prüfen Sie die Angaben und "
                   "laden Sie dann ein.", "success")
@@ -61,6 +62,8 @@ def copy(event_id: int):
     elif not form.is_submitted():
         form.start_date.data, form.start_time.data = _one_year_later(source.start_at)
         form.end_date.data, form.end_time.data = _one_year_later(source.end_at)
+        start = datetime.combine(form.start_date.data, form.start_time.data, tzinfo=BERLIN)
+        form.title.data = copying.next_title(source, start)
     status = 422 if form.errors or form.form_errors else 200
     return render_template("events/copy.html", event=source, form=form), status
 

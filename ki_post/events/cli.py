@@ -244,14 +244,15 @@ def poll() -> None:
 @click.argument("event_id", type=int)
 @click.option("--start", required=True, help="Beginn der Kopie in deutscher Zeit, z. B. 2018-02-08T11:00.")
 @click.option("--end", required=True, help="Ende der Kopie in deutscher Zeit, z. B. 2018-02-08T13:00.")
-def copy(event_id: int, start: str, end: str) -> None:
+@click.option("--title", default=None, help="Titel der Kopie (ohne Angabe: der bisherige, mit neuer Jahreszahl).")
+def copy(event_id: int, start: str, end: str, title: str | None) -> None:
     """Eine Veranstaltung mit allen Einstellungen und Fragen, ohne Einladungen, als Entwurf kopieren
     (die Antwortfrist verschiebt sich wie der Beginn); die letzte Zeile ist die Nummer der Kopie."""
     from .copying import copy_event
 
     source = _event(event_id)
     with cli_transaction():
-        target = copy_event(source, start, end)
+        target = copy_event(source, start, end, title)
     click.echo(f"Veranstaltung „{target.title}“ als Entwurf kopiert (UID {target.uid}).")
     click.echo(str(target.id))
 

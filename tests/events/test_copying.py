@@ -77,16 +77,21 @@ def test_copy_page_prefills_one_year_later_and_leads_to_the_copy(staff_client, m
     assert f'href="{url}"' in staff_client.get(f"/veranstaltungen/{source.id}").get_data(as_text=True)
     page = staff_client.get(url).get_data(as_text=True)
     assert 'value="2038-02-08"' in page and 'value="11:00"' in page and 'value="14:00"' in page
-    bad = staff_client.submit(url, {"start_date": "2038-02-08", "start_time": "11:00", "end_date": "2038-02-08",
-                                    "end_time": "09:00"})
+    assert 'value="Feierstunde"' in page
+    bad = staff_client.submit(url, {"title": "Feierstunde", "start_date": "2038-02-08", "start_time": "11:00",
+                                    "end_date": "2038-02-08", "end_time": "09:00"})
     assert bad.status_code == 422 and "Das Ende muss nach dem Beginn liegen" in bad.get_data(as_text=True)
-    done = staff_client.submit(url, {"start_date": "2038-02-08", "start_time": "11:00", "end_date": "2038-02-08",
-                                     "end_time": "14:00"})
+    untitled = staff_client.submit(url, {"title": "", "start_date": "2038-02-08", "start_time": "11:00",
+                                         "end_date": "2038-02-08", "end_time": "14:00"})
+    assert untitled.status_code == 422 and "Bitte geben Sie einen Titel an." in untitled.get_data(as_text=True)
+    done = staff_client.submit(url, {"title": "Feierstunde (Wiederholung)", "start_date": "2038-02-08",
+                                     "start_time": "11:00", "end_date": "2038-02-08", "end_time": "14:00"})
     assert done.status_code == 302
     new_id = int(re.search(r"/veranstaltungen/(\d+)$", done.headers["Location"]).group(1))
     assert new_id != source.id
     copy = db.session.get(Event, new_id)
-    assert copy.title == source.title and copy.start_at.astimezone(BERLIN).year == 2038 and copy.state == "entwurf"
+    assert copy.title == "Feierstunde (Wiederholung)" and copy.start_at.astimezone(BERLIN).year == 2038
+    assert copy.state == "entwurf"
     assert "als Entwurf kopiert" in staff_client.get(done.headers["Location"]).get_data(as_text=True)
 
 
@@ -99,3 +104,14 @@ def test_cli_copy_prints_the_new_id_last(runner, make_event, make_contacts):
     assert copy.title == "Feierstunde" and copy.remind_open_days == 3 and not copy.invitations
     wrong = runner.invoke(args=["events", "copy", str(source.id), "--start", "morgen", "--end", "2038-02-10T14:00"])
     assert wrong.exit_code == 1 and "Der Beginn ist kein gültiger Zeitpunkt" in wrong.output
+
+
+def test_a_year_in_the_title_moves_with_the_copy(app, make_event, make_contacts):
+    source = _source(make_event, make_contacts)
+    source.title = "Fachtag 2037: Vielfalt 20370 leben"
+    assert copying.next_title(source, datetime(2038, 3, 1, 10, tzinfo=timezone.utc)) == "Fachtag 2038: Vielfalt 20370 leben"
+    assert copying.next_title(source, datetime(2037, 9, 1, 10, tzinfo=timezone.utc)) == source.title
+    copy = copying.copy_event(source, "2038-02-10T11:00", "2038-02-10T14:00")
+    assert copy.title == "Fachtag 2038: Vielfalt 20370 leben"
+    named = copying.copy_event(source, "2038-02-10T11:00", "2038-02-10T14:00", title="Fachtag Nord")
+    assert named.title == "Fachtag Nord"
