@@ -106,6 +106,9 @@ RSVP_RATE_LIMIT = "30 per minute"
 SELFSERVICE_LINK_DAYS = 60
 # Hours within which a second reminder for the same event must be confirmed explicitly (0 = never ask).
 REMINDER_WARN_HOURS = 72
+# An automatic reminder due at or after this hour (German time) goes at 9:00 the same day instead: a
+# deadline "bis 23:59 Uhr" would otherwise remind people late at night. 24 = exactly at the due time.
+AUTO_REMINDER_EVENING_HOUR = 18
 
 # --- IMAP (answers from calendar clients) ---------------------------------------------------
 # IMAP host of the functional mailbox; empty = no polling.

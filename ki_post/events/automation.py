@@ -4,7 +4,9 @@ alle mit Zusage", two optional settings per event (off by default), sent by the 
 Rules (the same as for a reminder the staff prepares, plus these):
 
 - *Due* is the deadline (or the start) minus N days, computed from the event as it is now: moving
-  the deadline or the start moves the due time, as long as the reminder has not run.
+  the deadline or the start moves the due time, as long as the reminder has not run. A due time in
+  the evening (AUTO_REMINDER_EVENING_HOUR, 18:00) moves to 9:00 the same day: nobody is reminded at
+  23:59 because the deadline is "bis 23:59 Uhr".
 - A reminder runs once. ``AutomaticReminder`` keeps one row per event and kind (unique key); the row,
   the queued mails and the audit entry commit together, so two workers never both send it and a
   crash between leaves nothing half-done. Once it ran, it never runs again (not after the event
@@ -30,9 +32,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from flask import current_app, has_app_context
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
+from .. import config as default_config
 from ..auth.services import audit
 from ..db_types import utcnow
 from ..errors import ValidationError
@@ -48,6 +52,7 @@ from .models import AutomaticReminder, Event, EventState, Invitation, Invitation
 log = logging.getLogger(__name__)
 
 MAX_DAYS = 365
+MORNING_HOUR = 9  # where a reminder due in the evening goes instead (AUTO_REMINDER_EVENING_HOUR)
 # The event's setting for each kind, and the answer a reminder of that kind is meant for.
 SETTING = {ReminderKind.OFFENE: "remind_open_days", ReminderKind.TEILNEHMENDE: "remind_participants_days"}
 AUDIENCE = {ReminderKind.OFFENE: (InvitationState.OFFEN,), ReminderKind.TEILNEHMENDE: (InvitationState.ZUGESAGT,)}
@@ -86,7 +91,15 @@ def due_at(event: Event, kind: ReminderKind) -> datetime | None:
     if days is None or anchor is None:
         return None
     # Calendar days in German time: the same clock time N days earlier, also across a change of daylight saving.
-    return (anchor.astimezone(BERLIN) - timedelta(days=days)).astimezone(timezone.utc)
+    local = anchor.astimezone(BERLIN) - timedelta(days=days)
+    if local.hour >= _evening_hour():
+        local = local.replace(hour=MORNING_HOUR, minute=0, second=0, microsecond=0)  # earlier, never later
+    return local.astimezone(timezone.utc)
+
+
+def _evening_hour() -> int:
+    return int(current_app.config.get("AUTO_REMINDER_EVENING_HOUR", default_config.AUTO_REMINDER_EVENING_HOUR)) \
+        if has_app_context() else default_config.AUTO_REMINDER_EVENING_HOUR
 
 
 def _runs(event: Event) -> dict[str, AutomaticReminder]:

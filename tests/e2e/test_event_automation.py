@@ -18,7 +18,7 @@ def test_switch_automatic_reminders_and_copy_the_event(page, live_app):
     page.get_by_label("Tage vor der Antwortfrist an alle ohne Antwort").fill("3")
     page.get_by_role("button", name="Automatische Erinnerungen speichern").click()
     page.get_by_text("Die automatischen Erinnerungen sind gespeichert.").wait_for()
-    assert "geplant für 29. Januar 2040, 23:59 Uhr" in page.locator("#automatik-offene").inner_text()
+    assert "geplant für 29. Januar 2040, 09:00 Uhr" in page.locator("#automatik-offene").inner_text()
     assert_accessible(page)
 
     page.get_by_role("link", name="Kopieren …").click()
@@ -27,5 +27,5 @@ def test_switch_automatic_reminders_and_copy_the_event(page, live_app):
     page.get_by_role("button", name="Kopie anlegen").click()
     page.get_by_text("wurde als Entwurf kopiert").wait_for()
     assert page.get_by_role("heading", level=1).inner_text() == "Fachtag Integration"
-    assert "geplant für 29. Januar 2041, 23:59 Uhr" in page.locator("#automatik-offene").inner_text()
+    assert "geplant für 29. Januar 2041, 09:00 Uhr" in page.locator("#automatik-offene").inner_text()
     assert_accessible(page)

@@ -54,6 +54,13 @@ def invited_event(app, make_event, make_contacts, n: int = 4, *, deadline: datet
     return event
 
 
+@pytest.fixture(autouse=True)
+def exact_due_times(app):
+    """The tests here count from now: exact due times, whatever the hour they run at (the move of evening
+    reminders to the morning has its own test)."""
+    app.config["AUTO_REMINDER_EVENING_HOUR"] = 24
+
+
 def reminders(event: Event | None = None) -> list[OutboxMessage]:
     query = select(OutboxMessage).join(Mailing).where(Mailing.kind == "erinnerung").order_by(OutboxMessage.id)
     if event is not None:
@@ -92,6 +99,22 @@ def test_due_time_is_days_before_deadline_and_start_and_moves_with_the_event(app
     assert automation.plan(event, OFFENE).status == "ohne_frist"
     services.cancel_event(event, "Raum nicht verfügbar")
     assert {p.status for p in automation.plans(event)} == {"abgesagt"}
+
+
+def test_a_reminder_due_in_the_evening_goes_in_the_morning_of_that_day(app, make_event):
+    """A deadline "bis 23:59 Uhr" does not remind people at 23:59; 9:00 the same day is still N days ahead."""
+    app.config["AUTO_REMINDER_EVENING_HOUR"] = 18
+    start = datetime(2037, 6, 20, 8, tzinfo=timezone.utc)
+    event = make_event(start=start, end=start + timedelta(hours=2),
+                       deadline=datetime(2037, 6, 10, 21, 59, tzinfo=timezone.utc))  # 23:59 CEST
+    event.remind_open_days, event.remind_participants_days = 3, 2
+    assert automation.due_at(event, OFFENE) == datetime(2037, 6, 7, 7, tzinfo=timezone.utc)  # 09:00 CEST
+    assert automation.due_at(event, TEILNEHMENDE) == datetime(2037, 6, 18, 8, tzinfo=timezone.utc)  # 10:00 stays
+    event.deadline = datetime(2037, 6, 10, 15, 59, tzinfo=timezone.utc)  # 17:59 CEST: not yet evening
+    assert automation.due_at(event, OFFENE) == datetime(2037, 6, 7, 15, 59, tzinfo=timezone.utc)
+    app.config["AUTO_REMINDER_EVENING_HOUR"] = 24
+    event.deadline = datetime(2037, 6, 10, 21, 59, tzinfo=timezone.utc)
+    assert automation.due_at(event, OFFENE) == datetime(2037, 6, 7, 21, 59, tzinfo=timezone.utc)
 
 
 def test_settings_are_checked_and_audited(app, make_event):

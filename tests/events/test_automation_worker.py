@@ -34,7 +34,11 @@ def reminder_counts(smtp) -> Counter:
     return counts
 
 
-def test_automatic_reminder_sent_exactly_once_at_its_due_time_by_a_running_worker(smtp_app, smtp, tmp_path: Path):
+def test_automatic_reminder_sent_exactly_once_at_its_due_time_by_a_running_worker(smtp_app, smtp, tmp_path: Path,
+                                                                                    monkeypatch):
+    # Exact due times (no move of evening reminders to the morning), in this process and the worker's.
+    smtp_app.config["AUTO_REMINDER_EVENING_HOUR"] = 24
+    monkeypatch.setenv("KI_POST_AUTO_REMINDER_EVENING_HOUR", "24")
     organisation = Organisation(name="Kreis Erinnerung", kind="kreis")
     people = [Contact(anrede="frau", first_name="Erika", last_name=name, email=f"{name.lower()}@kreis.example",
                       organisation=organisation) for name in ("Offen", "Auchoffen", "Zusage", "Absage")]
