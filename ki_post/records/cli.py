@@ -45,6 +45,7 @@ def export_command(mailing_id: int | None, run_id: int | None, event_id: int | N
             package = services.run_package(run_id, include_restricted=True)  # the shell is the administration's
         else:
             package = services.event_package(event_id)  # type: ignore[arg-type]
+        package.exported_by = "Kommandozeile (flask records export)"
         package.write(temporary)
     os.replace(temporary, out_path)
     for note in package.notes:

@@ -1,6 +1,7 @@
 """An Akten-Export as one ZIP: the files, and a manifest in CSV and XML that describes each of them.
 
-The manifest lists every file of the ZIP except itself (name, title, kind, media type, created,
+The manifest lists every file of the ZIP except itself and LIESMICH.txt (who exported it when, how to read
+the manifest) (name, title, kind, media type, created,
 SHA-256, size in bytes, number of entries), in the same order in both forms; the XML also carries what
 the export is about and the notes (e.g. "not finished when exported"). Pure: no database.
 """
@@ -19,6 +20,7 @@ from ..formatting import BERLIN
 
 MANIFEST_CSV = "manifest.csv"
 MANIFEST_XML = "manifest.xml"
+README = "LIESMICH.txt"
 NAMESPACE = "urn:ki-post:akten-export:1"
 MANIFEST_HEADER = ["Datei", "Titel", "Art", "Medientyp", "Erstellt", "SHA-256", "Größe (Bytes)", "Anzahl"]
 
@@ -56,6 +58,8 @@ class Package:
     created: datetime
     entries: list[Entry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Who made the export ("Erika Muster (erika@…)", "Kommandozeile"); set by the view or command.
+    exported_by: str = ""
     _names: set[str] = field(default_factory=set)
 
     def add(self, name: str, title: str, kind: str, mimetype: str, created: datetime, data: bytes, count: int = 1) -> Entry:
@@ -63,13 +67,27 @@ class Package:
         base = base.replace("\\", "_").strip() or "datei"
         stem, dot, ext = base.rpartition(".")
         candidate, number = (f"{folder}/" if folder else "") + base, 2
-        while candidate.lower() in self._names or candidate in (MANIFEST_CSV, MANIFEST_XML):
+        while candidate.lower() in self._names or candidate in (MANIFEST_CSV, MANIFEST_XML, README):
             candidate = (f"{folder}/" if folder else "") + (f"{stem} ({number}).{ext}" if dot else f"{base} ({number})")
             number += 1
         self._names.add(candidate.lower())
         entry = Entry(candidate, title, kind, mimetype, created, data, count)
         self.entries.append(entry)
         return entry
+
+    def readme(self) -> bytes:
+        """LIESMICH.txt: what the export is, who made it when, and how to read the manifest."""
+        lines = [f"Akten-Export: {self.subject}", f"Kennung: {self.reference}",
+                 f"Erstellt: {timestamp(self.created)}" + (f" von {self.exported_by}" if self.exported_by else ""),
+                 f"Dateien: {len(self.entries)} (ohne LIESMICH.txt und Manifest)", ""]
+        lines += [f"Hinweis: {note}" for note in self.notes] + ([""] if self.notes else [])
+        lines += ["manifest.csv und manifest.xml beschreiben jede Datei mit denselben Angaben:",
+                  "- Datei: Pfad in der ZIP-Datei; Titel und Art: was sie ist; Medientyp: Dateiformat (MIME);",
+                  "- Erstellt: wann der Inhalt entstand (bei Briefen: wann sie erstellt bzw. versandt wurden);",
+                  "- SHA-256: Prüfsumme, mit der sich die Unversehrtheit der Datei prüfen lässt;",
+                  "- Größe (Bytes); Anzahl: Einträge, die sie enthält – 1 bei einem Dokument, die Zahl der",
+                  "  Zeilen bei einer Liste oder einem Protokoll, der Personen bei einer Teilnehmerliste."]
+        return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
     def manifest_csv(self) -> bytes:
         return exports.csv_bytes(MANIFEST_HEADER, (entry.row() for entry in self.entries))
@@ -79,6 +97,8 @@ class Package:
         root.set("kennung", self.reference)
         root.set("erstellt", timestamp(self.created))
         root.set("anzahl", str(len(self.entries)))
+        if self.exported_by:
+            root.set("ausgefuehrt_von", _xml_text(self.exported_by))
         etree.SubElement(root, f"{{{NAMESPACE}}}betreff").text = _xml_text(self.subject)
         for note in self.notes:
             etree.SubElement(root, f"{{{NAMESPACE}}}hinweis").text = _xml_text(note)
@@ -90,7 +110,10 @@ class Package:
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
     def write(self, target: str | IO[bytes]) -> None:
+        """The ZIP: LIESMICH.txt (a reading aid, outside the manifest like the manifest itself), the files,
+        the manifest."""
         with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(_info(README, self.created, zipfile.ZIP_DEFLATED), self.readme())
             for entry in self.entries:
                 # PDFs and DOCX are compressed already: stored as they are, byte for byte.
                 method = zipfile.ZIP_STORED if entry.mimetype in _COMPRESSED else zipfile.ZIP_DEFLATED

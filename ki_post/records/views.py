@@ -14,6 +14,7 @@ from flask_login import current_user
 from ..auth.access import requires_role
 from ..errors import KiPostError, NotFound
 from . import services
+from ..letters.services import safe_filename
 from .package import Package
 
 bp = Blueprint("records", __name__)
@@ -29,6 +30,8 @@ def _download(make: Callable[[], Package], name: str, back: str):
     except KiPostError as error:
         flash(str(error), "error")
         return redirect(back)
+    package.exported_by = f"{current_user.name} ({current_user.email})"
+    name = f"{name}_{safe_filename(package.subject.replace('„', '').replace('“', ''), 60)}.zip"
     spool = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)
     package.write(spool)
     spool.seek(0)
@@ -40,7 +43,7 @@ def _download(make: Callable[[], Package], name: str, back: str):
 def mailing_export(mailing_id: int):
     unfinished = request.args.get("zwischenstand") == "1"
     return _download(lambda: services.mailing_package(mailing_id, unfinished=unfinished),
-                     f"Akten-Export_Aussendung_{mailing_id}.zip", url_for("outbox.mailing", mailing_id=mailing_id))
+                     f"Akten-Export_Aussendung_{mailing_id}", url_for("outbox.mailing", mailing_id=mailing_id))
 
 
 @bp.get("/akten/vorgang/<int:run_id>.zip")
@@ -48,11 +51,11 @@ def mailing_export(mailing_id: int):
 def run_export(run_id: int):
     restricted = current_user.has_role("admin")
     return _download(lambda: services.run_package(run_id, include_restricted=restricted),
-                     f"Akten-Export_Vorgang_{run_id}.zip", url_for("letters.run_detail", run_id=run_id))
+                     f"Akten-Export_Vorgang_{run_id}", url_for("letters.run_detail", run_id=run_id))
 
 
 @bp.get("/akten/veranstaltung/<int:event_id>.zip")
 @requires_role("sachbearbeitung")
 def event_export(event_id: int):
     return _download(lambda: services.event_package(event_id),
-                     f"Akten-Export_Veranstaltung_{event_id}.zip", url_for("events.detail", event_id=event_id))
+                     f"Akten-Export_Veranstaltung_{event_id}", url_for("events.detail", event_id=event_id))

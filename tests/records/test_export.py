@@ -32,7 +32,9 @@ def export_bytes(package) -> bytes:
 
 def assert_manifest_exact(export) -> None:
     """Every file listed once, with its size and SHA-256; nothing extra; the XML says the same as the CSV."""
-    files = {name: data for name, data in export.files.items() if name not in ("manifest.csv", "manifest.xml")}
+    files = {name: data for name, data in export.files.items() if name not in ("manifest.csv", "manifest.xml", "LIESMICH.txt")}
+    readme = export.files["LIESMICH.txt"].decode("utf-8")
+    assert f"Dateien: {len(files)} (ohne LIESMICH.txt und Manifest)" in readme and "Anzahl: Einträge" in readme
     listed = [row["Datei"] for row in export.manifest]
     assert sorted(listed) == sorted(files) and len(set(listed)) == len(listed)
     for row in export.manifest:

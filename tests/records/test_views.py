@@ -31,8 +31,12 @@ def test_event_export_download(staff_client, published):
     response = staff_client.get(f"/akten/veranstaltung/{event.id}.zip")
     assert response.status_code == 200 and response.mimetype == "application/zip"
     assert response.headers["Cache-Control"] == "no-store" or "no-store" in response.headers["Cache-Control"]
+    disposition = response.headers["Content-Disposition"]
+    assert f"Akten-Export_Veranstaltung_{event.id}_Veranstaltung-" in disposition and ".zip" in disposition
     export = read_export(response.data)
     assert_manifest_exact(export)
+    who = "Sachbearbeitung (sachbearbeitung@ministerium.example)"  # the signed-in account
+    assert f" von {who}" in export.files["LIESMICH.txt"].decode() and export.xml.get("ausgefuehrt_von") == who
     answers = export.csv("einladungen_und_antworten.csv")
     assert {row["Name"]: row["Antwort"] for row in answers} == {a.name: "Zusage", b.name: "Absage", c.name: "offen"}
     # The own questions and the attendance belong to the record too.
