@@ -379,12 +379,12 @@ ATTENDANCE_HEADER = ["Anwesenheit", "Begleitpersonen anwesend", "Eingelassen um"
 
 
 def attendance_cells(event: Event, invitation: Invitation | None, attendance: Attendance | None) -> list:
-    from ..formatting import datum_zeit
+    from ..formatting import datum_kurz  # as "Beantwortet am" in the same table
 
     state = state_of(event, invitation, attendance)
     present = attendance is not None and attendance.present
     return [state.label if state else "", attendance.companions_present if present and attendance else "",
-            datum_zeit(attendance.checked_in_at) if present and attendance else ""]
+            datum_kurz(attendance.checked_in_at) if present and attendance else ""]
 
 
 def walk_in_rows(event: Event, width: int = 9) -> list[list]:
