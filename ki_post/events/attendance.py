@@ -83,6 +83,12 @@ class Entry:
     invitation: Invitation | None
     attendance: Attendance | None
     state: AttendanceState | None
+    surname: str = ""
+
+    @property
+    def confirmed(self) -> bool:
+        """A Zusage, a walk-in or present: expected at the door (listed first, kept by „nur Zusagen“)."""
+        return (self.invitation is None or self.present or self.invitation.state == InvitationState.ZUGESAGT)
 
     @property
     def present(self) -> bool:
@@ -120,22 +126,53 @@ def by_invitation(event: Event) -> dict[int, Attendance]:
     return {a.invitation_id: a for a in attendances(event) if a.invitation_id is not None}
 
 
+def surname(name: str, contact_last_name: str = "") -> str:
+    """What a door list is sorted by: the contact's last name, else the last word of the name."""
+    if contact_last_name.strip():
+        return contact_last_name.strip()
+    words = (name or "").split()
+    return words[-1] if words else ""
+
+
+def _sort_text(text: str) -> str:
+    """Umlauts and ß as their base letters (DIN 5007-1), case ignored."""
+    return text.casefold().translate(str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss"}))
+
+
+def _last_names(invitations: list[Invitation]) -> dict[int, str]:
+    from ..recipients.models import Contact
+
+    ids = sorted({i.contact_id for i in invitations if i.contact_id is not None})
+    if not ids:
+        return {}
+    return {row[0]: row[1] for row in db.session.execute(select(Contact.id, Contact.last_name).where(Contact.id.in_(ids)))}
+
+
 def entries(event: Event, q: str = "") -> list[Entry]:
-    """Everybody who may come: invited persons (Zusagen first) and walk-ins, filtered by name or organisation."""
+    """Everybody who may come: invited persons and walk-ins, filtered by name or organisation. Zusagen,
+    walk-ins and whoever is present first, the rest after; each group by surname (a door list)."""
     now = utcnow()
     rows = attendances(event)
     marks = {a.invitation_id: a for a in rows if a.invitation_id is not None}
+    invitations = list(event.invitations)
+    last_names = _last_names(invitations)
     found = [Entry(f"einladung-{i.id}", i.name or i.email, i.organisation_name, i.state_label,
                    i.companions if i.state == InvitationState.ZUGESAGT else 0, i, marks.get(i.id),
-                   state_of(event, i, marks.get(i.id), now)) for i in event.invitations]
+                   state_of(event, i, marks.get(i.id), now),
+                   surname(i.name or i.email, last_names.get(i.contact_id, "") if i.contact_id else ""))
+             for i in invitations]
     found += [Entry(f"vorort-{a.id}", a.name, a.organisation_name, "vor Ort angemeldet", 0, None, a,
-                    state_of(event, None, a, now)) for a in rows if a.invitation_id is None]
+                    state_of(event, None, a, now), surname(a.name)) for a in rows if a.invitation_id is None]
     needle = q.strip().lower()
     if needle:
         found = [e for e in found if needle in e.name.lower() or needle in e.organisation.lower()]
-    registered = {InvitationState.ZUGESAGT}
-    return sorted(found, key=lambda e: (e.invitation is not None and e.invitation.state not in registered and not e.present,
-                                        e.name.lower(), e.organisation.lower()))
+    return sorted(found, key=lambda e: (not e.confirmed, _sort_text(e.surname), _sort_text(e.name),
+                                        _sort_text(e.organisation)))
+
+
+def only_confirmed(found: list[Entry]) -> list[Entry]:
+    """The „nur Zusagen“ view of the list: Zusagen, walk-ins and whoever is already present."""
+    return [e for e in found if e.confirmed]
 
 
 def counts(event: Event) -> Counter:

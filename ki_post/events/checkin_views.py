@@ -31,7 +31,6 @@ class MarkForm(FlaskForm):
 
 
 class WalkInForm(FlaskForm):
-    q = HiddenField()
     name = StringField("Name", validators=[DataRequired("Bitte den Namen angeben."), Length(max=300)])
     organisation = StringField("Kommune oder Organisation", validators=[Optional(), Length(max=200)])
     email = StringField("E-Mail (freiwillig)", validators=[Optional(), Length(max=254)])
@@ -47,23 +46,38 @@ class FollowupForm(FlaskForm):
     attachments = MultipleFileField("Anhänge (PDF oder Word, freiwillig)")
 
 
-def _back(event_id: int, key: str = ""):
-    q = (request.form.get("q") or "").strip()[:100]
-    return redirect(url_for("events.checkin", event_id=event_id, q=q or None, _anchor=key or None))
+ONLY_CONFIRMED = "zusagen"  # ?nur=zusagen: the „nur Zusagen“ view
+
+
+def _back(event_id: int, key: str = "", keep_filter: bool = True):
+    """Back to the list as it was (search and „nur Zusagen“ kept), at the person's line, where the message
+    about them is shown (?zuletzt=)."""
+    q = (request.form.get("q") or "").strip()[:100] if keep_filter else ""
+    nur = ONLY_CONFIRMED if request.form.get("nur") == ONLY_CONFIRMED else None
+    return redirect(url_for("events.checkin", event_id=event_id, q=q or None, nur=nur, zuletzt=key or None,
+                            _anchor=key or None))
+
+
+def _render_list(event, q: str = "", person: str = "", only: bool = False, last: str = "",
+                 walk_in_form: WalkInForm | None = None, can_edit: bool = False):
+    found = checkin.entries(event, q)
+    if person:
+        found = [entry for entry in found if entry.key == person]
+    shown = {entry.key for entry in (checkin.only_confirmed(found) if only else found)}
+    return render_template("events/checkin.html", event=event, entries=found, shown=shown, q=q, person=person,
+                           only=only, hidden_count=len(found) - len(shown),
+                           unconfirmed_count=len(found) - len(checkin.only_confirmed(found)),
+                           last=last if last in shown else "", counts=checkin.counts(event),
+                           ended=checkin.ended(event), can_edit=can_edit, mark_form=MarkForm(),
+                           walk_in_form=walk_in_form or WalkInForm())
 
 
 @bp.route("/veranstaltungen/<int:event_id>/einlass", endpoint="checkin")
 def checkin_page(event_id: int):
     event = services.get_event(event_id)
-    q = request.args.get("q", "").strip()[:100]
-    person = request.args.get("person", "")
-    found = checkin.entries(event, q)
-    if person:
-        found = [entry for entry in found if entry.key == person]
-    return render_template("events/checkin.html", event=event, entries=found, q=q, person=person,
-                           counts=checkin.counts(event), ended=checkin.ended(event),
-                           can_edit=current_user.has_role("sachbearbeitung") and event.state == EventState.VEROEFFENTLICHT,
-                           mark_form=MarkForm(), walk_in_form=WalkInForm())
+    return _render_list(event, request.args.get("q", "").strip()[:100], request.args.get("person", ""),
+                        request.args.get("nur") == ONLY_CONFIRMED, request.args.get("zuletzt", ""),
+                        can_edit=current_user.has_role("sachbearbeitung") and event.state == EventState.VEROEFFENTLICHT)
 
 
 @bp.route("/einlass/<token>")
@@ -128,15 +142,12 @@ def checkin_walk_in(event_id: int):
                                   form.companions_present.data or 0)
     if done.ok:
         flash(f"{row.name} ist als vor Ort angemeldet und anwesend erfasst.", "success")
-        return _back(event_id, f"vorort-{row.id}")
+        return _back(event_id, f"vorort-{row.id}", keep_filter=False)  # the new line, whatever was searched
     return _walk_in_page(event, form)
 
 
 def _walk_in_page(event, form: WalkInForm):
-    return render_template("events/checkin.html", event=event, entries=checkin.entries(event), q="", person="",
-                           counts=checkin.counts(event), ended=checkin.ended(event),
-                           can_edit=event.state == EventState.VEROEFFENTLICHT, mark_form=MarkForm(),
-                           walk_in_form=form), 422
+    return _render_list(event, walk_in_form=form, can_edit=event.state == EventState.VEROEFFENTLICHT), 422
 
 
 @bp.route("/veranstaltungen/<int:event_id>/einlass/vor-ort/<int:attendance_id>", methods=["POST"])

@@ -110,3 +110,102 @@ def test_check_in_search_without_javascript(browser, live_server, live_app):
         assert page.get_by_role("button", name=f"Anwesend: {people[1][1]}").count() == 0  # lesen only looks
     finally:
         context.close()
+
+
+def _door_of_many(live_app, count: int = 40) -> tuple[int, list[tuple[int, str]]]:
+    """A published event with many invitations (the list is longer than a phone screen), half of them Zusagen."""
+    with live_app.app_context():
+        contacts = list(db.session.scalars(select(Contact).order_by(Contact.id).limit(count)))
+        event = services.create_event(services.EventData(
+            title="Fachtag Integration", start="2040-02-08T11:00", end="2040-02-08T15:00", place_name="Ministerium",
+            companions_allowed=2))
+        services.publish_event(event)
+        services.add_invitations(event, contacts)
+        for invitation in event.invitations[::2]:
+            services.answer(invitation, "zugesagt", companions=0, channel="sachbearbeitung")
+        db.session.commit()
+        return event.id, [(i.id, i.name) for i in event.invitations]
+
+
+def _in_view(page, selector: str) -> bool:
+    box = page.locator(selector).bounding_box()
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 844
+
+
+def test_door_list_on_a_phone_search_on_the_first_screen_filter_kept_walk_in_near_top(page, live_app):
+    event_id, people = _door_of_many(live_app)
+    assert len(people) >= 20
+    page.set_viewport_size({"width": 390, "height": 844})
+    login(page, "sachbearbeitung")
+    page.goto(f"/veranstaltungen/{event_id}/einlass")
+
+    # The first screen: the search field (and the walk-in link beside it) without scrolling; the navigation
+    # folded behind „Menü“, reachable by keyboard.
+    assert page.evaluate("window.scrollY") == 0
+    search = page.get_by_label("Suche nach Name oder Kommune/Organisation")
+    box = search.bounding_box()
+    assert box["y"] + box["height"] < 844, box
+    assert _in_view(page, ".checkin-walk-in-link")
+    assert _in_view(page, ".checkin-entry >> nth=0")  # the first person too
+    assert page.locator(".site-header").bounding_box()["height"] < 100
+    assert not page.get_by_role("navigation", name="Hauptnavigation").is_visible()
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 390
+    _large_enough(page)
+    assert_accessible(page)
+    page.locator(".checkin-menu > summary").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("navigation", name="Hauptnavigation")).to_be_visible()
+    assert_accessible(page)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("navigation", name="Hauptnavigation")).to_be_hidden()
+
+    # „nur Zusagen“ hides people without an answer while ticked, and says how many.
+    total = page.locator(".checkin-entry:not([hidden])").count()
+    page.get_by_label("nur Zusagen").check()
+    expect(page.locator("#einlass-ausgeblendet")).to_contain_text("ohne Zusage ausgeblendet")
+    shown = page.locator(".checkin-entry:not([hidden])").count()
+    assert 0 < shown < total
+    assert str(total - shown) in page.locator("#einlass-ausgeblendet").inner_text()
+    page.get_by_label("nur Zusagen").uncheck()
+    expect(page.locator(".checkin-entry:not([hidden])")).to_have_count(total)
+
+    # Type a filter, tick a person: after the reload the list is still filtered and the message is at the person.
+    target_id, target_name = people[-2]  # near the end of the list
+    needle = target_name.split()[-1][:5].lower()
+    search.press_sequentially(needle, delay=20)
+    expect(page.locator(".checkin-entry:not([hidden])")).not_to_have_count(total)
+    filtered = page.locator(".checkin-entry:not([hidden])").count()
+    page.get_by_role("button", name=f"Anwesend: {target_name}").click()
+    page.get_by_text(f"{target_name} ist anwesend").wait_for()
+    assert f"q={needle}" in page.url
+    assert search.input_value() == needle
+    assert page.locator(".checkin-entry:not([hidden])").count() == filtered  # still filtered, not all again
+    message = page.locator(f"#einladung-{target_id} .checkin-message")
+    assert target_name in message.inner_text()
+    assert _in_view(page, f"#einladung-{target_id} .checkin-message")  # seen without scrolling
+    assert "Zurücknehmen" in page.locator(f"#einladung-{target_id}").inner_text()
+    assert_accessible(page)
+
+    # Without a filter: a person far down the list; the page comes back at that person, with the message.
+    page.goto(f"/veranstaltungen/{event_id}/einlass")
+    last = page.locator(".checkin-entry").last
+    last_key, last_name = last.get_attribute("id"), last.locator(".checkin-name").inner_text()
+    last.get_by_role("button", name=f"Anwesend: {last_name}").click()
+    page.get_by_text(f"{last_name} ist anwesend").wait_for()
+    assert page.evaluate("window.scrollY") > 844
+    assert _in_view(page, f"#{last_key} .checkin-message")
+
+    # The walk-in form sits below the list; the link beside the search jumps there, then back to the new line.
+    page.goto(f"/veranstaltungen/{event_id}/einlass")
+    page.get_by_role("link", name="Person vor Ort hinzufügen").click()
+    name_field = page.get_by_label("Name", exact=True)
+    expect(name_field).to_be_focused()
+    assert _in_view(page, "#vor-ort-formular [name=name]")
+    page.keyboard.type("Max Gast")
+    page.get_by_label("Kommune oder Organisation").fill("Kreis Wesel")
+    page.get_by_role("button", name="Vor Ort hinzufügen").click()
+    page.get_by_text("Max Gast ist als vor Ort angemeldet").wait_for()
+    new_line = page.locator(".checkin-entry", has_text="Max Gast")
+    assert "Max Gast ist als vor Ort angemeldet" in new_line.locator(".checkin-message").inner_text()
+    assert _in_view(page, ".checkin-entry:has-text('Max Gast') .checkin-message")
+    assert_accessible(page)

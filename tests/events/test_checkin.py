@@ -189,7 +189,12 @@ def test_check_in_page_ticks_off_undoes_and_adds_walk_ins(published, staff_clien
     assert "Erika Person0" in page and "Erika Person1" not in page  # the search works without JavaScript
     response = staff_client.submit(f"{url}/einladung/{invitation.id}", {"companions_present": "1", "q": "person0"},
                                    form_url=url)
-    assert response.status_code == 302 and response.headers["Location"].endswith("?q=person0#einladung-%d" % invitation.id)
+    location = response.headers["Location"]
+    assert response.status_code == 302 and "q=person0" in location and location.endswith("#einladung-%d" % invitation.id)
+    back = staff_client.get(location).get_data(as_text=True)  # the search is kept, the message sits at the person
+    assert "Erika Person1" not in back
+    line = back[back.index(f'id="einladung-{invitation.id}"'):]
+    assert "ist anwesend, mit 1 Begleitperson." in line[:line.index("</li>")]
     row = attendance.attendance_for(invitation)
     assert row.present and row.companions_present == 1
     assert staff_client.get(url + "/einladung/%d" % invitation.id).status_code == 405  # GET changes nothing
@@ -213,6 +218,63 @@ def test_check_in_page_ticks_off_undoes_and_adds_walk_ins(published, staff_clien
     staff_client.submit(f"{url}/vor-ort", {"name": "Max Gast", "companions_present": "0"}, form_url=url)
     detail = staff_client.get(f"/veranstaltungen/{event.id}").get_data(as_text=True)
     assert 'id="zahl-anwesend">1' in detail
+
+
+def _door_list(published):
+    """Three Zusagen (one with a contact whose last name has a particle, one without a contact), a walk-in and
+    one person without an answer."""
+    event = published(4)
+    zeller, vries, mueller, aal = event.invitations
+    for invitation, name in ((zeller, "Anna Zeller"), (vries, "Prof. Jan de Vries"), (mueller, "Bernd Müller"),
+                             (aal, "Aaron Aal")):
+        invitation.name = name
+    db.session.get(Contact, vries.contact_id).last_name = "de Vries"
+    mueller.contact_id = None
+    db.session.commit()
+    for invitation in (zeller, vries, mueller):
+        _accept(invitation)
+    attendance.add_walk_in(event, "Carla Albers")
+    db.session.commit()
+    return event
+
+
+def test_door_list_zusagen_first_then_by_surname(published):
+    event = _door_list(published)
+    # by first name it would be Anna, Bernd, Carla …; by the last word Albers, Müller, Vries …
+    assert [e.name for e in attendance.entries(event)] == ["Carla Albers", "Prof. Jan de Vries", "Bernd Müller",
+                                                           "Anna Zeller", "Aaron Aal"]
+    assert attendance.surname("Prof. Jan de Vries") == "Vries" and attendance.surname("X Y", "de Vries") == "de Vries"
+
+
+def test_only_zusagen_keeps_zusagen_walk_ins_and_present(published, staff_client):
+    event = _door_list(published)
+    assert [e.name for e in attendance.only_confirmed(attendance.entries(event))] == [
+        "Carla Albers", "Prof. Jan de Vries", "Bernd Müller", "Anna Zeller"]
+    aal = next(i for i in event.invitations if i.name == "Aaron Aal")
+    url = f"/veranstaltungen/{event.id}/einlass"
+    page = staff_client.get(url).get_data(as_text=True)  # default: everybody (people without an answer come too)
+    assert f'id="einladung-{aal.id}"' in page and "ohne Zusage ausgeblendet" not in page
+    page = staff_client.get(url + "?nur=zusagen").get_data(as_text=True)
+    line = page[page.index(f'id="einladung-{aal.id}"'):]
+    assert " hidden>" in line[:line.index(">") + 1]  # in the page (the box can be unticked), not shown
+    assert "4 Personen</span>" in page and "1 Person ohne Zusage ausgeblendet" in page
+    response = staff_client.submit(f"{url}/einladung/{aal.id}", {"companions_present": "0", "nur": "zusagen"},
+                                   form_url=url)
+    assert "nur=zusagen" in response.headers["Location"]  # the switch is kept across the tick
+    page = staff_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "ohne Zusage ausgeblendet" not in page  # present now: Aaron Aal counts as expected
+
+
+def test_follow_up_link_and_page_before_the_end(published, staff_client):
+    event = published(1)
+    detail = staff_client.get(f"/veranstaltungen/{event.id}").get_data(as_text=True)
+    assert f"/veranstaltungen/{event.id}/nachbereitung" in detail and "ab dem Ende der Veranstaltung möglich" in detail
+    page = staff_client.get(f"/veranstaltungen/{event.id}/nachbereitung").get_data(as_text=True)
+    assert "erst nach dem Ende der Veranstaltung möglich" in page and "Zurück zur Veranstaltung" in page
+    assert "<form method=\"post\"" not in page.split("<main", 1)[1]
+    _end_now(event)
+    detail = staff_client.get(f"/veranstaltungen/{event.id}").get_data(as_text=True)
+    assert f"/veranstaltungen/{event.id}/nachbereitung" in detail and "ab dem Ende der Veranstaltung" not in detail
 
 
 def test_lesen_may_not_tick_off(published, client, make_user):
