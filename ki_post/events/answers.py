@@ -13,6 +13,7 @@ from ..auth.services import audit
 from ..db_types import utcnow
 from ..errors import NotFound, ValidationError
 from ..extensions import db
+from ..formatting import anzahl
 from .attendance import fit_code
 from .delivery import delivery_of, lock_event
 from .mails import queue_running, reachable
@@ -54,6 +55,7 @@ class AnswerResult:
     state: InvitationState
     moved_up: list[Invitation] = field(default_factory=list)
     changed: bool = True  # False: the same answer again (no second confirmation)
+    previous: InvitationState | None = None  # the state before (a change within the same state: new details)
 
 
 def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: str = "", dietary: str = "",
@@ -62,8 +64,9 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
            keep_unanswered: bool = False) -> AnswerResult:
     """Sets an answer. Acceptances beyond the capacity go to the waiting list; freed seats move people up.
 
-    A confirmation goes out only when the answer (or the number of companions) changed; one still
-    waiting in the outbox is written anew instead of adding a second. ``override_deadline``: a staff
+    A confirmation goes out only when something the person said changed: the answer, the number of
+    companions, an answer to the event's questions, the remark or the dietary wishes; one still waiting
+    in the outbox is written anew instead of adding a second. ``override_deadline``: a staff
     member records an answer after the deadline on purpose (never for the personal link).
     ``responses``: the form values for the event's own questions (None: their answers stay as they are);
     ``keep_unanswered``: a question left empty keeps the earlier answer (see ``questions.validate_responses``).
@@ -91,7 +94,8 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
         companions = 0
     if companions < 0 or companions > event.companions_allowed:
         raise ValidationError(
-            f"Sie können höchstens {event.companions_allowed} Begleitperson(en) anmelden." if event.companions_allowed
+            f"Sie können höchstens {anzahl(event.companions_allowed, 'Begleitperson', 'Begleitpersonen')} anmelden."
+            if event.companions_allowed
             else "Begleitpersonen sind bei dieser Veranstaltung nicht vorgesehen.",
             "companions",
         )
@@ -124,7 +128,8 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
         invitation.waiting_since = now
     elif new_state != InvitationState.WARTELISTE:
         invitation.waiting_since = None
-    changed = (new_state, companions) != (previous, previous_companions)
+    changed = ((new_state, companions, new_answers, remark, dietary)
+               != (previous, previous_companions, previous_answers, invitation.remark or "", invitation.dietary or ""))
     invitation.state = new_state
     invitation.companions = companions
     invitation.remark = remark
@@ -145,7 +150,7 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
         queue_running("bestaetigung", event, invitation)
     _notify_moved(event, moved)
     db.session.flush()
-    return AnswerResult(new_state, moved, changed)
+    return AnswerResult(new_state, moved, changed, InvitationState(previous) if previous else None)
 
 
 def _notify_moved(event: Event, moved: list[Invitation]) -> None:

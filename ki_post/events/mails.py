@@ -16,7 +16,7 @@ from flask import current_app
 from jinja2 import TemplateError
 from sqlalchemy import select
 
-from ..formatting import BERLIN, datum, datum_zeit, zeit
+from ..formatting import BERLIN, anzahl, datum, datum_zeit, zeit
 from ..errors import KiPostError, ValidationError
 from ..extensions import db
 from ..outbox import services as outbox
@@ -25,6 +25,7 @@ from ..recipients.models import Contact
 from ..recipients.selfservice import LazyLink
 from . import ical
 from .models import Event, Invitation, InvitationState
+from .questions import answer_text, questions_of
 
 RSVP_PATH = "/antwort/"
 # Kinds whose mail carries the personal link: a template without it must not be sent at all.
@@ -33,6 +34,9 @@ MAILING_TITLES = {
     "einladung": "Einladung", "aktualisierung": "Aktualisierung", "erinnerung": "Erinnerung", "absage": "Absage",
     "bestaetigung": "Bestätigungen", "nachruecker": "Nachrücker",
 }
+# Kinds that confirm what a person said: they list the answers to the event's questions (a written
+# record of the booked workshop).
+LISTS_ANSWERS = ("bestaetigung", "nachruecker")
 _TOPIC = re.compile(r"^veranstaltung-(\d+)/einladung-(\d+)$")
 
 
@@ -178,6 +182,12 @@ def _calendar_event(event: Event, invitation: Invitation) -> ical.CalendarEvent:
     )
 
 
+def given_answers(invitation: Invitation) -> list[tuple[str, str]]:
+    """(question, answer in words) for each of the event's questions the person answered, in their order."""
+    return [(question.label, text) for question in questions_of(invitation.event_id)
+            if (text := answer_text(question, (invitation.answers or {}).get(str(question.id))))]
+
+
 def render(kind: str, event: Event, invitation: Invitation, *, told: EventFacts | None = None,
            audience: tuple[str, ...] = ()) -> EventMail:
     """The mail of ``kind`` for one invited person, true as of now. ``told``: what an update compares
@@ -207,6 +217,8 @@ def render(kind: str, event: Event, invitation: Invitation, *, told: EventFacts 
         "name": person.name, "organisation": person.organisation, "anrede": person.anrede, "link": rsvp_link(invitation),
         "absender": "\n".join(signature), "absender_zeilen": signature,
         "status": InvitationState.label_of(invitation.state), "begleitpersonen": facts["companions"],
+        "begleitpersonen_text": anzahl(facts["companions"], "Begleitperson", "Begleitpersonen"),
+        "antworten": given_answers(invitation) if kind in LISTS_ANSWERS else [],
         "aenderungen": changed, "grund": event.cancel_reason,
         # Shown only where the template uses it ("Angaben prüfen"); the link is made on first use.
         "angaben_pruefen_link": LazyLink(db.session.get(Contact, invitation.contact_id) if invitation.contact_id else None),

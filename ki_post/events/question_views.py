@@ -119,29 +119,54 @@ def _option_rows(question: Question | None) -> list[dict[str, Any]]:
 
 
 def _question_data(form: QuestionForm) -> questions.QuestionData:
-    options = []
-    for row in _option_rows(None):
+    options, bad = [], {}
+    for n, row in enumerate(_option_rows(None)):
         capacity_text = row["capacity"].strip()
         if capacity_text and not capacity_text.isdigit():
-            form.options.errors = [*form.options.errors, "Plätze bitte als ganze Zahl angeben (leer = unbegrenzt)."]
-            raise _BadRows
+            bad[f"option_capacity-{n}"] = "Plätze bitte als ganze Zahl angeben (leer = unbegrenzt)."
+            continue
         option_id = int(row["id"]) if row["id"].strip().isdigit() else None
         options.append(questions.OptionData(row["label"], int(capacity_text) if capacity_text else None, option_id))
+    if bad:
+        raise _BadRows(bad)
     return questions.QuestionData(form.label.data or "", form.kind.data or "", bool(form.required.data),
                                   form.help_text.data or "", options)
 
 
 class _BadRows(Exception):
-    pass
+    """Option rows the form cannot read; ``errors`` maps the input's id → German message."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__(errors)
+        self.errors = errors
 
 
-def _list_page(event: Event, form: QuestionForm | None = None, status: int = 200):
+def _row_errors(done: Outcome, form: QuestionForm) -> dict[str, str]:
+    """The service's errors of single option rows, shown at their row (not once more above the table)."""
+    if not isinstance(done.error, questions.OptionRowError):
+        return {}
+    form.options.errors = [message for message in form.options.errors if message != str(done.error)]
+    return {f"option_label-{n}": message for n, message in done.error.rows.items()}
+
+
+def _row_summary(row_errors: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(anchor, label, message) for the error summary: the row's own field, named as its hidden label."""
+    entries = []
+    for anchor, message in row_errors.items():
+        column, _, n = anchor.partition("-")
+        label = f"Möglichkeit {int(n) + 1}" if column == "option_label" else f"Plätze für Möglichkeit {int(n) + 1}"
+        entries.append((anchor, label, message))
+    return entries
+
+
+def _list_page(event: Event, form: QuestionForm | None = None, status: int = 200, row_errors: dict[str, str] | None = None):
     found = questions.questions_of(event.id)
     taken = questions.option_seats_taken(event.id, questions=found)
     answered = {q.id: len(questions.answered_invitations(q)) for q in found}
     chosen = {q.id: questions.choosers(q) for q in found}
     return render_template("events/questions.html", event=event, questions=found, taken=taken, answered=answered,
                            chosen=chosen, form=form or QuestionForm(formdata=None), rows=_option_rows(None),
+                           row_errors=row_errors or {}, row_summary=_row_summary(row_errors or {}),
                            delete_form=DeleteQuestionForm(formdata=None), move_form=MoveQuestionForm(formdata=None)), status
 
 
@@ -158,13 +183,14 @@ def question_new(event_id: int):
     if form.validate_on_submit():
         try:
             data = _question_data(form)
-        except _BadRows:
-            return _list_page(event, form, 422)
+        except _BadRows as bad:
+            return _list_page(event, form, 422, bad.errors)
         with transaction(form) as done:
             questions.add_question(event, data)
         if done.ok:
             flash("Die Frage wurde angelegt.", "success")
             return redirect(url_for("events.questions_page", event_id=event_id))
+        return _list_page(event, form, 422, _row_errors(done, form))
     elif form.csrf_token.errors:
         abort(400)
     return _list_page(event, form, 422)
@@ -172,14 +198,16 @@ def question_new(event_id: int):
 
 @bp.route("/veranstaltungen/<int:event_id>/fragen/<int:question_id>", methods=["GET"])
 @requires_role("sachbearbeitung")  # a form page: reading it is for those who may send it
-def question_edit(event_id: int, question_id: int, form: QuestionForm | None = None, status: int = 200):
+def question_edit(event_id: int, question_id: int, form: QuestionForm | None = None, status: int = 200,
+                  row_errors: dict[str, str] | None = None):
     event = services.get_event(event_id)
     question = questions.get_question(event, question_id)
     if form is None:
         form = QuestionForm(formdata=None, obj=question)
     return render_template("events/question_form.html", event=event, question=question, form=form,
                            rows=_option_rows(question), answered=len(questions.answered_invitations(question)),
-                           chosen=questions.choosers(question)), status
+                           chosen=questions.choosers(question), row_errors=row_errors or {},
+                           row_summary=_row_summary(row_errors or {})), status
 
 
 @bp.route("/veranstaltungen/<int:event_id>/fragen/<int:question_id>", methods=["POST"])
@@ -190,8 +218,8 @@ def question_save(event_id: int, question_id: int):
     if form.validate_on_submit():
         try:
             data = _question_data(form)
-        except _BadRows:
-            return question_edit(event_id, question_id, form, 422)
+        except _BadRows as bad:
+            return question_edit(event_id, question_id, form, 422, bad.errors)
         with transaction(form) as done:
             warnings = questions.update_question(question, data)
         if done.ok:
@@ -199,6 +227,7 @@ def question_save(event_id: int, question_id: int):
             for warning in warnings:
                 flash(warning, "warning")
             return redirect(url_for("events.questions_page", event_id=event_id))
+        return question_edit(event_id, question_id, form, 422, _row_errors(done, form))
     elif form.csrf_token.errors:
         abort(400)
     return question_edit(event_id, question_id, form, 422)

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from ..auth.services import audit
 from ..errors import NotFound, ValidationError
 from ..extensions import db
+from ..formatting import anzahl
 from .models import Event, EventState, Invitation, InvitationState
 from .question_models import Question, QuestionKind, QuestionOption
 
@@ -42,6 +43,18 @@ class QuestionError(ValidationError):
     def __init__(self, errors: Mapping[str, str]):
         self.errors = dict(errors)
         super().__init__("Bitte prüfen Sie Ihre Angaben zu den Fragen.", next(iter(self.errors), None))
+
+
+class OptionRowError(ValidationError):
+    """Problems of single option rows; ``rows`` maps the row's index (as given) → German message."""
+
+    def __init__(self, rows: Mapping[int, str]):
+        self.rows = dict(rows)
+        super().__init__(next(iter(self.rows.values())), "options")
+
+
+NAMELESS_ROW = "Bei einer Platzzahl fehlt der Name der Möglichkeit."
+NOT_A_CHOICE = "Nur Auswahlfragen haben Möglichkeiten. Bitte die Möglichkeiten leeren oder die Art „Auswahl“ wählen."
 
 
 # --- Defining questions ----------------------------------------------------------------------------------
@@ -92,6 +105,12 @@ def _clean(data: QuestionData) -> QuestionData:
     if len(help_text) > 1000:
         raise ValidationError("Der Hinweis ist zu lang (höchstens 1.000 Zeichen).", "help_text")
     options = [OptionData((o.label or "").strip(), o.capacity, o.id) for o in data.options]
+    if kind not in QuestionKind.CHOICE and any(o.label or o.capacity is not None for o in options):
+        raise ValidationError(NOT_A_CHOICE, "options")  # never drop what was typed without a word
+    # A new row with places but no name (an existing option's emptied name removes it, as the form says).
+    if nameless := {n: NAMELESS_ROW for n, o in enumerate(options)
+                    if not o.label and o.capacity is not None and o.id is None}:
+        raise OptionRowError(nameless)
     options = [o for o in options if o.label or o.id is not None]
     if kind in QuestionKind.CHOICE:
         labels = [o.label for o in options if o.label]
@@ -110,7 +129,7 @@ def _clean(data: QuestionData) -> QuestionData:
                     raise ValidationError("Die Plätze einer Möglichkeit müssen zwischen 0 und 100.000 liegen "
                                           "(leer = unbegrenzt).", "options")
     else:
-        options = []
+        options = []  # only emptied rows of options removed along with the choice
     return QuestionData(label, kind, bool(data.required), help_text, options)
 
 
@@ -149,11 +168,12 @@ def update_question(question: Question, data: QuestionData) -> list[str]:
     """Saves the changes; returns German warnings (renamed options people chose, seats below those taken)."""
     event = db.session.get(Event, question.event_id)
     _editable(event)
-    data = _clean(data)
     answered = answered_invitations(question)
-    if data.kind != question.kind and answered:
+    kind = QuestionKind.parse(data.kind)
+    if kind is not None and kind != question.kind and answered:  # before the options: they cannot help here
         raise ValidationError(f"Die Art der Frage kann nicht mehr geändert werden: {_persons(len(answered))} "
                               "bereits geantwortet. Legen Sie bei Bedarf eine neue Frage an.", "kind")
+    data = _clean(data)
     chosen = choosers(question)
     taken = option_seats_taken(event.id)
     existing = {option.id: option for option in question.options}
@@ -173,7 +193,10 @@ def update_question(question: Question, data: QuestionData) -> list[str]:
             warnings.append(f"„{option.label}“ heißt jetzt „{wanted.label}“; {_persons(chosen[option.id], 'hatte', 'hatten')} "
                             "diese Möglichkeit bereits gewählt. Informieren Sie sie bei Bedarf.")
         if wanted.capacity is not None and taken[option.id] > wanted.capacity:
-            warnings.append(f"„{wanted.label}“ hat {taken[option.id]} Zusagen, mehr als die neuen {wanted.capacity} Plätze. "
+            held = taken[option.id]
+            warnings.append(f"Bei „{wanted.label}“ {'ist' if held == 1 else 'sind'} {anzahl(held, 'Platz', 'Plätze')} "
+                            "durch Zusagen belegt, mehr als die neu "
+                            f"festgelegten {anzahl(wanted.capacity, 'Platz', 'Plätze')}. "
                             "Niemand wird abgemeldet; neu wählen lässt sich die Möglichkeit erst, wenn Plätze frei werden.")
         option.position, option.label, option.capacity = position, wanted.label, wanted.capacity
         kept.append(option)
@@ -191,9 +214,8 @@ def update_question(question: Question, data: QuestionData) -> list[str]:
 
 
 def _persons(count: int, singular: str = "hat", plural: str = "haben") -> str:
-    text = "1 Person" if count == 1 else f"{count} Personen"
     verb = singular if count == 1 else plural
-    return f"{text} {verb}".strip()
+    return f"{anzahl(count, 'Person', 'Personen')} {verb}".strip()
 
 
 def delete_question(question: Question, *, confirmed: bool = False) -> int:
@@ -202,7 +224,7 @@ def delete_question(question: Question, *, confirmed: bool = False) -> int:
     _editable(event)
     answered = answered_invitations(question)
     if answered and not confirmed:
-        who = "hat 1 Person" if len(answered) == 1 else f"haben {len(answered)} Personen"
+        who = f"{'hat' if len(answered) == 1 else 'haben'} {anzahl(len(answered), 'Person', 'Personen')}"
         raise ValidationError(f"Zu dieser Frage {who} bereits geantwortet. Um sie trotzdem zu "
                               "löschen, bestätigen Sie bitte, dass diese Antworten mit gelöscht werden.", "confirmed")
     key = str(question.id)
@@ -378,8 +400,8 @@ def check_option_seats(invitation: Invitation, answers: Mapping[str, Any], seats
             if seats > free:
                 errors[question.field] = (
                     f"„{option.label}“ ist ausgebucht. Bitte wählen Sie eine andere Möglichkeit." if free <= 0 else
-                    f"Bei „{option.label}“ {'ist nur noch 1 Platz' if free == 1 else f'sind nur noch {free} Plätze'} frei "
-                    f"(Sie melden {seats} Personen an). Bitte wählen Sie eine andere Möglichkeit.")
+                    f"Bei „{option.label}“ {'ist' if free == 1 else 'sind'} nur noch {anzahl(free, 'Platz', 'Plätze')} frei "
+                    f"(Sie melden {anzahl(seats, 'Person', 'Personen')} an). Bitte wählen Sie eine andere Möglichkeit.")
     if errors:
         raise QuestionError(errors)
 

@@ -440,6 +440,9 @@ def rsvp_answer(token: str):
             }
             if not result.changed:
                 flash("Ihre Antwort ist unverändert gespeichert; eine Bestätigung haben Sie bereits erhalten.", "success")
+            elif result.previous == result.state:  # the same answer with new details (workshop, companions …)
+                flash("Ihre Antwort wurde geändert und gespeichert. Sie erhalten eine neue Bestätigung per E-Mail.",
+                      "success")
             else:
                 flash(messages.get(result.state, "Ihre Antwort ist gespeichert."), "success")
             return redirect(url_for("events.rsvp", token=token))

@@ -21,6 +21,7 @@ def test_answer_page_with_questions_and_the_staff_pages(page, live_app):
 
     page.goto(f"/antwort/{token}")
     assert page.get_by_label("Führung um 14:00 Uhr – ausgebucht").is_disabled()
+    assert "ebenfalls je einen Platz" in page.locator(f"#frage-{tour_id}-begleitung").inner_text()  # companions allowed
     assert_accessible(page)
     page.get_by_label("Ich nehme teil (Zusage)").check()
     page.get_by_role("button", name="Antwort senden").click()
@@ -45,4 +46,15 @@ def test_answer_page_with_questions_and_the_staff_pages(page, live_app):
     assert_accessible(page)
     page.get_by_role("link", name="Bearbeiten: Möchten Sie im Anschluss").click()
     page.get_by_role("heading", name="Frage bearbeiten").wait_for()
+    assert_accessible(page)
+
+    # A place count in a new row without a name: refused at that row, the summary links to it.
+    page.goto(f"/veranstaltungen/1/fragen/{tour_id}")
+    rows = page.locator("#options tbody tr").count()
+    page.get_by_label(f"Plätze für Möglichkeit {rows}", exact=True).fill("5")
+    page.get_by_role("button", name="Speichern").click()
+    page.locator(".error-summary").wait_for()
+    assert page.locator(f"#option_label-{rows - 1}-fehler").inner_text() == "Bei einer Platzzahl fehlt der Name der Möglichkeit."
+    assert page.get_by_label(f"Möglichkeit {rows}", exact=True).get_attribute("aria-invalid") == "true"
+    assert "Begleitpersonen einer Zusage belegen" in page.locator("#options-begleitung").inner_text()
     assert_accessible(page)

@@ -27,7 +27,8 @@ CONTEXT = {
     "aktenzeichen": "9506", "dateiname": "Rundschreiben.pdf", "name": "Erika Muster", "zeitpunkt": "heute",
     "absaetze": ["Erster Absatz."], "links": [], "event": {"title": "Fachtag", "description": "", "location": "Düsseldorf"},
     "beginn": "11:00", "ende": "13:00", "frist": "", "link": "https://ki-post.example/a/xyz", "organisation": "Stadt Köln",
-    "status": "Zusage", "begleitpersonen": 0, "aenderungen": ["Neuer Ort"], "grund": "Terminkonflikt",
+    "status": "Zusage", "begleitpersonen": 0, "begleitpersonen_text": "0 Begleitpersonen",
+    "antworten": [("Welchen Workshop besuchen Sie?", "Workshop C: Wohnen")], "aenderungen": ["Neuer Ort"], "grund": "Terminkonflikt",
     "gueltig_bis": "31. Januar 2027", "absender": "\n".join(SIGNATURE),
 }
 

@@ -322,7 +322,8 @@ def test_staff_define_edit_move_and_delete_questions(staff_client, published):
                                              "option_capacity-2": "5"}, follow_redirects=True)
     html = renamed.get_data(as_text=True)
     assert "„A“ heißt jetzt „A (Raum 2)“; 1 Person hatte diese Möglichkeit bereits gewählt." in html
-    assert "„A (Raum 2)“ hat 1 Zusagen, mehr als die neuen 0 Plätze. Niemand wird abgemeldet" in html
+    assert ("Bei „A (Raum 2)“ ist 1 Platz durch Zusagen belegt, mehr als die neu festgelegten 0 Plätze. "
+            "Niemand wird abgemeldet") in html
     db.session.expire_all()
     assert [(o.id == a, o.label, o.capacity) for o in db.session.get(Question, workshop.id).options] == [
         (True, "A (Raum 2)", 0), (False, "C", 5)]
