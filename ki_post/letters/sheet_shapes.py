@@ -108,5 +108,5 @@ def turned_text_svg(blocks: list[FittedBlock], w: float, h: float) -> bytes:
                          f'text-anchor="middle" xml:space="preserve">{escape(line)}</text>')
             y += block.line_height_mm
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}mm" height="{h}mm" viewBox="0 0 {w * 100:.0f} {h * 100:.0f}">'
-            f'<g transform="rotate(0 {w * 50:.0f} {h * 50:.0f})" font-family="{FONT_NAME}" fill="#000000">'
+            f'<g transform="rotate(180 {w * 50:.0f} {h * 50:.0f})" font-family="{FONT_NAME}" fill="#000000">'
             f'{"".join(texts)}</g></svg>').encode()
