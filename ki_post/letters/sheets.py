@@ -93,7 +93,7 @@ STOCKS: dict[str, Stock] = {stock.name: stock for stock in (
     # Tent cards: A4 landscape, two cards of 148.5 × 210 mm, folded at 105 mm (dashed fold line, light
     # cut line between the cards): the upper half faces the room as an A6 face (148.5 × 105 mm), the
     # lower half is the back face with the same text turned by 180° for the other side of the table.
-    Stock("tischkarte-a6", "Tischkarten zum Falten, Vorderseite A6 quer, 2 je A4-Bogen (quer, Falz bei 105 mm)", "tischkarte",
+    Stock("tischkarte-a6", "Tischkarten zum Falten, A6 quer, Text vorn und hinten, 2 je A4-Bogen (quer, Falz bei 105 mm)", "tischkarte",
           297, 210, 0, 0, 2, 1, 148.5, 105, 148.5, 105, pad=(10, 10, 10, 10), qr_w=32, tent=True),
     Stock("etikett-70x37", "Adressetiketten 70 × 37 mm, 24 je A4-Bogen (3 × 8)", "etikett",
           210, 297, 0, 0.5, 3, 8, 70, 37, 70, 37, pad=(6, 3, 3, 3)),
