@@ -22,10 +22,11 @@ def _pdf_response(data: bytes, filename: str) -> Response:
 
 @bp.get("/veranstaltungen/<int:event_id>/namensschilder.pdf")
 def badges(event_id: int):
+    """?bogen=… chooses the stock; ?titel=nein leaves the event's title off the badges."""
     event = services.get_event(event_id)
     stock = request.args.get("bogen") or None
     try:
-        data, _count = badges_pdf(event, stock)
+        data, _count = badges_pdf(event, stock, event_title=request.args.get("titel") != "nein")
     except KiPostError as error:
         flash(str(error), "error")
         return redirect(url_for("events.detail", event_id=event_id))

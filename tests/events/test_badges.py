@@ -229,6 +229,9 @@ def test_download_for_reading_role_and_links_on_event_page(client, make_user, ev
     assert f'filename="tischkarten-a6-{event.id}.pdf"' in response.headers["Content-Disposition"]
     response_10 = client.get(url + "?bogen=namensschild-90x54-10")
     assert f'filename="namensschilder-90x54-10-{event.id}.pdf"' in response_10.headers["Content-Disposition"]
+    assert squeeze(event.title) in squeeze("".join(w.text for w in words(response_10.data)[1]))  # the title: on by default
+    untitled = client.get(url + "?bogen=namensschild-90x54-10&titel=nein")
+    assert squeeze(event.title) not in squeeze("".join(w.text for w in words(untitled.data)[1]))
     found = words(response.data)[1]
     front = [word for word in found if word.y1 <= 105]
     assert len(by_label(front, STOCKS["tischkarte-a6"])) == 6 and len(found) == 2 * len(front)  # and their back faces
