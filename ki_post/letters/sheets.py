@@ -6,6 +6,8 @@ indentation, so the table itself starts exactly at the page margin. Text is fitt
 the real font metrics (``textfit``) and set with explicit line breaks and exact line spacing, so
 LibreOffice has nothing left to break or grow. Each page is its own section (the paragraph that
 must follow a table carries the section break), so a full page never spills a blank one.
+Frames (cut guides), footer lines, a tent card's turned back face and its fold line are shapes
+anchored to the page (``sheet_shapes``) in that same paragraph, so they add no height to the page.
 
 The stocks are a declarative table (``STOCKS``): add a line for another sheet. All sizes in mm.
 """
