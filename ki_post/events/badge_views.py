@@ -12,26 +12,25 @@ from ..errors import KiPostError
 from ..transaction import transaction
 from . import services
 from .attendance import checkin_link
-from .badges import badges_pdf
+from .badges import badges_pdf, download_name, stock_for_badges
 from .views import bp
 
 
-def _pdf_response(data: bytes, name: str, event_id: int) -> Response:
-    return Response(data, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{name}-{event_id}.pdf"'})
+def _pdf_response(data: bytes, filename: str) -> Response:
+    return Response(data, mimetype="application/pdf", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @bp.get("/veranstaltungen/<int:event_id>/namensschilder.pdf")
 def badges(event_id: int):
+    """?bogen=… chooses the stock; ?titel=nein leaves the event's title off the badges."""
     event = services.get_event(event_id)
     stock = request.args.get("bogen") or None
     try:
-        data, _count = badges_pdf(event, stock)
+        data, _count = badges_pdf(event, stock, event_title=request.args.get("titel") != "nein")
     except KiPostError as error:
         flash(str(error), "error")
         return redirect(url_for("events.detail", event_id=event_id))
-    name = "tischkarten" if (stock or "").startswith("tischkarte") else "namensschilder"
-    return _pdf_response(data, name, event.id)
+    return _pdf_response(data, download_name(stock_for_badges(stock), event.id))
 
 
 @bp.post("/veranstaltungen/<int:event_id>/namensschilder-qr.pdf")
@@ -42,9 +41,9 @@ def badges_with_qr(event_id: int):
     if not form.validate_on_submit():
         flash("Das Formular ist abgelaufen. Bitte die Seite neu laden und noch einmal versuchen.", "error")
         return redirect(url_for("events.detail", event_id=event_id))
-    data = None
+    data, stock = None, request.form.get("bogen") or None
     with transaction() as done:
-        data, _count = badges_pdf(event, request.form.get("bogen") or None, qr_content=checkin_link)
+        data, _count = badges_pdf(event, stock, qr_content=checkin_link)
     if not done.ok or data is None:
         return redirect(url_for("events.detail", event_id=event_id))
-    return _pdf_response(data, "namensschilder-qr", event.id)
+    return _pdf_response(data, download_name(stock_for_badges(stock), event.id, qr=True))

@@ -7,7 +7,8 @@ to write the name on and "Begleitung von <Name>" (companions' names are not aske
 cards are for the invited persons only: a companion sits next to the person they accompany.
 
 A QR code is off by default; ``qr_content`` (invitation → text, or None for none) switches it on,
-e.g. for a personal check-in link.
+e.g. for a personal check-in link. Badges carry the event's title in small print at the bottom
+(``event_title``, on by default); table cards print the same text on both faces of the tent.
 """
 from __future__ import annotations
 
@@ -19,14 +20,15 @@ from ..errors import ValidationError
 from ..extensions import db
 from ..letters import pdf
 from ..letters.services import sender_profile
+from ..letters.fontmetrics import text_width_mm
 from ..letters.sheets import Label, Stock, sheet_docx, stock_among, stocks_of
-from ..letters.textfit import Block
+from ..letters.textfit import WIDTH_RESERVE, Block
 from ..recipients.addressing import name_line
 from ..recipients.models import Contact
 from .models import Event, Invitation, InvitationState
 
 DEFAULT_STOCK = "namensschild-90x54"
-WRITE_ON_LINE = "_" * 16  # the blank name line of a companion's badge
+WRITE_ON_PT = 12.0  # size of the blank name line of a companion's badge
 
 # Largest and smallest sizes (pt) of name, function and organisation per kind of stock.
 SIZES = {"namensschild": ((20, 9), (11, 7), (12, 7)), "tischkarte": ((32, 14), (16, 9), (18, 10))}
@@ -40,6 +42,19 @@ def stock_for_badges(name: str | None) -> Stock:
     return stock_among(name or DEFAULT_STOCK, badge_stocks(), "Bogen")
 
 
+def write_on_line(stock: Stock, with_qr: bool) -> str:
+    """The blank name line of a companion's badge: as many "_" as fill nine tenths of the text width."""
+    usable = stock.text_width(with_qr) * (1 - WIDTH_RESERVE) * 0.9
+    return "_" * int(usable // text_width_mm("_", WRITE_ON_PT))
+
+
+def download_name(stock: Stock, event_id: int, *, qr: bool = False) -> str:
+    """The file name of a download: what, which stock, whether with QR codes, the event (namensschilder-90x54-10-7.pdf)."""
+    what = "tischkarten" if stock.kind == "tischkarte" else "namensschilder"
+    size = stock.name.split("-", 1)[1]
+    return f"{what}-{size}{'-qr' if qr else ''}-{event_id}.pdf"
+
+
 def person(invitation: Invitation) -> tuple[str, str, str]:
     """(name with title, function, organisation): from the contact when there is one, else the invitation's copies."""
     contact = db.session.get(Contact, invitation.contact_id) if invitation.contact_id else None
@@ -49,33 +64,39 @@ def person(invitation: Invitation) -> tuple[str, str, str]:
     return invitation.name or invitation.email, "", invitation.organisation_name or ""
 
 
-def _label(stock: Stock, name: str, function: str, organisation: str, qr: str | None, *, bold_name: bool = True) -> Label:
+def _label(stock: Stock, name: str, function: str, organisation: str, qr: str | None, footer: str,
+           *, write_on: bool = False) -> Label:
     (name_max, name_min), (function_max, function_min), (org_max, org_min) = SIZES[stock.kind]
     gap = 2.0 if stock.kind == "namensschild" else 4.0
-    return Label((Block(name, name_max, name_min, bold_name, max_lines=3),
+    first = Block(name, WRITE_ON_PT, WRITE_ON_PT) if write_on else Block(name, name_max, name_min, True, max_lines=3)
+    return Label((first,
                   Block(function, function_max, function_min, max_lines=2, space_before_mm=gap),
                   Block(organisation, org_max, org_min, max_lines=2, space_before_mm=gap * 0.75)),
-                 qr if stock.qr_w else None)
+                 qr if stock.qr_w else None, footer)
 
 
-def event_labels(event: Event, stock: Stock, qr_content: Callable[[Invitation], str | None] | None = None) -> list[Label]:
+def event_labels(event: Event, stock: Stock, qr_content: Callable[[Invitation], str | None] | None = None,
+                 *, event_title: bool = True) -> list[Label]:
+    """One label per Zusage (and on badges one per companion); ``event_title``: the title at the foot of each badge."""
+    footer = event.title if event_title and stock.kind == "namensschild" else ""
+    line = write_on_line(stock, with_qr=qr_content is not None)
     accepted = sorted((i for i in event.invitations if i.state == InvitationState.ZUGESAGT),
                       key=lambda i: (i.organisation_name.lower(), i.name.lower()))
     labels = []
     for invitation in accepted:
         name, function, organisation = person(invitation)
-        labels.append(_label(stock, name, function, organisation, qr_content(invitation) if qr_content else None))
+        labels.append(_label(stock, name, function, organisation, qr_content(invitation) if qr_content else None, footer))
         if stock.kind == "namensschild":
             for _ in range(invitation.companions or 0):
-                labels.append(_label(stock, WRITE_ON_LINE, f"Begleitung von {name}", organisation, None, bold_name=False))
+                labels.append(_label(stock, line, f"Begleitung von {name}", organisation, None, footer, write_on=True))
     return labels
 
 
 def badges_pdf(event: Event, stock_name: str | None = None,
-               qr_content: Callable[[Invitation], str | None] | None = None) -> tuple[bytes, int]:
+               qr_content: Callable[[Invitation], str | None] | None = None, *, event_title: bool = True) -> tuple[bytes, int]:
     """The PDF and the number of badges or cards in it."""
     stock = stock_for_badges(stock_name)
-    labels = event_labels(event, stock, qr_content)
+    labels = event_labels(event, stock, qr_content, event_title=event_title)
     if not labels:
         raise ValidationError("Für diese Veranstaltung gibt es noch keine Zusagen.")
     what = "Tischkarten" if stock.kind == "tischkarte" else "Namensschilder"

@@ -28,6 +28,7 @@ from flask import current_app, has_app_context
 
 from .. import config as default_config
 from ..errors import KiPostError
+from .pdf_streams import fix_stream_ends
 
 INSTALL_HINT = (
     "Für PDF wird LibreOffice benötigt, das auf diesem Server nicht installiert ist. "
@@ -109,7 +110,7 @@ def convert_to_pdf(documents: list[bytes], *, soffice: str | None = None, timeou
             if not target.exists():
                 detail = error.decode("utf-8", "replace").strip()[-300:]
                 raise KiPostError(f"LibreOffice konnte „{path.name}“ nicht in PDF umwandeln. {detail}".strip())
-            pdfs.append(target.read_bytes())
+            pdfs.append(fix_stream_ends(target.read_bytes()))
         return pdfs
 
 

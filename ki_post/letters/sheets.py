@@ -6,24 +6,31 @@ indentation, so the table itself starts exactly at the page margin. Text is fitt
 the real font metrics (``textfit``) and set with explicit line breaks and exact line spacing, so
 LibreOffice has nothing left to break or grow. Each page is its own section (the paragraph that
 must follow a table carries the section break), so a full page never spills a blank one.
+Frames (cut guides), footer lines, a tent card's turned back face and its fold line are shapes
+anchored to the page (``sheet_shapes``) in that same paragraph, so they add no height to the page.
 
 The stocks are a declarative table (``STOCKS``): add a line for another sheet. All sizes in mm.
 """
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
+from itertools import count
 from xml.sax.saxutils import escape
 
 from docx import Document
 from docx.enum.section import WD_ORIENT
 from docx.oxml import parse_xml
+from docx.opc.constants import RELATIONSHIP_TYPE as RT
+from docx.opc.packuri import PackURI
+from docx.opc.part import Part
 from docx.oxml.ns import nsdecls, qn
 from docx.shared import Mm
 
 from ..errors import ValidationError
+from . import sheet_shapes
 from .fontmetrics import FONT_NAME
 from .textfit import LEADING, Block, FittedBlock, fit
 
@@ -50,6 +57,9 @@ class Stock:
     qr_w: float = 0.0  # width of the QR column when a QR code is printed (0: none possible)
     # Fixed zones (top offset, height inside the label): block k is fitted into zone k on its own.
     zones: tuple[tuple[float, float], ...] = ()
+    # A tent card: the label is the front face; below the fold the back face repeats it turned by 180°.
+    tent: bool = False
+    frame: str = ""  # colour (hex) of a thin cut frame around each label; "" for none
 
     @property
     def per_page(self) -> int:
@@ -61,19 +71,32 @@ class Stock:
         x0, y0 = self.margin_left + col * self.pitch_x, self.margin_top + row * self.pitch_y
         return x0, y0, x0 + self.label_w, y0 + self.label_h
 
+    def text_width(self, with_qr: bool) -> float:
+        """Width (mm) the text of a label may use: inside the padding, left of the QR column if there is one."""
+        left, _top, right, _bottom = self.pad
+        return self.label_w - left - right - (self.qr_w - right / 2 if with_qr and self.qr_w else 0.0)
+
+
+BADGE_FRAME = "B3B3B3"  # light grey cut guide (0.25 pt) around each badge, for plain paper
+FOLD_LINE, CUT_LINE = "808080", "C8C8C8"  # tent cards: dashed fold (0.5 pt), light cut line (0.25 pt) between the cards
+FOOTER = (7.0, 5.0)  # largest and smallest size (pt) of a label's footer line (e.g. the event's title)
+FOOTER_GAP = 1.5  # mm kept free between the label's text and its footer
+# The footer's box ends this far above the padding: its descenders reach ~0.3 mm below an exact line.
+FOOTER_LIFT = 0.5
 
 # Measure the sheets you buy: makers differ by a millimetre; a new stock is one more line here.
 STOCKS: dict[str, Stock] = {stock.name: stock for stock in (
     # Name badges 90 × 54 mm (the size of common badge holder inserts), 2 × 4 with gaps for cutting.
     Stock("namensschild-90x54", "Namensschilder 90 × 54 mm, 8 je A4-Bogen (2 × 4, mit Zwischenraum)", "namensschild",
-          210, 297, 10, 27, 2, 4, 90, 54, 100, 63, qr_w=24),
+          210, 297, 10, 27, 2, 4, 90, 54, 100, 63, qr_w=24, frame=BADGE_FRAME),
     # The same size edge to edge, 2 × 5 (perforated business-card style sheets).
     Stock("namensschild-90x54-10", "Namensschilder 90 × 54 mm, 10 je A4-Bogen (2 × 5, randlos aneinander)", "namensschild",
-          210, 297, 15, 13.5, 2, 5, 90, 54, 90, 54, qr_w=24),
-    # Tent cards: A4 landscape, two cards of 148.5 × 210 mm, folded at 105 mm: the printed upper half
-    # faces the room as an A6 face (148.5 × 105 mm), the blank lower half is the back.
-    Stock("tischkarte-a6", "Tischkarten zum Falten, Vorderseite A6 quer, 2 je A4-Bogen (quer, Falz bei 105 mm)", "tischkarte",
-          297, 210, 0, 0, 2, 1, 148.5, 105, 148.5, 105, pad=(10, 10, 10, 10), qr_w=32),
+          210, 297, 15, 13.5, 2, 5, 90, 54, 90, 54, qr_w=24, frame=BADGE_FRAME),
+    # Tent cards: A4 landscape, two cards of 148.5 × 210 mm, folded at 105 mm (dashed fold line, light
+    # cut line between the cards): the upper half faces the room as an A6 face (148.5 × 105 mm), the
+    # lower half is the back face with the same text turned by 180° for the other side of the table.
+    Stock("tischkarte-a6", "Tischkarten zum Falten, A6 quer, Text vorn und hinten, 2 je A4-Bogen (quer, Falz bei 105 mm)", "tischkarte",
+          297, 210, 0, 0, 2, 1, 148.5, 105, 148.5, 105, pad=(10, 10, 10, 10), qr_w=32, tent=True),
     Stock("etikett-70x37", "Adressetiketten 70 × 37 mm, 24 je A4-Bogen (3 × 8)", "etikett",
           210, 297, 0, 0.5, 3, 8, 70, 37, 70, 37, pad=(6, 3, 3, 3)),
     Stock("etikett-70x36", "Adressetiketten 70 × 36 mm, 24 je A4-Bogen (3 × 8)", "etikett",
@@ -102,6 +125,7 @@ def stock_among(name: str, allowed: list[Stock], what: str) -> Stock:
 class Label:
     blocks: tuple[Block, ...]
     qr: str | None = None  # text of a QR code printed at the right of the label
+    footer: str = ""  # a small line at the bottom of the label (e.g. the event's title), shrunk to fit
 
 
 def _tw(mm: float) -> int:
@@ -159,28 +183,62 @@ def _fit_zones(stock: Stock, label: Label, width: float) -> list[FittedBlock]:
     return fitted
 
 
-def _label_cells(stock: Stock, label: Label | None, widths: tuple[int, int]) -> tuple[str, str | None]:
-    """The text cell and (with a QR code) the QR cell of one label; the QR picture is added later."""
+def _spacer(height_mm: float) -> str:
+    return f'<w:p><w:pPr><w:spacing w:before="0" w:after="0" w:line="{_tw(height_mm)}" w:lineRule="exact"/></w:pPr></w:p>'
+
+
+def _label_cells(stock: Stock, label: Label | None, widths: tuple[int, int], index: int,
+                 relate: Callable[[bytes], str]) -> tuple[str, str | None, list[str]]:
+    """The text cell, (with a QR column) the QR cell and the shapes of one label; the QR picture is added later."""
     if label is None:
-        return _cell_xml(widths[0], ""), (_cell_xml(widths[1], "") if widths[1] else None)
+        return _cell_xml(widths[0], ""), (_cell_xml(widths[1], "") if widths[1] else None), []
     left, top, right, bottom = stock.pad
-    qr_w = stock.qr_w if label.qr else 0.0
-    inner_w = stock.label_w - left - right - qr_w + (right / 2 if qr_w else 0)
-    right_indent = right / 2 if qr_w else right
-    fitted = _fit_zones(stock, label, inner_w) if stock.zones else fit(label.blocks, inner_w, stock.label_h - top - bottom)
+    with_qr = bool(widths[1])
+    inner_w = stock.text_width(with_qr)
+    right_indent = right / 2 if with_qr else right
+    height = stock.label_h - top - bottom
+    x0, y0, x1, y1 = stock.label_rect(index)
+    shapes, spacer = [], ""
+    if stock.frame:
+        shapes.append(sheet_shapes.rect(x0, y0, x1, y1, color=stock.frame))
+    if label.footer.strip():  # at the bottom of the text column; the centred text keeps above it
+        (part,) = fit([Block(label.footer, *FOOTER)], inner_w, height)
+        box_y = y1 - bottom - FOOTER_LIFT - part.height_mm
+        shapes.append(sheet_shapes.text_box(x0 + left, box_y, inner_w, part.height_mm,
+                                            _paragraph_xml(part, (0, 0), "center"), anchor="b"))
+        height -= part.height_mm + FOOTER_LIFT + FOOTER_GAP
+        spacer = _spacer(part.height_mm + FOOTER_LIFT + FOOTER_GAP)
+    fitted = _fit_zones(stock, label, inner_w) if stock.zones else fit(label.blocks, inner_w, height)
     if stock.valign == "top" and fitted and top:
         first = fitted[0]
         fitted[0] = FittedBlock(first.lines, first.size_pt, first.bold, first.space_before_mm + top)
     align = "center" if stock.kind in ("namensschild", "tischkarte") else "left"
     text = "".join(_paragraph_xml(block, (left, right_indent), align) for block in fitted)
-    if not widths[1]:
-        return _cell_xml(widths[0], text, stock.valign), None
-    if not label.qr:
-        return _cell_xml(widths[0], text, stock.valign), _cell_xml(widths[1], "")
-    return _cell_xml(widths[0], text, stock.valign), _cell_xml(widths[1], "<!--qr-->", "center")
+    if stock.tent and fitted:  # the back face: the text column mirrored about the fold, turned by 180°
+        back_h = stock.label_h - top - bottom
+        svg = sheet_shapes.turned_text_svg(fitted, inner_w, back_h)
+        shapes.append(sheet_shapes.picture(x0 + x1 - (x0 + left + inner_w), y1 + bottom, inner_w, back_h, relate(svg)))
+    text_cell = _cell_xml(widths[0], text + spacer if text else "", stock.valign)
+    if not with_qr:
+        return text_cell, None, shapes
+    return text_cell, _cell_xml(widths[1], "<!--qr-->" if label.qr else "", "center"), shapes
 
 
-def _page_table(stock: Stock, labels: Sequence[Label | None], with_qr: bool) -> str:
+def _sheet_lines(stock: Stock) -> list[str]:
+    """A tent card's dashed fold line and the light cut line between the cards."""
+    if not stock.tent:
+        return []
+    fold = stock.margin_top + stock.label_h
+    lines = [sheet_shapes.line(0, fold, stock.page_w, fold, width_pt=0.5, color=FOLD_LINE, dash="lgDash")]
+    for col in range(1, stock.cols):
+        x = stock.margin_left + col * stock.pitch_x
+        lines.append(sheet_shapes.line(x, 0, x, stock.page_h, color=CUT_LINE, dash="solid"))
+    return lines
+
+
+def _page_table(stock: Stock, labels: Sequence[Label | None], with_qr: bool,
+                relate: Callable[[bytes], str]) -> tuple[str, list[str]]:
+    """The page's table and the shapes (frames, footers, back faces, fold lines) anchored to the page."""
     spans = []
     for col in range(stock.cols):
         x = stock.margin_left + col * stock.pitch_x
@@ -195,17 +253,18 @@ def _page_table(stock: Stock, labels: Sequence[Label | None], with_qr: bool) -> 
     grid = "".join(f'<w:gridCol w:w="{width}"/>' for width, _ in columns)
     no_border = "".join(f'<w:{side} w:val="nil"/>' for side in ("top", "left", "bottom", "right", "insideH", "insideV"))
     zero = "".join(f'<w:{side} w:w="0" w:type="dxa"/>' for side in ("top", "left", "bottom", "right"))
-    body, index = [], 0
+    body, index, shapes = [], 0, _sheet_lines(stock)
     for height, is_label_row in rows:
         cells, col = [], 0
         while col < len(columns):
             width, is_label = columns[col]
             if is_label_row and is_label:
                 label = labels[index] if index < len(labels) else None
-                index += 1
                 qr_width = columns[col + 1][0] if with_qr else 0
-                text_cell, qr_cell = _label_cells(stock, label, (width, qr_width))
+                text_cell, qr_cell, label_shapes = _label_cells(stock, label, (width, qr_width), index, relate)
+                index += 1
                 cells += [text_cell] + ([qr_cell] if qr_cell else [])
+                shapes += label_shapes
                 col += 2 if with_qr else 1
             else:
                 cells.append(_cell_xml(width, ""))
@@ -215,7 +274,7 @@ def _page_table(stock: Stock, labels: Sequence[Label | None], with_qr: bool) -> 
     return (f'<w:tbl {nsdecls("w")}><w:tblPr><w:tblW w:w="{total}" w:type="dxa"/><w:jc w:val="left"/>'
             f'<w:tblInd w:w="0" w:type="dxa"/><w:tblBorders>{no_border}</w:tblBorders><w:tblLayout w:type="fixed"/>'
             f'<w:tblCellMar>{zero}</w:tblCellMar><w:tblLook w:val="0000"/></w:tblPr>'
-            f'<w:tblGrid>{grid}</w:tblGrid>{"".join(body)}</w:tbl>')
+            f'<w:tblGrid>{grid}</w:tblGrid>{"".join(body)}</w:tbl>'), shapes
 
 
 def _qr_png(text: str) -> bytes:
@@ -267,9 +326,16 @@ def sheet_docx(stock: Stock, labels: Sequence[Label], *, title: str, author: str
         body.remove(paragraph)
     final_section = body.find(qn("w:sectPr"))
     with_qr = stock.qr_w > 0 and any(label.qr for label in labels)
+    pictures = count(1)
+
+    def relate(svg: bytes) -> str:  # an SVG picture in the package; its relationship id
+        part = Part(PackURI(f"/word/media/rueckseite{next(pictures)}.svg"), "image/svg+xml", svg, document.part.package)
+        return document.part.relate_to(part, RT.IMAGE)
+
     pages = [labels[start:start + stock.per_page] for start in range(0, len(labels), stock.per_page)] or [[]]
     for number, page in enumerate(pages):
-        table = parse_xml(_page_table(stock, page, with_qr))
+        table_xml, shapes = _page_table(stock, page, with_qr, relate)
+        table = parse_xml(table_xml)
         qr_paragraphs = [comment.getparent() for comment in table.iter() if comment.tag is not None
                          and callable(comment.tag) and comment.text == "qr"]
         codes = [label.qr for label in page if label.qr]
@@ -285,7 +351,7 @@ def sheet_docx(stock: Stock, labels: Sequence[Label], *, title: str, author: str
                 cell.remove(comment)
             cell.append(paragraph)
         body.insert(len(body) - 1, table)
-        after = parse_xml(f'<w:p {nsdecls("w")}>{TINY_PARAGRAPH[5:-6]}</w:p>')
+        after = parse_xml(sheet_shapes.paragraph("".join(shapes)))  # the page's shapes, anchored to the page
         if number < len(pages) - 1:
             after.find(qn("w:pPr")).append(deepcopy(final_section))
         body.insert(len(body) - 1, after)

@@ -134,3 +134,65 @@ def gray_page(data: bytes, page: int, dpi: int) -> tuple[int, int, bytes]:
                          input=data, capture_output=True, check=True).stdout
     header = re.match(rb"P5\s+(\d+)\s+(\d+)\s+255\s", pgm)
     return int(header.group(1)), int(header.group(2)), pgm[header.end():]
+
+
+@dataclass
+class Stroke:
+    page: int
+    x0: float  # mm from the top left of the page (bounding box of the stroked path)
+    y0: float
+    x1: float
+    y1: float
+    width: float  # line width in pt
+    gray: float  # stroke colour: 0 black … 1 white (mean of RGB)
+    dashed: bool
+
+
+def strokes(data: bytes) -> list[Stroke]:
+    """Every stroked path (lines, frames) drawn, read from the content streams with pikepdf (cm, q/Q, w, d, RG)."""
+    import pikepdf
+
+    found = []
+    with pikepdf.open(io.BytesIO(data)) as document:
+        for number, page in enumerate(document.pages):
+            height = float(page.mediabox[3])
+            state = {"matrix": pikepdf.Matrix(), "width": 1.0, "gray": 0.0, "dashed": False}
+            stack, points = [], []
+            for operands, operator in pikepdf.parse_content_stream(page):
+                name, values = str(operator), list(operands)
+                if name == "q":
+                    stack.append(dict(state))
+                elif name == "Q":
+                    state = stack.pop()
+                elif name == "cm":
+                    state["matrix"] = pikepdf.Matrix(*[float(value) for value in values]) @ state["matrix"]
+                elif name == "w":
+                    state["width"] = float(values[0])
+                elif name == "d":
+                    state["dashed"] = len(values[0]) > 0
+                elif name == "RG":
+                    state["gray"] = sum(float(value) for value in values) / 3
+                elif name == "G":
+                    state["gray"] = float(values[0])
+                elif name in ("m", "l"):
+                    points.append(state["matrix"].transform((float(values[0]), float(values[1]))))
+                elif name == "re":
+                    x, y, w, h = (float(value) for value in values)
+                    points += [state["matrix"].transform(point) for point in ((x, y), (x + w, y + h))]
+                elif name in ("S", "s") and points:
+                    xs, ys = [p[0] for p in points], [p[1] for p in points]
+                    found.append(Stroke(number, min(xs) / MM, (height - max(ys)) / MM, max(xs) / MM, (height - min(ys)) / MM,
+                                        state["width"], state["gray"], state["dashed"]))
+                    points = []
+                elif name in ("n", "f", "F", "f*", "B", "B*", "b", "b*"):  # a path filled or dropped, not stroked
+                    points = []
+    return found
+
+
+def turned_lines(data: bytes, page: int = 0) -> int:
+    """How many text objects on ``page`` are set turned by 180° (text matrix with a < 0 and d < 0)."""
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(data)) as document:
+        return sum(1 for operands, operator in pikepdf.parse_content_stream(document.pages[page])
+                   if str(operator) == "Tm" and float(operands[0]) < 0 and float(operands[3]) < 0)
