@@ -1,4 +1,4 @@
-"""Streams whose compressed data ends in a carriage return, re-compressed so that PDF/A validators read them right.
+"""Streams whose compressed data ends in a carriage return, stored uncompressed so that PDF/A validators read them right.
 
 LibreOffice writes every stream as ``stream\\n`` + data + ``\\nendstream`` with /Length = the data.
 When the Flate data happens to end in the byte 0x0D (about one stream in 256: its last byte is a
@@ -20,7 +20,7 @@ def _needs_fix(stream: pikepdf.Stream) -> bool:
 
 
 def fix_stream_ends(data: bytes) -> bytes:
-    """The PDF unchanged, or (when a Flate stream's data ends in 0x0D) saved again with those streams re-compressed."""
+    """The PDF unchanged, or (when a Flate stream's data ends in 0x0D) saved again with those streams uncompressed."""
     if b"\r\nendstream" not in data:
         return data
     with pikepdf.open(io.BytesIO(data)) as document:
