@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
@@ -74,31 +75,9 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
     state = InvitationState.FORMER_CODES.get(state, state)  # a form loaded before the codes became German
     if state not in InvitationState.ANSWERS:
         raise ValidationError("Bitte wählen Sie Zusage oder Absage.", "answer")
-    if not Channel.parse(channel):
-        raise ValidationError("Unbekannter Antwortweg.", "channel")
     event = invitation.event
-    if event.state == EventState.ABGESAGT:
-        raise ValidationError("Die Veranstaltung ist abgesagt.")
-    if event.state != EventState.VEROEFFENTLICHT:
-        raise ValidationError("Die Veranstaltung ist noch nicht veröffentlicht.")
-    if deadline_passed(event) and not (override_deadline and channel in Channel.STAFF):
-        if channel == Channel.LINK:
-            raise ValidationError("Die Antwortfrist ist abgelaufen. Bitte wenden Sie sich an das Veranstaltungsteam.")
-        raise ValidationError("Die Antwortfrist ist abgelaufen. Um die Antwort trotzdem zu übernehmen, bestätigen Sie "
-                              "bitte „Trotz abgelaufener Frist übernehmen“.", "override_deadline")
-    try:
-        companions = int(companions or 0)
-    except (TypeError, ValueError):
-        raise ValidationError("Die Zahl der Begleitpersonen muss eine ganze Zahl sein.", "companions") from None
-    if state != InvitationState.ZUGESAGT:
-        companions = 0
-    if companions < 0 or companions > event.companions_allowed:
-        raise ValidationError(
-            f"Sie können höchstens {anzahl(event.companions_allowed, 'Begleitperson', 'Begleitpersonen')} anmelden."
-            if event.companions_allowed
-            else "Begleitpersonen sind bei dieser Veranstaltung nicht vorgesehen.",
-            "companions",
-        )
+    _check_answerable(event, channel, override_deadline)
+    companions = _companions(event, state, companions)
     remark = (remark or "").replace("\r\n", "\n").strip()
     dietary = (dietary or "").replace("\r\n", "\n").strip()
     if len(remark) > 2000 or len(dietary) > 500:
@@ -111,15 +90,7 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
     new_answers = previous_answers if responses is None else validate_responses(
         questions_of(event.id), responses, accepting=state == InvitationState.ZUGESAGT, previous=previous_answers,
         keep_unanswered=keep_unanswered)
-    new_state = InvitationState(state)
-    if state == InvitationState.ZUGESAGT and event.capacity is not None:
-        free = event.capacity - seats_taken(event.id, exclude_id=invitation.id)
-        if 1 + companions > free:
-            if previous == InvitationState.ZUGESAGT:
-                raise ValidationError(
-                    f"Für weitere Begleitpersonen ist kein Platz mehr frei (frei: {max(free - 1, 0)}).", "companions"
-                )
-            new_state = InvitationState.WARTELISTE
+    new_state = _seat_state(event, invitation, InvitationState(state), companions, previous)
     if new_state == InvitationState.ZUGESAGT:  # only a Zusage holds an option's seat
         check_option_seats(invitation, new_answers, 1 + companions, previous_state=previous,
                            previous_answers=previous_answers, previous_seats=invitation.seats)
@@ -151,6 +122,54 @@ def answer(invitation: Invitation, state: str, *, companions: int = 0, remark: s
     _notify_moved(event, moved)
     db.session.flush()
     return AnswerResult(new_state, moved, changed, InvitationState(previous) if previous else None)
+
+
+def _check_answerable(event: Event, channel: Channel | str, override_deadline: bool) -> None:
+    """The event takes answers on this channel now (published, not cancelled, deadline unless staff override)."""
+    if not Channel.parse(channel):
+        raise ValidationError("Unbekannter Antwortweg.", "channel")
+    if event.state == EventState.ABGESAGT:
+        raise ValidationError("Die Veranstaltung ist abgesagt.")
+    if event.state != EventState.VEROEFFENTLICHT:
+        raise ValidationError("Die Veranstaltung ist noch nicht veröffentlicht.")
+    if deadline_passed(event) and not (override_deadline and channel in Channel.STAFF):
+        if channel == Channel.LINK:
+            raise ValidationError("Die Antwortfrist ist abgelaufen. Bitte wenden Sie sich an das Veranstaltungsteam.")
+        raise ValidationError("Die Antwortfrist ist abgelaufen. Um die Antwort trotzdem zu übernehmen, bestätigen Sie "
+                              "bitte „Trotz abgelaufener Frist übernehmen“.", "override_deadline")
+
+
+def _companions(event: Event, state: str, value: Any) -> int:
+    """The number of companions as given (0 unless accepting), within what the event allows."""
+    try:
+        companions = int(value or 0)
+    except (TypeError, ValueError):
+        raise ValidationError("Die Zahl der Begleitpersonen muss eine ganze Zahl sein.", "companions") from None
+    if state != InvitationState.ZUGESAGT:
+        return 0
+    if companions < 0 or companions > event.companions_allowed:
+        raise ValidationError(
+            f"Sie können höchstens {anzahl(event.companions_allowed, 'Begleitperson', 'Begleitpersonen')} anmelden."
+            if event.companions_allowed
+            else "Begleitpersonen sind bei dieser Veranstaltung nicht vorgesehen.",
+            "companions",
+        )
+    return companions
+
+
+def _seat_state(event: Event, invitation: Invitation, state: InvitationState, companions: int,
+                previous: str | None) -> InvitationState:
+    """A Zusage beyond the free seats goes to the waiting list; someone already in may not add companions
+    beyond them. Under the event lock."""
+    if state != InvitationState.ZUGESAGT or event.capacity is None:
+        return state
+    free = event.capacity - seats_taken(event.id, exclude_id=invitation.id)
+    if 1 + companions <= free:
+        return state
+    if previous == InvitationState.ZUGESAGT:
+        raise ValidationError(f"Für weitere Begleitpersonen ist kein Platz mehr frei (frei: {max(free - 1, 0)}).",
+                              "companions")
+    return InvitationState.WARTELISTE
 
 
 def _notify_moved(event: Event, moved: list[Invitation]) -> None:
