@@ -155,10 +155,10 @@ def _instance_secret_key(instance_path: str) -> str:
 def _register_domains(app: Flask) -> None:
     from .admin import views as admin_views
     from .auth import cli as auth_cli, views as auth_views
-    from .events import cli as events_cli, views as events_views
-    from .letters import cli as letters_cli, views as letters_views
+    from .events import cli as events_cli, routes as events_views
+    from .letters import cli as letters_cli, routes as letters_views
     from .outbox import cli as outbox_cli, views as outbox_views
-    from .recipients import cli as recipients_cli, selfservice_views, views as recipients_views
+    from .recipients import cli as recipients_cli, routes as recipients_views, selfservice_views
     from .records import cli as records_cli, views as records_views
 
     for views in (auth_views, admin_views, recipients_views, selfservice_views, letters_views, events_views,

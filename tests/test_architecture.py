@@ -32,3 +32,18 @@ def test_every_rule_id_a_comment_cites_is_explained_in_docs():
              for match in re.findall(r"\b[A-Z]{2,5}-\d{2}\b", path.read_text(encoding="utf-8"))}
     explained = set(re.findall(r"\*\*([A-Z]{2,5}-\d{2})\*\*", (ROOT / "docs" / "standards.md").read_text(encoding="utf-8")))
     assert cited <= explained, sorted(cited - explained)
+
+
+def test_no_import_cycle_inside_a_package():
+    """Inside a package, imports go one way too: a views module registers its routes on the package's
+    blueprint module (``blueprint.py``) and ``routes.py`` loads them all, instead of views importing
+    each other both ways. Lazy imports inside functions count as well (grimp sees them)."""
+    import grimp
+
+    graph = grimp.build_graph("ki_post")
+    cycles = sorted({tuple(sorted((module, imported)))
+                     for module in graph.modules if module.count(".") >= 2
+                     for imported in graph.find_modules_directly_imported_by(module)
+                     if imported.rpartition(".")[0] == module.rpartition(".")[0]
+                     and graph.chain_exists(importer=imported, imported=module)})
+    assert cycles == []

@@ -18,7 +18,7 @@ from ..auth.access import requires_role
 from ..formatting import BERLIN
 from ..transaction import transaction
 from . import automation, copying, services
-from .views import bp
+from .blueprint import bp
 
 _DAYS = NumberRange(1, automation.MAX_DAYS, f"1 bis {automation.MAX_DAYS} Tage (leer = aus).")
 

@@ -8,12 +8,11 @@ import click
 from ..formatting import anzahl
 from ..transaction import cli_transaction
 from .badges import DEFAULT_STOCK, badge_stocks
-from .cli import events
 
 _STOCK_HELP = "Bogen: " + "; ".join(f"{stock.name} = {stock.title}" for stock in badge_stocks()) + "."
 
 
-@events.command("badges")
+@click.command("badges")
 @click.argument("event_id", type=int)
 @click.argument("path", type=click.Path(dir_okay=False, writable=True, path_type=Path))
 @click.option("--stock", "stock_name", type=click.Choice([stock.name for stock in badge_stocks()]), default=DEFAULT_STOCK,

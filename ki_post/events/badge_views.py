@@ -13,7 +13,7 @@ from ..transaction import transaction
 from . import services
 from .attendance import checkin_link
 from .badges import badges_pdf, download_name, stock_for_badges
-from .views import bp
+from .blueprint import bp
 
 
 def _pdf_response(data: bytes, filename: str) -> Response:

@@ -10,7 +10,7 @@ from ..auth.services import audit
 from ..formatting import anzahl
 from ..errors import NotFound, ValidationError
 from ..extensions import db
-from ..recipients.erasure import address_forms
+from ..recipients.addresses import address_forms
 from .answers import answer, deadline_passed
 from .delivery import delivery_of
 from .models import CalendarReply, Channel, Event, EventState, Invitation, InvitationState, ReplyStatus

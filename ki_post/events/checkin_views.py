@@ -20,7 +20,7 @@ from . import attendance as checkin
 from . import services
 from .followup import Audience, followup_recipients, prepare_followup
 from .models import EventState, Invitation
-from .views import bp
+from .blueprint import bp
 
 COMPANIONS = NumberRange(0, checkin.MAX_PRESENT_COMPANIONS, f"0 bis {checkin.MAX_PRESENT_COMPANIONS}.")
 

@@ -9,7 +9,7 @@ from ..formatting import anzahl
 from ..errors import KiPostError
 from ..extensions import db
 from ..transaction import cli_transaction
-from . import services
+from . import badge_cli, services
 from .models import Event, InvitationState
 
 
@@ -279,7 +279,6 @@ def auto_remind(event_id: int, offene: int | None, teilnehmende: int | None) -> 
         click.echo(f"{plan.kind}\t{plan.days or 'aus'}\t{plan.status}{when}{sent}")
 
 
+events.add_command(badge_cli.badges)
 commands: list[click.Command] = [events, rsvp, mailbox]
 
-
-from . import badge_cli  # noqa: E402,F401  (adds "events badges")

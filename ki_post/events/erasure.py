@@ -20,7 +20,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..extensions import db
-from ..recipients.erasure import ANONYMISED_ADDRESS, ANONYMISED_DOMAIN, ANONYMISED_NAME, address_forms
+from ..recipients.addresses import ANONYMISED_ADDRESS, ANONYMISED_DOMAIN, ANONYMISED_NAME, address_forms
 from ..recipients.models import Contact
 from ..recipients.signals import contact_erasing
 from .models import CalendarReply, Invitation

@@ -16,7 +16,7 @@ from ..auth.services import audit
 from ..db_types import utcnow
 from ..errors import ValidationError
 from ..outbox import services as outbox
-from ..recipients.erasure import ANONYMISED_DOMAIN
+from ..recipients.addresses import ANONYMISED_DOMAIN
 from ..states import LabelledEnum
 from .attendance import Attendance, attendances, by_invitation
 # No topic: a follow-up is no message about the invitation (updates and erasure of an invitation's

@@ -15,7 +15,7 @@ from ..transaction import Outcome, transaction
 from . import questions, services
 from .models import Event, Invitation, InvitationState
 from .question_models import Question, QuestionKind
-from .views import bp
+from .blueprint import bp
 
 BLANK_OPTION_ROWS = 4
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, time
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ..auth.access import public, requires_role
@@ -12,12 +12,12 @@ from ..errors import ValidationError
 from ..extensions import limiter
 from ..recipients import services as recipients
 from ..transaction import get_or_404, transaction
-from . import services
+from .blueprint import bp
+from . import question_views, services
 from .forms import (PLEASE_CHOOSE, AssignReplyForm, CancelForm, ConfirmForm, EventForm, InviteForm, ReminderForm,
                     ReplyUploadForm, RsvpForm, StaffAnswerForm)
 from .models import Channel, Event, EventState, Invitation, InvitationState
 
-bp = Blueprint("events", __name__)
 
 
 def _rsvp_limit() -> str:
@@ -450,9 +450,3 @@ def rsvp_answer(token: str):
     return _rsvp_page(invitation, form, 422,
                       question_errors=question_views.unchecked_errors(invitation.event, form.answer.data))
 
-
-from . import badge_views  # noqa: E402,F401  (registers the badge downloads on bp)
-from . import automation_views  # noqa: E402,F401  (copy and automatic reminders: routes on this blueprint)
-# Einlass and Nachbereitung live in their own module on this blueprint.
-from . import checkin_views  # noqa: E402,F401
-from . import question_views  # noqa: E402,F401  (its routes live on this blueprint)

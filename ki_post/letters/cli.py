@@ -9,6 +9,7 @@ import click
 from ..errors import KiPostError
 from ..extensions import db
 from ..transaction import cli_transaction
+from . import label_cli
 
 
 @click.group("letters", help="Rundschreiben: Vorlagen und Briefe.")
@@ -82,6 +83,7 @@ def templates_command() -> None:
         click.echo(f"{template.name}\tVersion {latest.number if latest else '-'}\t{template.description}")
 
 
+letters.add_command(label_cli.labels)
 commands: list[click.Command] = [letters]
 
 
@@ -133,5 +135,3 @@ def confirm_mailing_command(list_name: str | None, draft: bool) -> None:
     click.echo(f"{queued} Nachrichten eingereiht ({'Entwurf' if draft else 'wird gesendet'}).", err=True)
     click.echo(mailing.id)
 
-
-from . import label_cli  # noqa: E402,F401  (adds "letters labels")

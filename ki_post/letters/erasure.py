@@ -18,7 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ..db_types import utcnow
 from ..extensions import db
-from ..recipients.erasure import address_forms
+from ..recipients.addresses import address_forms
 from ..recipients.models import Contact
 from ..recipients.signals import contact_erasing
 from .models import ArchivedLetter, LetterJob, LetterRun

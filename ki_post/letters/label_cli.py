@@ -7,13 +7,12 @@ import click
 
 from ..formatting import anzahl
 from ..transaction import cli_transaction
-from .cli import letters
 from .labels import DEFAULT_STOCK, label_stocks
 
 _STOCK_HELP = "Bogen: " + "; ".join(f"{stock.name} = {stock.title}" for stock in label_stocks()) + "."
 
 
-@letters.command("labels")
+@click.command("labels")
 @click.argument("path", type=click.Path(dir_okay=False, writable=True, path_type=Path))
 @click.option("--list", "list_name", default=None, help="Verteiler; ohne Angabe alle aktiven Kontakte.")
 @click.option("--stock", "stock_name", type=click.Choice([stock.name for stock in label_stocks()]), default=DEFAULT_STOCK,

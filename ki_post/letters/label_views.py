@@ -6,7 +6,7 @@ from flask import Response, flash, redirect, request, url_for
 from ..errors import KiPostError
 from ..recipients.services import get_verteiler
 from .labels import address_labels
-from .views import bp
+from .blueprint import bp
 
 
 @bp.get("/rundschreiben/verteiler/<int:verteiler_id>/etiketten.pdf")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import io
 import tempfile
 
-from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask import Response, abort, current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
 from ..errors import NotFound, ValidationError
@@ -13,12 +13,12 @@ from ..recipients.models import Contact
 from ..auth.access import requires_role
 from ..transaction import transaction
 from ..outbox.services import get_mailing
+from .blueprint import bp
 from . import erasure, jobs, pages, pdf, services
 from .circulars import skipped_recipients
 from .forms import ComposeForm, SenderForm, UploadForm
 from .models import JobKind, JobState
 
-bp = Blueprint("letters", __name__)
 
 
 @bp.route("/rundschreiben/")
@@ -295,5 +295,3 @@ def run_zip(run_id: int):
     spool.seek(0)
     return send_file(spool, mimetype="application/zip", as_attachment=True, download_name=f"Archiv_Vorgang_{run.id}.zip")
 
-
-from . import label_views  # noqa: E402,F401  (registers the label download on bp)

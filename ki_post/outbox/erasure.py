@@ -29,7 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ..blobs import discard_unreferenced
 from ..extensions import db
-from ..recipients.erasure import ANONYMISED_ADDRESS, address_forms
+from ..recipients.addresses import ANONYMISED_ADDRESS, address_forms
 from ..recipients.models import Contact
 from ..recipients.signals import contact_erasing
 from .models import Mailing, MessageState, OutboxAttachment, OutboxBounce, OutboxMessage

@@ -25,7 +25,7 @@ from ..auth.services import audit
 from ..db_types import utcnow
 from ..extensions import db
 from ..recipients import services as recipients
-from ..recipients.erasure import address_forms
+from ..recipients.addresses import address_forms
 from ..recipients.models import Contact
 from .bounces import FailedRecipient, Report, ReportKind
 from .models import MessageState, OutboxBounce, OutboxMessage

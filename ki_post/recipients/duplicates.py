@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -19,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
+from .addresses import address_forms
 from .models import Contact, Organisation
 
 # Written both ways in German names; folded to the ASCII spelling so both sides compare equal.
@@ -107,12 +107,6 @@ class Index:
         return None
 
 
-def _address_forms(addresses: Iterable[str]) -> set[str]:
-    from .erasure import address_forms  # the same spellings erasure searches for
-
-    return address_forms(addresses)
-
-
 @lru_cache(maxsize=65536)
 def _canonical(address: str) -> str:
     """One spelling per address for the import's index: lower case, domain in Unicode (``xn--`` decoded).
@@ -131,7 +125,7 @@ def find_duplicate(*, email: str, first_name: str, last_name: str, organisation_
 
     Reads only the contacts with the same address forms or the same folded last name's Kommune, so a
     form save costs two small queries, not a scan of the Verteiler."""
-    forms = _address_forms([email])
+    forms = address_forms([email])  # the same spellings erasure searches for
     base = select(Contact).where(Contact.anonymised_at.is_(None)).options(selectinload(Contact.organisation))
     if exclude_id is not None:
         base = base.where(Contact.id != exclude_id)

@@ -8,7 +8,7 @@ from ..auth.access import requires_role
 from ..transaction import transaction
 from . import duplicates, merging, picking, services
 from .forms import ConfirmForm
-from .views import bp
+from .blueprint import bp
 
 HISTORY_LABELS = {"letters": "Briefe", "messages": "Nachrichten", "invitations": "Einladungen"}
 

@@ -27,6 +27,7 @@ from .models import (
     verteiler_members,
 )
 from . import freshness
+from .addresses import address_forms
 from .signals import contact_erasing, contacts_changed
 
 # Keys a filter (list page, saved Verteiler filter, resolve_recipients) may hold.
@@ -275,7 +276,6 @@ def mark_undeliverable(contact: Contact, address: str, reason: str, when: dateti
     Only while ``address`` is still the contact's address (in any spelling): a late bounce for an address
     changed since says nothing about the new one. The first date stays; the reason is the latest server's
     words. Returns True if the contact was not flagged before."""
-    from .erasure import address_forms
 
     if contact.anonymised_at is not None or not (address_forms([address]) & address_forms([contact.email])):
         return False

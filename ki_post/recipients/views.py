@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
@@ -12,13 +12,13 @@ from ..errors import NotFound, ValidationError
 from ..extensions import db
 from ..auth.access import requires_role
 from ..transaction import get_or_404, transaction
+from .blueprint import bp
 from . import duplicates, freshness, picking, services, uploads
 from .addressing import address_lines, role_wording, salutation
 from .forms import ConfirmForm, ContactForm, ImportApplyForm, ImportUploadForm, OrganisationForm, VerteilerForm
 from .importer import CONCURRENT_CHANGE, EXTRA, FIELDS, IGNORE, ImportFileError, preview_import
 from .models import ORGANISATION_KINDS, REGIERUNGSBEZIRKE, Contact, Organisation
 
-bp = Blueprint("recipients", __name__, url_prefix="/verteiler")
 
 PER_PAGE = 50
 ACTIVE_CHOICES = {"aktiv": "nur aktive", "inaktiv": "nur inaktive", "alle": "alle"}
@@ -406,5 +406,3 @@ def import_apply(token: str):
     flash(f"Import abgeschlossen: {result.summary()}.", "success" if not result.invalid else "warning")
     return redirect(url_for("recipients.contacts"))
 
-
-from . import merge_views  # noqa: E402,F401  (its routes join this blueprint)

@@ -33,7 +33,7 @@ from ..letters.engine import DOCX_MIMETYPE
 from ..letters.models import LetterJob, LetterRun, LetterTemplateVersion
 from ..letters.services import safe_filename
 from ..outbox.models import Mailing, MailingKind, MailingState, MessageState, OutboxMessage
-from ..recipients.erasure import ANONYMISED_ADDRESS
+from ..recipients.addresses import ANONYMISED_ADDRESS
 from ..transaction import get_or_404
 from .package import Package, timestamp
 

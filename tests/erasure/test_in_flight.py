@@ -7,7 +7,7 @@ from ki_post.extensions import db
 from ki_post.outbox.models import OutboxMessage
 from ki_post.outbox.services import create_mailing, enqueue, start_mailing
 from ki_post.outbox.worker import Worker
-from ki_post.recipients.erasure import ANONYMISED_ADDRESS
+from ki_post.recipients.addresses import ANONYMISED_ADDRESS
 from ki_post.recipients.models import Contact
 from ki_post.recipients.services import anonymise_contact
 

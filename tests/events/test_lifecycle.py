@@ -391,7 +391,7 @@ def test_more_seats_move_up_and_a_move_up_mail_not_yet_sent_follows_the_answer(s
 def test_nothing_new_goes_to_an_erased_person_and_facts_hold_nothing_personal(smtp_app, smtp):
     """Facts recorded with each mail say what the mail tells about the event, never who it went to; after
     a person is anonymised, a change, a reminder or a cancellation writes them nothing new."""
-    from ki_post.recipients.erasure import ANONYMISED_ADDRESS
+    from ki_post.recipients.addresses import ANONYMISED_ADDRESS
     from ki_post.recipients.services import anonymise_contact
 
     kept, erased = people("Anna Eins", "Bert Zwei")
