@@ -9,6 +9,7 @@ from flask import current_app
 from .. import settings
 from ..errors import ValidationError
 from ..outbox.bounces import might_be_report
+from ..outbox.transport import CHECK_SECONDS, connection_problem
 from .mailbox import UNKNOWN, MailboxResult, process_mail
 
 # Enough of the header to tell a delivery report or an automatic reply before downloading a mail.
@@ -176,15 +177,12 @@ def poll_imap(commit: Callable[[], None], on_mail: Callable[[str], None] | None 
     return result
 
 
-CHECK_SECONDS = 5.0  # the whole check, so the settings page answers within a few seconds
 
 
 def check_imap(values: ImapSettings) -> tuple[bool, list[str]]:
     """Connect (SSL as chosen), log in and open the folder read-only – nothing is read or marked.
     Returns (success, what happened, in German sentences for the settings page)."""
     import imaplib
-    import socket
-    import ssl
     import time
 
     where = f"{values.server}:{values.port}"
@@ -212,21 +210,11 @@ def check_imap(values: ImapSettings) -> tuple[bool, list[str]]:
             return False, steps
         steps.append(f"Ordner „{values.folder}“ geöffnet ({_imap_text(data[0])} Nachrichten); nichts gelesen oder markiert.")
         return True, steps
-    except ssl.SSLCertVerificationError as error:
-        steps.append(f"Zertifikatsproblem: Das Zertifikat von {where} ist nicht vertrauenswürdig ({error.verify_message}). "
-                     "Bei einer internen Zertifizierungsstelle IMAP_CA_FILE setzen.")
-    except ssl.SSLError as error:
-        steps.append(f"TLS-Fehler mit {where}: {error.reason or error}. Passt „SSL“ zum Port (meist 993)?")
-    except (TimeoutError, socket.timeout):
-        steps.append(f"Zeitüberschreitung: {where} hat nicht innerhalb von {CHECK_SECONDS:.0f} Sekunden geantwortet.")
-    except ConnectionRefusedError:
-        steps.append(f"Verbindung abgelehnt: Unter {where} nimmt kein IMAP-Server Verbindungen an (Port falsch oder Server aus).")
-    except socket.gaierror:
-        steps.append(f"Den Server „{values.server}“ gibt es nicht (Name nicht auflösbar).")
     except imaplib.IMAP4.error as error:
         steps.append(f"Der IMAP-Server hat abgelehnt: {_imap_text(error)}.")
     except OSError as error:
-        steps.append(f"Verbindung zu {where} fehlgeschlagen: {error}.")
+        steps.append(connection_problem(error, where, values.server, "kein IMAP-Server", "IMAP_CA_FILE",
+                                        "Passt „SSL“ zum Port (meist 993)?"))
     finally:
         if connection is not None:
             try:

@@ -317,6 +317,23 @@ class Envelope:
 CHECK_SECONDS = 5.0  # the whole check, so the page answers within a few seconds
 
 
+def connection_problem(error: OSError, where: str, server: str, nobody: str, ca_setting: str, tls_hint: str) -> str:
+    """What went wrong reaching ``where`` (host:port), in words, for the connection checks of the settings
+    page (SMTP here, IMAP in events). ``nobody``: "kein Mailserver"; ``tls_hint``: which port fits which mode."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return (f"Zertifikatsproblem: Das Zertifikat von {where} ist nicht vertrauenswürdig ({error.verify_message}). "
+                f"Bei einer internen Zertifizierungsstelle {ca_setting} setzen.")
+    if isinstance(error, ssl.SSLError):
+        return f"TLS-Fehler mit {where}: {error.reason or error}. {tls_hint}"
+    if isinstance(error, (TimeoutError, socket.timeout)):
+        return f"Zeitüberschreitung: {where} hat nicht innerhalb von {CHECK_SECONDS:.0f} Sekunden geantwortet."
+    if isinstance(error, ConnectionRefusedError):
+        return f"Verbindung abgelehnt: Unter {where} nimmt {nobody} Verbindungen an (Port falsch oder Server aus)."
+    if isinstance(error, socket.gaierror):
+        return f"Den Server „{server}“ gibt es nicht (Name nicht auflösbar)."
+    return f"Verbindung zu {where} fehlgeschlagen: {error}."
+
+
 def check_smtp(settings: SmtpSettings) -> tuple[bool, list[str]]:
     """Connect, say hello, STARTTLS or SSL as chosen, log in if a name is given, and quit – no mail is
     sent. Returns (success, what happened, in German sentences for the settings page)."""
@@ -365,22 +382,11 @@ def check_smtp(settings: SmtpSettings) -> tuple[bool, list[str]]:
         return True, steps
     except smtplib.SMTPAuthenticationError as error:
         steps.append(f"Anmeldung fehlgeschlagen: Benutzername oder Passwort falsch (Server: {_reply(error.smtp_code, error.smtp_error)}).")
-    except ssl.SSLCertVerificationError as error:
-        steps.append(f"Zertifikatsproblem: Das Zertifikat von {where} ist nicht vertrauenswürdig ({error.verify_message}). "
-                     "Bei einer internen Zertifizierungsstelle MAIL_CA_FILE setzen.")
-    except ssl.SSLError as error:
-        steps.append(f"TLS-Fehler mit {where}: {error.reason or error}. Passt die Verschlüsselung zum Port "
-                     "(STARTTLS meist 587, SSL 465)?")
-    except (TimeoutError, socket.timeout):
-        steps.append(f"Zeitüberschreitung: {where} hat nicht innerhalb von {CHECK_SECONDS:.0f} Sekunden geantwortet.")
-    except ConnectionRefusedError:
-        steps.append(f"Verbindung abgelehnt: Unter {where} nimmt kein Mailserver Verbindungen an (Port falsch oder Server aus).")
-    except socket.gaierror:
-        steps.append(f"Den Server „{settings.server}“ gibt es nicht (Name nicht auflösbar).")
     except smtplib.SMTPResponseException as error:
         steps.append(f"Der Server hat abgelehnt: {_reply(error.smtp_code, error.smtp_error)}.")
     except (OSError, smtplib.SMTPException) as error:
-        steps.append(f"Verbindung zu {where} fehlgeschlagen: {error}.")
+        steps.append(connection_problem(error, where, settings.server, "kein Mailserver", "MAIL_CA_FILE",
+                                        "Passt die Verschlüsselung zum Port (STARTTLS meist 587, SSL 465)?"))
     finally:
         if host is not None:
             try:
