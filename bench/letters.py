@@ -112,20 +112,14 @@ def command_app(database: str, tmp: Path, n: int, *, compressed_blobs: bool = Fa
     from ki_post import create_app
     from ki_post.demo import load_demo_verteiler
     from ki_post.extensions import db
-    from ki_post.models import metadata
     from ki_post.recipients.models import Contact, Organisation
+    from tests.helpers import fresh_schema
 
     url = database if database != "sqlite" else f"sqlite:///{tmp}/bench.sqlite3"
     app = create_app({"DATABASE_URL": url, "AUTO_MIGRATE": False, "SECRET_KEY": "bench", "TESTING": True,
                       "EMBEDDED_WORKER": False}, instance_path=str(tmp / "instance"))
+    fresh_schema(app)
     with app.app_context():
-        if db.engine.dialect.name == "postgresql":
-            with db.engine.begin() as connection:
-                connection.execute(text("DROP SCHEMA public CASCADE"))
-                connection.execute(text("CREATE SCHEMA public"))
-        else:
-            metadata.drop_all(db.engine)
-        metadata.create_all(db.engine)
         if compressed_blobs and db.engine.dialect.name == "postgresql":
             with db.engine.begin() as connection:  # as before: TOAST compresses the bytes again
                 connection.execute(text("ALTER TABLE blobs ALTER COLUMN data SET STORAGE EXTENDED"))

@@ -33,13 +33,13 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from sqlalchemy import func, select, text, update  # noqa: E402
+from sqlalchemy import func, select, update  # noqa: E402
 
 from ki_post import create_app  # noqa: E402
 from ki_post.extensions import db, mail  # noqa: E402
-from ki_post.models import metadata  # noqa: E402
 from ki_post.outbox.models import Mailing, OutboxMessage  # noqa: E402
 from ki_post.outbox.services import Attachment, CalendarPart, create_mailing, enqueue, render_mail, start_mailing  # noqa: E402
+from tests.helpers import fresh_schema  # noqa: E402
 from tests.smtp_server import free_port  # noqa: E402
 
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -76,17 +76,6 @@ def make_app(database_url: str, instance: str, port: int):
         "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": port, "MAIL_USE_TLS": False, "MAIL_RATE_PER_MINUTE": 0,
         "MAIL_SUPPRESS_SEND": False, "MAIL_DEFAULT_SENDER": "Ministerium – Veranstaltungen <veranstaltungen@ministerium.example>",
     }, instance_path=instance)
-
-
-def reset_schema(app) -> None:
-    with app.app_context():
-        if db.engine.dialect.name == "postgresql":
-            with db.engine.begin() as connection:
-                connection.execute(text("DROP SCHEMA public CASCADE"))
-                connection.execute(text("CREATE SCHEMA public"))
-        else:
-            metadata.drop_all(db.engine)
-        metadata.create_all(db.engine)
 
 
 def enqueue_batch(app, count: int, docx: bytes, topics: bool = True) -> tuple[int, float]:
@@ -189,7 +178,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             sqlite_url = f"sqlite:///{tmp}/bench.sqlite3"
             app = make_app(sqlite_url, tmp, port)
-            reset_schema(app)
+            fresh_schema(app)
             mailing_id, seconds = enqueue_batch(app, args.count, docx, topics)
             results.append((f"Einreihen {args.count:,} (SQLite)", f"{seconds:6.2f} s  ({args.count / seconds:7.1f} msg/s)  Ziel < 10 s"))
             results.append(("smtplib roh, nacheinander, ohne Datenbank", f"{raw_smtplib_loop(port, docx):7.1f} msg/s"))
@@ -201,7 +190,7 @@ def main() -> None:
 
             pg_app = make_app(args.pg, tmp, port)
             try:
-                reset_schema(pg_app)
+                fresh_schema(pg_app)
             except Exception as error:  # noqa: BLE001
                 results.append(("PostgreSQL", f"übersprungen: {error.__class__.__name__}: {error}"[:200]))
             else:

@@ -81,11 +81,16 @@ def build_config(tmp_path, backend: str, unset: tuple[str, ...] = (), **extra) -
     return {key: value for key, value in config.items() if key not in unset}
 
 
-def _reset_postgres_schema(app: Flask) -> None:
+def fresh_schema(app: Flask) -> None:
+    """Empty the app's database and create the models' tables (tests and bench scripts)."""
     with app.app_context():
-        with db.engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as connection:
+                connection.execute(text("DROP SCHEMA public CASCADE"))
+                connection.execute(text("CREATE SCHEMA public"))
+        else:
+            metadata.drop_all(db.engine)
+        metadata.create_all(db.engine)
 
 
 _postgres_ready = False
@@ -98,8 +103,7 @@ def make_app(tmp_path, backend: str, unset: tuple[str, ...] = (), **overrides) -
     with app.app_context():
         if backend == "postgresql":
             if not _postgres_ready:
-                _reset_postgres_schema(app)
-                metadata.create_all(db.engine)
+                fresh_schema(app)
                 _postgres_ready = True
             else:
                 _truncate_all()
