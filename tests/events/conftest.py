@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -73,3 +74,27 @@ def imap_server(_dovecot):
     skips without Dovecot."""
     _dovecot.reset()
     return _dovecot
+
+
+def answer_at_once(app, tokens: list[str], form: dict[str, str]) -> list[int]:
+    """Every token's answer page is loaded, then all post ``form`` at the same moment (one thread each,
+    a barrier); the status codes of the posts, in the order they finished."""
+    db.session.remove()
+    barrier = threading.Barrier(len(tokens))
+    results: list[int] = []
+
+    def press(token: str) -> None:
+        with app.app_context():
+            client = app.test_client()
+            csrf = client.csrf_token(f"/antwort/{token}")
+            db.session.remove()  # more threads than pooled connections: none held while waiting
+            barrier.wait(timeout=120)
+            results.append(client.post(f"/antwort/{token}", data={**form, "csrf_token": csrf}).status_code)
+            db.session.remove()
+
+    threads = [threading.Thread(target=press, args=(token,)) for token in tokens]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

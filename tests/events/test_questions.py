@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import threading
 from io import BytesIO
 
 import openpyxl
@@ -17,7 +16,7 @@ from ki_post.events.models import Invitation
 from ki_post.events.question_models import Question, QuestionOption
 from ki_post.events.questions import OptionData, QuestionData, QuestionError
 from ki_post.extensions import db
-from tests.helpers import Client
+from tests.events.conftest import answer_at_once
 
 
 def rsvp_url(invitation) -> str:
@@ -203,25 +202,7 @@ def test_per_option_capacity_under_concurrency(app, fachtag):
     event, workshop, *_ = fachtag(20, capacity_a=5)
     tokens = [i.token for i in event.invitations]
     event_id, field, a = event.id, workshop.field, option(workshop, 0).id
-    db.session.remove()
-    barrier = threading.Barrier(len(tokens))
-    results: list[int] = []
-
-    def press(token: str) -> None:
-        with app.app_context():
-            client: Client = app.test_client()
-            csrf = client.csrf_token(f"/antwort/{token}")
-            db.session.remove()  # 20 threads, a pool of 15 connections: none held while waiting
-            barrier.wait(timeout=120)
-            results.append(client.post(f"/antwort/{token}", data={"answer": "zugesagt", field: str(a),
-                                                                   "csrf_token": csrf}).status_code)
-            db.session.remove()
-
-    threads = [threading.Thread(target=press, args=(t,)) for t in tokens]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = answer_at_once(app, tokens, {"answer": "zugesagt", field: str(a)})
     assert sorted(results) == [302] * 5 + [422] * 15
     states = [i.state for i in db.session.scalars(select(Invitation).where(Invitation.event_id == event_id))]
     assert states.count("zugesagt") == 5 and states.count("offen") == 15

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import re
-import threading
 
 from sqlalchemy import select
 
 from ki_post.events import services
 from ki_post.events.models import Event, Invitation
 from ki_post.extensions import db
-from tests.helpers import Client
+from tests.events.conftest import answer_at_once
 
 
 def rsvp_url(invitation) -> str:
@@ -78,23 +77,7 @@ def test_last_seat_under_concurrency(app, published):
     event = published(12, capacity=3)
     tokens = [i.token for i in event.invitations]
     event_id = event.id
-    db.session.remove()
-    barrier = threading.Barrier(len(tokens))
-    results: list[int] = []
-
-    def press(token: str) -> None:
-        with app.app_context():
-            client: Client = app.test_client()
-            csrf = client.csrf_token(f"/antwort/{token}")
-            barrier.wait()
-            results.append(client.post(f"/antwort/{token}", data={"answer": "zugesagt", "csrf_token": csrf}).status_code)
-            db.session.remove()
-
-    threads = [threading.Thread(target=press, args=(t,)) for t in tokens]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = answer_at_once(app, tokens, {"answer": "zugesagt"})
     assert results == [302] * 12
     states = [i.state for i in db.session.scalars(select(Invitation).where(Invitation.event_id == event_id))]
     assert states.count("zugesagt") == 3 and states.count("warteliste") == 9
