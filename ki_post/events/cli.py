@@ -142,13 +142,13 @@ def export(event_id: int, path: str) -> None:
     """Teilnehmerliste als .xlsx oder .csv (nach Dateiendung) schreiben."""
     event = _event(event_id)
     fmt = Path(path).suffix.lower().lstrip(".")
+    rows = services.participant_rows(event)  # invitations and walk-ins
     try:
-        data = services.export_participants(event, fmt)
+        data = services.export_participants(event, fmt, rows)
     except KiPostError as error:
         raise click.ClickException(str(error)) from None
     Path(path).write_bytes(data)
-    # Invitations and walk-ins: the rows of the file.
-    click.echo(f"{anzahl(len(services.participant_rows(event)), 'Eintrag', 'Einträge')} nach {path} geschrieben.")
+    click.echo(f"{anzahl(len(rows), 'Eintrag', 'Einträge')} nach {path} geschrieben.")
 
 
 @events.command("checkin")

@@ -85,10 +85,11 @@ def participant_rows(event: Event) -> list[list[Any]]:
     return rows + walk_ins
 
 
-def export_participants(event: Event, fmt: str) -> bytes:
+def export_participants(event: Event, fmt: str, rows: list[list[Any]] | None = None) -> bytes:
+    """The participant list as CSV or XLSX (``rows``: ``participant_rows`` if the caller has them already)."""
     from .. import exports
 
-    rows = participant_rows(event)
+    rows = participant_rows(event) if rows is None else rows
     header = participant_header(event)
     if fmt == "csv":
         return exports.csv_bytes(header, rows)

@@ -27,7 +27,7 @@ from .mails import RSVP_PATH, EventFacts, changes, event_mailings, rsvp_link, se
 from .operations import (CALENDAR_FIELDS, MAX_COMPANIONS, CancelResult, EventData, UpdateResult, cancel_event,
                          cancel_recipients, change_fields, create_event, event_data, get_event, list_events, parse_local,
                          publish_event, update_event)
-from .participants import PARTICIPANT_HEADER, Overview, answer_counts, export_participants, overview, participant_rows
+from .participants import Overview, answer_counts, export_participants, overview, participant_rows
 from .superseding import Superseded, supersede
 
 __all__ = [
@@ -38,6 +38,6 @@ __all__ = [
     "recent_reminder", "reminder_recipients", "send_reminders", "verteiler_id_by_name", "RSVP_PATH", "EventFacts",
     "changes", "event_mailings", "rsvp_link", "sender_lines", "CALENDAR_FIELDS", "MAX_COMPANIONS", "CancelResult", "EventData", "UpdateResult",
     "cancel_event", "cancel_recipients", "change_fields", "create_event", "event_data", "get_event", "list_events",
-    "parse_local", "publish_event", "update_event", "PARTICIPANT_HEADER", "Overview", "answer_counts", "export_participants",
+    "parse_local", "publish_event", "update_event", "Overview", "answer_counts", "export_participants",
     "overview", "participant_rows", "Superseded", "supersede",
 ]
