@@ -65,7 +65,6 @@ class Plan:
     kind: ReminderKind
     days: int | None
     due_at: datetime | None
-    limit_at: datetime | None  # no reminder of this kind at or after this moment
     run: AutomaticReminder | None
     status: str  # aus · ohne_frist · abgesagt · geplant · faellig · gesendet · entfaellt
 
@@ -128,7 +127,7 @@ def plan(event: Event, kind: ReminderKind, *, now: datetime | None = None,
     else:
         # Due; a draft event waits for its publication (while the limit is ahead).
         status = "faellig" if event.state == EventState.VEROEFFENTLICHT else "geplant"
-    return Plan(kind, days, due, limit, run, status)
+    return Plan(kind, days, due, run, status)
 
 
 def plans(event: Event, now: datetime | None = None) -> list[Plan]:
