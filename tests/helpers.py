@@ -81,13 +81,19 @@ def build_config(tmp_path, backend: str, unset: tuple[str, ...] = (), **extra) -
     return {key: value for key, value in config.items() if key not in unset}
 
 
+def empty_postgres_schema(app: Flask) -> None:
+    """An empty PostgreSQL schema (for migration tests, which build it up themselves)."""
+    with app.app_context():
+        with db.engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+
+
 def fresh_schema(app: Flask) -> None:
     """Empty the app's database and create the models' tables (tests and bench scripts)."""
     with app.app_context():
         if db.engine.dialect.name == "postgresql":
-            with db.engine.begin() as connection:
-                connection.execute(text("DROP SCHEMA public CASCADE"))
-                connection.execute(text("CREATE SCHEMA public"))
+            empty_postgres_schema(app)
         else:
             metadata.drop_all(db.engine)
         metadata.create_all(db.engine)

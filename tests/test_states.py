@@ -143,7 +143,7 @@ def test_upgrade_converts_every_code_and_keeps_every_row(tmp_path, backend):
     app = create_app(helpers.build_config(tmp_path, backend), instance_path=str(tmp_path / "instance"))
     with app.app_context():
         if backend == "postgresql":
-            helpers._reset_postgres_schema(app)
+            helpers.empty_postgres_schema(app)
             helpers._postgres_ready = False  # the next test recreates the test schema
         upgrade(revision=BEFORE)
         t = datetime(2037, 2, 8, 10, tzinfo=timezone.utc)

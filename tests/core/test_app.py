@@ -82,7 +82,7 @@ def test_migrations_match_models(tmp_path, backend):
     app = create_app(helpers.build_config(tmp_path, backend), instance_path=str(tmp_path / "instance"))
     with app.app_context():
         if backend == "postgresql":
-            helpers._reset_postgres_schema(app)
+            helpers.empty_postgres_schema(app)
             helpers._postgres_ready = False  # the next test recreates the test schema
         upgrade()
         with db.engine.connect() as connection:

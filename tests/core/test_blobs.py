@@ -90,7 +90,7 @@ def test_postgresql_does_not_compress_blob_bytes_again(app, backend, tmp_path):
     db.session.remove()
     migrated = create_app(helpers.build_config(tmp_path, backend), instance_path=str(tmp_path / "instance"))
     with migrated.app_context():
-        helpers._reset_postgres_schema(migrated)
+        helpers.empty_postgres_schema(migrated)
         helpers._postgres_ready = False  # the next test recreates the test schema
         upgrade()
         assert db.session.scalar(STORAGE) == "e"  # the schema the migrations create

@@ -17,7 +17,7 @@ def test_existing_event_mails_get_topic_and_facts(tmp_path, backend):
     app = prepare_instance(create_app(helpers.build_config(tmp_path, backend), instance_path=str(tmp_path / "instance")))
     with app.app_context():
         if backend == "postgresql":
-            helpers._reset_postgres_schema(app)
+            helpers.empty_postgres_schema(app)
             helpers._postgres_ready = False  # the next test recreates the test schema
         upgrade(revision="35f1e490368d")  # the schema before this change
         start = datetime(2037, 2, 8, 10, tzinfo=timezone.utc)
